@@ -1,0 +1,42 @@
+namespace NewBie.Pipeline.Tests;
+
+/// <summary>
+/// Locates the parity fixtures: <c>$NEWBIE_FIXTURES</c>, or <c>../shared/fixtures</c> beside the repository
+/// (design.md §9). A fixture kind is its folder name; kinds that are absent are skipped by the data-driven tests.
+/// </summary>
+public static class Fixtures
+{
+    public static string Root { get; } = Locate();
+
+    private static string Locate()
+    {
+        var env = Environment.GetEnvironmentVariable("NEWBIE_FIXTURES");
+        if (!string.IsNullOrWhiteSpace(env)) return Path.GetFullPath(env);
+        return Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared", "fixtures"));
+    }
+
+    /// <summary>The folder holding NewBie.slnx, found by walking up from the test assembly.</summary>
+    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+
+    private static string FindRepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "NewBie.slnx"))) return dir.FullName;
+        throw new InvalidOperationException("NewBie.slnx not found above " + AppContext.BaseDirectory);
+    }
+
+    /// <summary>The folder of one fixture kind, or null when the fixture set does not contain it.</summary>
+    public static string? Kind(string kind)
+    {
+        var dir = Path.Combine(Root, kind);
+        return Directory.Exists(dir) ? dir : null;
+    }
+
+    /// <summary>xunit member data: one row per present fixture folder of the kind (none when absent).</summary>
+    public static TheoryData<string> Folders(string kind)
+    {
+        var data = new TheoryData<string>();
+        if (Kind(kind) is { } dir) data.Add(dir);
+        return data;
+    }
+}
