@@ -6,6 +6,10 @@ namespace NewBie.Pipeline.Tests;
 /// </summary>
 public static class Fixtures
 {
+    // Initialised first: Root's initialiser reads it (static initialisers run in declaration order).
+    /// <summary>The folder holding NewBie.slnx, found by walking up from the test assembly.</summary>
+    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+
     public static string Root { get; } = Locate();
 
     private static string Locate()
@@ -14,9 +18,6 @@ public static class Fixtures
         if (!string.IsNullOrWhiteSpace(env)) return Path.GetFullPath(env);
         return Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared", "fixtures"));
     }
-
-    /// <summary>The folder holding NewBie.slnx, found by walking up from the test assembly.</summary>
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
 
     private static string FindRepositoryRoot()
     {
