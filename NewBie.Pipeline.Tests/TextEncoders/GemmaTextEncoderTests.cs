@@ -65,13 +65,14 @@ public sealed class GemmaTextEncoderTests
     [Fact]
     public void Embedding_scale_is_rounded_to_the_weight_dtype()
     {
-        // Hugging Face multiplies by sqrt(hidden) cast to the weight dtype: sqrt(2560) = 50.596 becomes 50.5 in bf16.
+        // Hugging Face multiplies by sqrt(hidden) cast to the weight dtype: sqrt(2560) = 50.596 becomes 50.5 in bf16,
+        // so an embedding value of 5 gives bf16(252.5) = 252, where the unrounded scale would give bf16(252.98) = 253.
         var config = GemmaConfig.Tiny with { HiddenSize = 2560, IntermediateSize = 16, NumHiddenLayers = 2, VocabSize = 4 };
         using var model = new GemmaTextEncoder(config, CPU, bfloat16);
         using (torch.no_grad())
-            WeightLoader.ModuleTensors(model)["embed_tokens.weight"].fill_(1);
+            WeightLoader.ModuleTensors(model)["embed_tokens.weight"].fill_(5);
         var ids = torch.tensor(new long[,] { { 1 } });
         var states = model.HiddenStates(ids, torch.ones(1, 1, dtype: int64));
-        Assert.Equal(50.5f, states[0][0, 0, 0].to(float32).item<float>());
+        Assert.Equal(252f, states[0][0, 0, 0].to(float32).item<float>());
     }
 }
