@@ -97,13 +97,17 @@ public sealed class GemmaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
         return result.unsqueeze(1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Builds the encoder on <paramref name="device"/> in <paramref name="dtype"/> and loads a checkpoint into it (strict).</summary>
+    /// <summary>
+    /// Builds the encoder on <paramref name="device"/> in <paramref name="dtype"/> and loads a checkpoint into it (strict).
+    /// <paramref name="folderOrFile"/>: a .safetensors file, an .index.json, or a folder (its HF
+    /// <c>model.safetensors[.index.json]</c> wins over a single-file repack beside it).
+    /// </summary>
     public static GemmaTextEncoder Load(string folderOrFile, GemmaConfig config, Device device, ScalarType dtype)
     {
         var model = new GemmaTextEncoder(config, device, dtype);
         try
         {
-            using var checkpoint = Checkpoint.Open(folderOrFile);
+            using var checkpoint = Checkpoint.Open(HfWeightFolder.Resolve(folderOrFile));
             WeightLoader.Load(model, checkpoint, KeyMap(checkpoint, config), "Gemma-3 text encoder");
             model.eval();
             return model;
@@ -120,7 +124,8 @@ public sealed class GemmaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>Parts of multimodal or repacked checkpoints that text encoding never uses.</summary>
     private static readonly string[] UnusedParts =
-        ["vision_tower.", "multi_modal_projector.", "lm_head.", "model.vision_tower.", "model.multi_modal_projector.", "spiece_model"];
+        ["vision_tower.", "multi_modal_projector.", "lm_head.", "language_model.lm_head.",
+         "model.vision_tower.", "model.multi_modal_projector.", "spiece_model"];
 
     /// <summary>
     /// Maps checkpoint keys to module keys: detects the layout's prefix from where <c>embed_tokens.weight</c> is,

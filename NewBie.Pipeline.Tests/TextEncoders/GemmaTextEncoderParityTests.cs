@@ -134,6 +134,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         tensors["vision_tower.vision_model.embeddings.patch_embedding.weight"] = torch.zeros(2, 3);
         tensors["multi_modal_projector.mm_input_projection_weight"] = torch.zeros(2, 2);
         tensors["lm_head.weight"] = torch.zeros(c.Config.VocabSize, c.Config.HiddenSize);
+        tensors["language_model.lm_head.weight"] = torch.zeros(c.Config.VocabSize, c.Config.HiddenSize);
         tensors["spiece_model"] = torch.zeros(16, dtype: uint8);
         var path = Path.Combine(_dir, "variant.safetensors");
         SafetensorsWriter.Write(path, tensors);
@@ -148,6 +149,8 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
     {
         var c = Open(folder);
         TensorFiles.WriteSharded(_dir, ReadAll(c.Weights));
+        // The released text_encoder/ also holds a single-file repack; the HF index must win.
+        File.Copy(c.Weights, Path.Combine(_dir, "gemma3-4b-it.safetensors"));
         using var model = GemmaTextEncoder.Load(_dir, c.Config, CPU, float32);
         using var output = model.forward(c.Ids, c.Mask);
         AssertClose(output, c.Expected["penultimate"], c.Mask, "penultimate (sharded)");
