@@ -16,7 +16,7 @@ namespace NewBie.Pipeline;
 /// </summary>
 public sealed class GemmaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
 {
-    private readonly Embedding embed_tokens;
+    private readonly EmptyEmbedding embed_tokens;
     private readonly ModuleList<Gemma3DecoderLayer> layers;
 
     public GemmaConfig Config { get; }
@@ -29,7 +29,7 @@ public sealed class GemmaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
         Config = config;
         Device = device;
         DType = dtype;
-        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
+        embed_tokens = new EmptyEmbedding(config.VocabSize, config.HiddenSize, device, dtype);
         layers = new ModuleList<Gemma3DecoderLayer>(
             Enumerable.Range(0, config.NumHiddenLayers - 1).Select(_ => new Gemma3DecoderLayer(config, device, dtype)).ToArray());
         RegisterComponents();
@@ -193,10 +193,10 @@ internal sealed class GemmaRmsNorm : nn.Module<Tensor, Tensor>
 
 internal sealed class Gemma3Attention : nn.Module
 {
-    private readonly Linear q_proj;
-    private readonly Linear k_proj;
-    private readonly Linear v_proj;
-    private readonly Linear o_proj;
+    private readonly EmptyLinear q_proj;
+    private readonly EmptyLinear k_proj;
+    private readonly EmptyLinear v_proj;
+    private readonly EmptyLinear o_proj;
     private readonly GemmaRmsNorm q_norm;
     private readonly GemmaRmsNorm k_norm;
     private readonly int _heads;
@@ -211,10 +211,10 @@ internal sealed class Gemma3Attention : nn.Module
         _headDim = c.HeadDim;
         // SDPA divides by sqrt(head_dim); Gemma wants query_pre_attn_scalar^-0.5 instead, so q carries the ratio.
         _queryScale = Math.Sqrt(c.HeadDim) / Math.Sqrt(c.QueryPreAttnScalar);
-        q_proj = nn.Linear(c.HiddenSize, c.NumAttentionHeads * c.HeadDim, c.AttentionBias, device, dtype);
-        k_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.AttentionBias, device, dtype);
-        v_proj = nn.Linear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.AttentionBias, device, dtype);
-        o_proj = nn.Linear(c.NumAttentionHeads * c.HeadDim, c.HiddenSize, c.AttentionBias, device, dtype);
+        q_proj = new EmptyLinear(c.HiddenSize, c.NumAttentionHeads * c.HeadDim, c.AttentionBias, device, dtype);
+        k_proj = new EmptyLinear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.AttentionBias, device, dtype);
+        v_proj = new EmptyLinear(c.HiddenSize, c.NumKeyValueHeads * c.HeadDim, c.AttentionBias, device, dtype);
+        o_proj = new EmptyLinear(c.NumAttentionHeads * c.HeadDim, c.HiddenSize, c.AttentionBias, device, dtype);
         q_norm = new GemmaRmsNorm(c.HeadDim, c.RmsNormEps, device, dtype);
         k_norm = new GemmaRmsNorm(c.HeadDim, c.RmsNormEps, device, dtype);
         RegisterComponents();
@@ -247,15 +247,15 @@ internal sealed class Gemma3Attention : nn.Module
 
 internal sealed class Gemma3MLP : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear gate_proj;
-    private readonly Linear up_proj;
-    private readonly Linear down_proj;
+    private readonly EmptyLinear gate_proj;
+    private readonly EmptyLinear up_proj;
+    private readonly EmptyLinear down_proj;
 
     public Gemma3MLP(GemmaConfig c, Device device, ScalarType dtype) : base(nameof(Gemma3MLP))
     {
-        gate_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: false, device, dtype);
-        up_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: false, device, dtype);
-        down_proj = nn.Linear(c.IntermediateSize, c.HiddenSize, hasBias: false, device, dtype);
+        gate_proj = new EmptyLinear(c.HiddenSize, c.IntermediateSize, hasBias: false, device, dtype);
+        up_proj = new EmptyLinear(c.HiddenSize, c.IntermediateSize, hasBias: false, device, dtype);
+        down_proj = new EmptyLinear(c.IntermediateSize, c.HiddenSize, hasBias: false, device, dtype);
         RegisterComponents();
     }
 

@@ -240,20 +240,20 @@ internal sealed class FloatLayerNorm : nn.Module<Tensor, Tensor>
 /// <summary>Word embedding plus token-type row 0 (there are no absolute positions: RoPE carries them).</summary>
 internal sealed class XLMRobertaEmbeddings : nn.Module<Tensor, Tensor>
 {
-    private readonly Embedding word_embeddings;
-    private readonly Embedding token_type_embeddings;
+    private readonly EmptyEmbedding word_embeddings;
+    private readonly EmptyEmbedding token_type_embeddings;
 
     public XLMRobertaEmbeddings(JinaConfig c, Device device, ScalarType dtype) : base(nameof(XLMRobertaEmbeddings))
     {
-        word_embeddings = nn.Embedding(c.VocabSize, c.HiddenSize, device: device, dtype: dtype);
-        token_type_embeddings = nn.Embedding(c.TypeVocabSize, c.HiddenSize, device: device, dtype: dtype);
+        word_embeddings = new EmptyEmbedding(c.VocabSize, c.HiddenSize, device, dtype);
+        token_type_embeddings = new EmptyEmbedding(c.TypeVocabSize, c.HiddenSize, device, dtype);
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor ids)
     {
         using var scope = torch.NewDisposeScope();
-        var tokenType = token_type_embeddings.weight![0];
+        var tokenType = token_type_embeddings.Weight[0];
         return (word_embeddings.forward(ids) + tokenType).MoveToOuterDisposeScope();
     }
 }
@@ -261,8 +261,8 @@ internal sealed class XLMRobertaEmbeddings : nn.Module<Tensor, Tensor>
 /// <summary>Bidirectional self-attention with a fused [q | k | v] projection, rotate-half RoPE on q and k.</summary>
 internal sealed class XLMRobertaAttention : nn.Module
 {
-    private readonly Linear Wqkv;
-    private readonly Linear out_proj;
+    private readonly EmptyLinear Wqkv;
+    private readonly EmptyLinear out_proj;
     private readonly int _heads;
     private readonly int _headDim;
 
@@ -270,8 +270,8 @@ internal sealed class XLMRobertaAttention : nn.Module
     {
         _heads = c.NumAttentionHeads;
         _headDim = c.HeadDim;
-        Wqkv = nn.Linear(c.HiddenSize, 3 * c.HiddenSize, hasBias: true, device, dtype);
-        out_proj = nn.Linear(c.HiddenSize, c.HiddenSize, hasBias: true, device, dtype);
+        Wqkv = new EmptyLinear(c.HiddenSize, 3 * c.HiddenSize, hasBias: true, device, dtype);
+        out_proj = new EmptyLinear(c.HiddenSize, c.HiddenSize, hasBias: true, device, dtype);
         RegisterComponents();
     }
 
@@ -293,13 +293,13 @@ internal sealed class XLMRobertaAttention : nn.Module
 
 internal sealed class XLMRobertaMlp : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear fc1;
-    private readonly Linear fc2;
+    private readonly EmptyLinear fc1;
+    private readonly EmptyLinear fc2;
 
     public XLMRobertaMlp(JinaConfig c, Device device, ScalarType dtype) : base(nameof(XLMRobertaMlp))
     {
-        fc1 = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: true, device, dtype);
-        fc2 = nn.Linear(c.IntermediateSize, c.HiddenSize, hasBias: true, device, dtype);
+        fc1 = new EmptyLinear(c.HiddenSize, c.IntermediateSize, hasBias: true, device, dtype);
+        fc2 = new EmptyLinear(c.IntermediateSize, c.HiddenSize, hasBias: true, device, dtype);
         RegisterComponents();
     }
 

@@ -75,4 +75,18 @@ public sealed class GemmaTextEncoderTests
         var states = model.HiddenStates(ids, torch.ones(1, 1, dtype: int64));
         Assert.Equal(252f, states[0][0, 0, 0].to(float32).item<float>());
     }
+
+    [Fact]
+    public void Released_preset_builds_33_layers_with_the_released_shapes_without_allocating()
+    {
+        using var model = new GemmaTextEncoder(GemmaConfig.Gemma3_4B, META, bfloat16);
+        var shapes = WeightLoader.ModuleTensors(model).ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        Assert.Equal(new long[] { 262_208, 2560 }, shapes["embed_tokens.weight"]);
+        Assert.Equal(new long[] { 2048, 2560 }, shapes["layers.32.self_attn.q_proj.weight"]);
+        Assert.Equal(new long[] { 1024, 2560 }, shapes["layers.32.self_attn.k_proj.weight"]);
+        Assert.Equal(new long[] { 2560, 2048 }, shapes["layers.32.self_attn.o_proj.weight"]);
+        Assert.Equal(new long[] { 256 }, shapes["layers.32.self_attn.q_norm.weight"]);
+        Assert.Equal(new long[] { 2560, 10_240 }, shapes["layers.32.mlp.down_proj.weight"]);
+        Assert.False(shapes.ContainsKey("layers.33.input_layernorm.weight"));
+    }
 }

@@ -55,4 +55,16 @@ public sealed class JinaTextEncoderTests
         Assert.True(TensorFiles.MaxAbsDiff(pooled[1], expected) < 1e-6);
         Assert.True(Math.Abs(pooled[0].norm().item<float>() - 1) > 1e-3);
     }
+
+    [Fact]
+    public void Released_preset_builds_24_layers_with_the_released_shapes_without_allocating()
+    {
+        using var model = new JinaTextEncoder(JinaConfig.JinaClipV2, META, bfloat16);
+        var shapes = WeightLoader.ModuleTensors(model).ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        Assert.Equal(new long[] { 250_002, 1024 }, shapes["embeddings.word_embeddings.weight"]);
+        Assert.Equal(new long[] { 1, 1024 }, shapes["embeddings.token_type_embeddings.weight"]);
+        Assert.Equal(new long[] { 3072, 1024 }, shapes["encoder.layers.23.mixer.Wqkv.weight"]);
+        Assert.Equal(new long[] { 4096, 1024 }, shapes["encoder.layers.23.mlp.fc1.weight"]);
+        Assert.False(shapes.ContainsKey("encoder.layers.24.norm1.weight"));
+    }
 }
