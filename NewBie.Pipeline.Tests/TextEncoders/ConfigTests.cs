@@ -111,7 +111,7 @@ public sealed class ConfigTests
         Assert.Contains("5 lora_adaptations", ex.Message);
     }
 
-    [Theory, Trait("Category", "Parity")]
+    [FixtureTheory("gemma3"), Trait("Category", "Parity")]
     [MemberData(nameof(Fixtures.Folders), "gemma3", MemberType = typeof(Fixtures))]
     public void Gemma_fixture_config_reads_its_hf_text_config(string folder)
     {
@@ -123,7 +123,7 @@ public sealed class ConfigTests
         Assert.Equal([5], Enumerable.Range(0, c.NumHiddenLayers).Where(i => !c.IsSlidingLayer(i)));
     }
 
-    [Theory, Trait("Category", "Parity")]
+    [FixtureTheory("jina"), Trait("Category", "Parity")]
     [MemberData(nameof(Fixtures.Folders), "jina", MemberType = typeof(Fixtures))]
     public void Jina_fixture_config_reads_its_hf_model_config_kwargs(string folder)
     {

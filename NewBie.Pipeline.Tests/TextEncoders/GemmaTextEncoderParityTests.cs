@@ -38,7 +38,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         Assert.True(diff <= bound, $"{what}: max |Δ| {diff:E3} > {bound:E3}");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Penultimate_hidden_state_matches_reference_in_float32(string folder)
     {
         var c = Open(folder);
@@ -48,7 +48,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         AssertClose(output, c.Expected["penultimate"], c.Mask, "penultimate");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Every_computed_hidden_state_matches_reference_in_float32(string folder)
     {
         var c = Open(folder);
@@ -63,7 +63,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
             AssertClose(states[i], c.Expected["layer_outputs"][i - 1], c.Mask, $"layer_outputs[{i - 1}]");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Attention_masks_match_reference_for_real_queries(string folder)
     {
         var c = Open(folder);
@@ -76,7 +76,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         }
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Every_query_keeps_a_key_so_padded_rows_stay_finite(string folder)
     {
         // Row 1 has 7 real tokens and window 4: its last padded queries have no real key in their window. A fully
@@ -92,7 +92,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
             Assert.True(state.isfinite().all().item<bool>());
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Padding_does_not_change_real_token_features(string folder)
     {
         var c = Open(folder);
@@ -104,7 +104,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         Assert.True(MaxAbsDiff(alone[0], batched[1, slice]) < 1e-5);
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Bfloat16_penultimate_keeps_cosine_above_0_999_per_token(string folder)
     {
         var c = Open(folder);
@@ -124,7 +124,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         return data;
     }
 
-    [Theory, MemberData(nameof(LayoutVariants))]
+    [FixtureTheory("gemma3"), MemberData(nameof(LayoutVariants))]
     public void Released_key_layouts_load_and_their_unused_parts_are_skipped(string folder, string prefix)
     {
         var c = Open(folder);
@@ -144,7 +144,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         AssertClose(output, c.Expected["penultimate"], c.Mask, $"penultimate with prefix '{prefix}'");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Sharded_index_checkpoint_loads_like_the_single_file(string folder)
     {
         var c = Open(folder);
@@ -156,7 +156,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         AssertClose(output, c.Expected["penultimate"], c.Mask, "penultimate (sharded)");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Missing_tensor_is_refused_and_named(string folder)
     {
         var c = Open(folder);
@@ -169,7 +169,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         Assert.Contains("missing (1): layers.3.self_attn.k_norm.weight", ex.Message);
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Misshaped_tensor_is_refused_and_named(string folder)
     {
         var c = Open(folder);
@@ -182,7 +182,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         Assert.Contains($"{key}: checkpoint [80, 160], expected [160, 80]", ex.Message);
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Unknown_tensor_is_refused_and_named(string folder)
     {
         var c = Open(folder);
@@ -194,7 +194,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
         Assert.Contains("unexpected (1): language_model.model.layers.0.self_attn.rotary.inv_freq", ex.Message);
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("gemma3"), MemberData(nameof(Folders))]
     public void Checkpoint_with_more_layers_than_the_config_is_refused(string folder)
     {
         var c = Open(folder);

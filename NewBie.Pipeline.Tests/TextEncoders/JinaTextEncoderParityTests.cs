@@ -58,7 +58,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         return path;
     }
 
-    [Theory, MemberData(nameof(Layouts))]
+    [FixtureTheory("jina"), MemberData(nameof(Layouts))]
     public void Pooled_output_and_tokens_match_reference_with_the_query_adapter(string folder, string weights)
     {
         var c = Open(folder);
@@ -70,7 +70,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         Assert.True(forward.equal(pooled).all().item<bool>());
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("jina"), MemberData(nameof(Folders))]
     public void Without_a_task_the_adapters_are_left_out(string folder)
     {
         var c = Open(folder);
@@ -82,7 +82,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         Assert.True(MaxAbsDiff(pooled, c.Expected["pooled"]) > 1e-2);
     }
 
-    [Theory, MemberData(nameof(Layouts))]
+    [FixtureTheory("jina"), MemberData(nameof(Layouts))]
     public void Bfloat16_keeps_cosine_above_0_999_for_pooled_and_tokens(string folder, string weights)
     {
         var c = Open(folder);
@@ -95,7 +95,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         Assert.True(tokenCosine > Bf16MinCosine, $"token min cosine {tokenCosine:F6}");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("jina"), MemberData(nameof(Folders))]
     public void Padding_does_not_change_the_pooled_output(string folder)
     {
         var c = Open(folder);
@@ -117,7 +117,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         return data;
     }
 
-    [Theory, MemberData(nameof(PrefixVariants))]
+    [FixtureTheory("jina"), MemberData(nameof(PrefixVariants))]
     public void Other_key_layouts_load_and_unused_clip_parts_are_skipped(string folder, string prefix)
     {
         var c = Open(folder);
@@ -129,7 +129,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         AssertClose(model.forward(c.Ids, c.Mask), c.Expected["pooled"], null, $"pooled with prefix '{prefix}'");
     }
 
-    [Theory, MemberData(nameof(Layouts))]
+    [FixtureTheory("jina"), MemberData(nameof(Layouts))]
     public void Sharded_index_checkpoint_loads_like_the_single_file(string folder, string weights)
     {
         var c = Open(folder);
@@ -138,7 +138,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         AssertClose(model.forward(c.Ids, c.Mask), c.Expected["pooled"], null, $"pooled (sharded {weights})");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("jina"), MemberData(nameof(Folders))]
     public void Released_folder_loads_its_hf_model_file_rather_than_the_repack_beside_it(string folder)
     {
         var c = Open(folder);
@@ -150,7 +150,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         AssertClose(model.forward(c.Ids, c.Mask), c.Expected["pooled_no_lora"], null, "pooled_no_lora from the folder");
     }
 
-    [Theory, MemberData(nameof(Layouts))]
+    [FixtureTheory("jina"), MemberData(nameof(Layouts))]
     public void Missing_tensor_is_refused_and_named(string folder, string weights)
     {
         var c = Open(folder);
@@ -160,7 +160,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         Assert.Contains("missing (1): encoder.layers.1.norm2.bias", ex.Message);
     }
 
-    [Theory, MemberData(nameof(Layouts))]
+    [FixtureTheory("jina"), MemberData(nameof(Layouts))]
     public void Misshaped_tensor_is_refused_and_named(string folder, string weights)
     {
         var c = Open(folder);
@@ -171,7 +171,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         Assert.Contains($"{key}: checkpoint [128], expected [192]", ex.Message);
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("jina"), MemberData(nameof(Folders))]
     public void Missing_adapter_half_is_refused_and_named(string folder)
     {
         var c = Open(folder);
@@ -182,7 +182,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         Assert.Contains($"missing (1): {key}", ex.Message);
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("jina"), MemberData(nameof(Folders))]
     public void Misshaped_adapter_is_refused_and_named(string folder)
     {
         var c = Open(folder);
@@ -193,7 +193,7 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         Assert.Contains($"{key}: checkpoint [3, 320, 4], expected [5, 320, 4]", ex.Message);
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("jina"), MemberData(nameof(Folders))]
     public void Adapter_without_its_base_weight_is_refused_and_named(string folder)
     {
         var c = Open(folder);
