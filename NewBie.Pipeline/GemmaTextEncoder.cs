@@ -99,15 +99,15 @@ public sealed class GemmaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>
     /// Builds the encoder on <paramref name="device"/> in <paramref name="dtype"/> and loads a checkpoint into it (strict).
-    /// <paramref name="folderOrFile"/>: a .safetensors file, an .index.json, or a folder (its HF
-    /// <c>model.safetensors[.index.json]</c> wins over a single-file repack beside it).
+    /// <paramref name="folderOrFile"/>: what <see cref="Checkpoint.Open"/> accepts (a .safetensors file, an .index.json,
+    /// or a folder holding one of them); <see cref="ModelFolder"/> picks the released file.
     /// </summary>
     public static GemmaTextEncoder Load(string folderOrFile, GemmaConfig config, Device device, ScalarType dtype)
     {
         var model = new GemmaTextEncoder(config, device, dtype);
         try
         {
-            using var checkpoint = Checkpoint.Open(HfWeightFolder.Resolve(folderOrFile));
+            using var checkpoint = Checkpoint.Open(folderOrFile);
             WeightLoader.Load(model, checkpoint, KeyMap(checkpoint, config), "Gemma-3 text encoder");
             model.eval();
             return model;

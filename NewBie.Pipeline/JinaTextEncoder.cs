@@ -62,8 +62,8 @@ public sealed class JinaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>
     /// Builds the tower on <paramref name="device"/> in <paramref name="dtype"/> and loads a checkpoint into it (strict).
-    /// <paramref name="folderOrFile"/>: a .safetensors file, an .index.json, or a folder (its HF
-    /// <c>model.safetensors[.index.json]</c> wins over a single-file repack beside it).
+    /// <paramref name="folderOrFile"/>: what <see cref="Checkpoint.Open"/> accepts (a .safetensors file, an .index.json,
+    /// or a folder holding one of them); <see cref="ModelFolder"/> picks the released file.
     /// Accepts plain weights and the torch-parametrization layout (<c>….parametrizations.weight.original</c> plus
     /// per-task <c>lora_A</c>/<c>lora_B</c> stacks); in the latter the <see cref="JinaConfig.DefaultLoraTask"/>
     /// adapter is merged into each weight as it is copied (none when the task is null).
@@ -73,7 +73,7 @@ public sealed class JinaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
         var model = new JinaTextEncoder(config, device, dtype);
         try
         {
-            using var checkpoint = Checkpoint.Open(HfWeightFolder.Resolve(folderOrFile));
+            using var checkpoint = Checkpoint.Open(folderOrFile);
             LoadInto(model, checkpoint);
             model.eval();
             return model;

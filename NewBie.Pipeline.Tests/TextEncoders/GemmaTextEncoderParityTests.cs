@@ -149,7 +149,7 @@ public sealed class GemmaTextEncoderParityTests : IDisposable
     {
         var c = Open(folder);
         TensorFiles.WriteSharded(_dir, ReadAll(c.Weights));
-        // The released text_encoder/ also holds a single-file repack; the HF index must win.
+        // A released text_encoder/ may hold a single-file repack beside the HF shards; the index wins.
         File.Copy(c.Weights, Path.Combine(_dir, "gemma3-4b-it.safetensors"));
         using var model = GemmaTextEncoder.Load(_dir, c.Config, CPU, float32);
         using var output = model.forward(c.Ids, c.Mask);

@@ -138,18 +138,6 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         AssertClose(model.forward(c.Ids, c.Mask), c.Expected["pooled"], null, $"pooled (sharded {weights})");
     }
 
-    [FixtureTheory("jina"), MemberData(nameof(Folders))]
-    public void Released_folder_loads_its_hf_model_file_rather_than_the_repack_beside_it(string folder)
-    {
-        var c = Open(folder);
-        var dir = Directory.CreateDirectory(Path.Combine(_dir, "clip_model")).FullName;
-        File.Copy(c.Lora, Path.Combine(dir, "model.safetensors"));
-        File.Copy(Path.Combine(folder, "weights_merged.safetensors"), Path.Combine(dir, "jina-clip-v2.safetensors"));
-        // Without a task only the parametrized file (model.safetensors) yields the no-adapter output.
-        using var model = JinaTextEncoder.Load(dir, c.Config with { DefaultLoraTask = null }, CPU, float32);
-        AssertClose(model.forward(c.Ids, c.Mask), c.Expected["pooled_no_lora"], null, "pooled_no_lora from the folder");
-    }
-
     [FixtureTheory("jina"), MemberData(nameof(Layouts))]
     public void Missing_tensor_is_refused_and_named(string folder, string weights)
     {
