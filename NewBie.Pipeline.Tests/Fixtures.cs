@@ -16,7 +16,7 @@ public static class Fixtures
     {
         var env = Environment.GetEnvironmentVariable("NEWBIE_FIXTURES");
         if (!string.IsNullOrWhiteSpace(env)) return Path.GetFullPath(env);
-        return Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared", "fixtures"));
+        return Path.GetFullPath(Path.Combine(FindRepositoryRoot(), "..", "shared", "fixtures"));
     }
 
     private static string FindRepositoryRoot()
