@@ -6,10 +6,6 @@ namespace NewBie.Pipeline.Tests;
 /// </summary>
 public static class Fixtures
 {
-    // Initialised first: Root's initialiser reads it (static initialisers run in declaration order).
-    /// <summary>The folder holding NewBie.slnx, found by walking up from the test assembly.</summary>
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
-
     public static string Root { get; } = Locate();
 
     private static string Locate()
@@ -18,6 +14,9 @@ public static class Fixtures
         if (!string.IsNullOrWhiteSpace(env)) return Path.GetFullPath(env);
         return Path.GetFullPath(Path.Combine(FindRepositoryRoot(), "..", "shared", "fixtures"));
     }
+
+    /// <summary>The folder holding NewBie.slnx, found by walking up from the test assembly.</summary>
+    public static string RepositoryRoot { get; } = FindRepositoryRoot();
 
     private static string FindRepositoryRoot()
     {
