@@ -20,15 +20,14 @@ public sealed class GemmaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
     private readonly ModuleList<Gemma3DecoderLayer> layers;
 
     public GemmaConfig Config { get; }
-    public Device Device { get; }
-    public ScalarType DType { get; }
+    /// <summary>Where the weights are now: read from them, so the encoder can be moved with <c>to(...)</c> between encodes.</summary>
+    public Device Device => embed_tokens.Weight.device;
+    public ScalarType DType => embed_tokens.Weight.dtype;
 
     public GemmaTextEncoder(GemmaConfig config, Device device, ScalarType dtype) : base(nameof(GemmaTextEncoder))
     {
         config.Validate();
         Config = config;
-        Device = device;
-        DType = dtype;
         embed_tokens = new EmptyEmbedding(config.VocabSize, config.HiddenSize, device, dtype);
         layers = new ModuleList<Gemma3DecoderLayer>(
             Enumerable.Range(0, config.NumHiddenLayers - 1).Select(_ => new Gemma3DecoderLayer(config, device, dtype)).ToArray());

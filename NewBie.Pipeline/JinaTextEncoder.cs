@@ -21,15 +21,14 @@ public sealed class JinaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
     private readonly XLMRobertaEncoder encoder;
 
     public JinaConfig Config { get; }
-    public Device Device { get; }
-    public ScalarType DType { get; }
+    /// <summary>Where the weights are now: read from them, so the encoder can be moved with <c>to(...)</c> between encodes.</summary>
+    public Device Device => embeddings.Weight.device;
+    public ScalarType DType => embeddings.Weight.dtype;
 
     public JinaTextEncoder(JinaConfig config, Device device, ScalarType dtype) : base(nameof(JinaTextEncoder))
     {
         config.Validate();
         Config = config;
-        Device = device;
-        DType = dtype;
         embeddings = new XLMRobertaEmbeddings(config, device, dtype);
         emb_ln = new FloatLayerNorm(config.HiddenSize, config.LayerNormEps, device, dtype);
         encoder = new XLMRobertaEncoder(config, device, dtype);
@@ -249,6 +248,8 @@ internal sealed class XLMRobertaEmbeddings : nn.Module<Tensor, Tensor>
         token_type_embeddings = new EmptyEmbedding(c.TypeVocabSize, c.HiddenSize, device, dtype);
         RegisterComponents();
     }
+
+    public Tensor Weight => word_embeddings.Weight;
 
     public override Tensor forward(Tensor ids)
     {

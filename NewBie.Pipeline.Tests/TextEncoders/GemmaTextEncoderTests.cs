@@ -63,6 +63,20 @@ public sealed class GemmaTextEncoderTests
     }
 
     [Fact]
+    public void Encoder_follows_its_weights_when_moved_with_to()
+    {
+        var (ids, mask) = Batch();
+        using var built = GemmaTextEncoder.CreateRandom(GemmaConfig.Tiny, 7, CPU, bfloat16);
+        using var moved = GemmaTextEncoder.CreateRandom(GemmaConfig.Tiny, 7, CPU, float32);
+        moved.to(bfloat16);
+        Assert.Equal(bfloat16, moved.DType);
+        using var expected = built.forward(ids, mask);
+        using var actual = moved.forward(ids, mask);
+        Assert.Equal(bfloat16, actual.dtype);
+        Assert.True(actual.equal(expected).all().item<bool>());
+    }
+
+    [Fact]
     public void Embedding_scale_is_rounded_to_the_weight_dtype()
     {
         // Hugging Face multiplies by sqrt(hidden) cast to the weight dtype: sqrt(2560) = 50.596 becomes 50.5 in bf16,

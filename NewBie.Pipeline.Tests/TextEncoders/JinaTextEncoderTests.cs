@@ -46,6 +46,20 @@ public sealed class JinaTextEncoderTests
     }
 
     [Fact]
+    public void Encoder_follows_its_weights_when_moved_with_to()
+    {
+        var (ids, mask) = Batch();
+        using var built = JinaTextEncoder.CreateRandom(JinaConfig.Tiny, 3, CPU, bfloat16);
+        using var moved = JinaTextEncoder.CreateRandom(JinaConfig.Tiny, 3, CPU, float32);
+        moved.to(bfloat16);
+        Assert.Equal(bfloat16, moved.DType);
+        using var expected = built.forward(ids, mask);
+        using var actual = moved.forward(ids, mask);
+        Assert.Equal(bfloat16, actual.dtype);
+        Assert.True(actual.equal(expected).all().item<bool>());
+    }
+
+    [Fact]
     public void Pooled_output_is_the_mean_of_real_tokens_and_not_normalised()
     {
         var (ids, mask) = Batch();
