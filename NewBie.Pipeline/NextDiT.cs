@@ -97,18 +97,19 @@ public sealed class NextDiT : nn.Module
     }
 
     /// <summary>
-    /// Random weights for the built-in tiny model and for benchmarks, reproducible from the seed: matrices
-    /// N(0, 1/fan_in), biases N(0, 0.05²), norm scales 1 + N(0, 0.1²), drawn in state_dict order on the CPU.
+    /// Random weights for the built-in tiny model and for benchmarks, reproducible from the seed on a given kind
+    /// of device: matrices N(0, 1/fan_in), biases N(0, 0.05²), norm scales 1 + N(0, 0.1²), drawn in state_dict
+    /// order by a generator on the model's device (so the 3.5 B benchmark model does not fill 14 GB on the CPU first).
     /// </summary>
     public static NextDiT CreateRandom(NextDiTConfig config, long seed, Device device, ScalarType dtype)
     {
         var model = new NextDiT(config, device, dtype);
-        var generator = new Generator((ulong)seed, torch.CPU);
+        using var generator = new Generator(unchecked((ulong)seed), device);
         using var _ = torch.no_grad();
         foreach (var (name, p) in model.state_dict())
         {
             using var scope = torch.NewDisposeScope();
-            var noise = torch.randn(p.shape, dtype: float32, generator: generator);
+            var noise = torch.randn(p.shape, dtype: float32, device: device, generator: generator);
             var value = p.dim() >= 2 ? noise / Math.Sqrt(p.shape[1])
                 : name.EndsWith(".bias", StringComparison.Ordinal) ? noise * 0.05
                 : noise * 0.1 + 1;
@@ -126,15 +127,20 @@ public sealed class NextDiT : nn.Module
     public Tensor forward(Tensor x, Tensor t, Tensor capFeats, Tensor capMask, Tensor clipPooled)
     {
         using var scope = torch.NewDisposeScope();
-        long batch = x.shape[0], height = x.shape[2], width = x.shape[3];
+        using var noGrad = torch.no_grad();
         var p = Config.PatchSize;
-        if (x.dim() != 4 || x.shape[1] != Config.InChannels || height % p != 0 || width % p != 0)
+        if (x.dim() != 4 || x.shape[1] != Config.InChannels || x.shape[2] % p != 0 || x.shape[3] % p != 0)
             throw new ArgumentException($"NextDiT expects x [B, {Config.InChannels}, H, W] with H, W multiples of {p}, got [{string.Join(", ", x.shape)}]");
+        long batch = x.shape[0], height = x.shape[2], width = x.shape[3];
         long ht = height / p, wt = width / p;
         if (ht >= Config.AxesLens[1] || wt >= Config.AxesLens[2])
             throw new ArgumentException($"NextDiT latent {height}×{width} gives {ht}×{wt} patches; RoPE covers fewer than {Config.AxesLens[1]}×{Config.AxesLens[2]}");
 
         var capLens = capMask.to(int64).sum(1).cpu().data<long>().ToArray();
+        // Lengths stand for the mask only when every mask row is 1…1 0…0, as the Gemma tokenizer pads.
+        var rightPadded = torch.arange(capMask.shape[1]).unsqueeze(0) < torch.tensor(capLens).unsqueeze(1);
+        if (!rightPadded.eq(capMask.cpu().to(ScalarType.Bool)).all().item<bool>())
+            throw new ArgumentException("NextDiT caption mask must be right-padded (real tokens first, then padding)");
         if (capLens.Length != batch || capFeats.shape[0] != batch || t.shape[0] != batch || clipPooled.shape[0] != batch)
             throw new ArgumentException($"NextDiT batch mismatch: x {batch}, t {t.shape[0]}, captions {capFeats.shape[0]}, mask {capLens.Length}, pooled {clipPooled.shape[0]}");
         var maxCap = capLens.Max();

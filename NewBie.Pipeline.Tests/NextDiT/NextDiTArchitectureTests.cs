@@ -52,6 +52,18 @@ public sealed class NextDiTArchitectureTests : IDisposable
     }
 
     [Theory]
+    [InlineData(128, 31.2, 61.4)]
+    [InlineData(256, 32.4, 62.5)]
+    [InlineData(512, 34.6, 64.8)]
+    public void Forward_flops_at_1024_match_the_model_spec_table(int captionTokens, double forwardTflop, double cfgStepTflop)
+    {
+        // The table is rounded to 0.1 TFLOP (its L = 128 CFG row sits 0.06 above this formula), hence the 0.1 tolerance.
+        var c = NextDiTConfig.NewBie3B;
+        Assert.Equal(forwardTflop, c.ForwardFlops(captionTokens, 4096) / 1e12, 0.1);
+        Assert.Equal(cfgStepTflop, (c.ForwardFlops(captionTokens, 4096) + c.ForwardFlops(1, 4096)) / 1e12, 0.1);
+    }
+
+    [Theory]
     [MemberData(nameof(Folders))]
     public void Fixture_config_gives_the_derived_sizes_it_states(string folder)
     {
@@ -172,6 +184,16 @@ public sealed class NextDiTArchitectureTests : IDisposable
         var paddedMask = torch.cat([mask, torch.zeros(1, 3, dtype: int64)], 1);
         using var _ = torch.no_grad();
         TensorAssert.Close(model.forward(x, t, cap, mask, pooled), model.forward(x, t, padded, paddedMask, pooled), 1e-5, 1e-5, "padded vs exact caption");
+    }
+
+    [Fact]
+    public void Left_padded_caption_mask_is_refused()
+    {
+        using var model = Pipeline.NextDiT.CreateRandom(Small, 5, CPU, float32);
+        var (x, t, cap, _, pooled) = Inputs(Small, batch: 1, capLen: 4);
+        var leftPadded = torch.tensor(new long[] { 0, 1, 1, 1 }).unsqueeze(0);
+        var ex = Assert.Throws<ArgumentException>(() => model.forward(x, t, cap, leftPadded, pooled));
+        Assert.Contains("right-padded", ex.Message);
     }
 
     [Fact]

@@ -63,6 +63,19 @@ public sealed record NextDiTConfig
     /// <summary>Width of the time embedding and of every AdaLN conditioning vector: min(dim, 1024).</summary>
     [JsonIgnore] public int AdaLnDim => Math.Min(Dim, 1024);
 
+    /// <summary>
+    /// Dense FLOPs of one forward of one sample (model-spec §10): 2 per multiply-add of qkv, out and SwiGLU for every
+    /// token of every block, plus 4·S²·dim for attention (QKᵀ and PV) per block; the main blocks see S = L + N, the
+    /// noise refiner the N image tokens, the context refiner the L caption tokens. Norms, softmax and the small
+    /// embeddings are left out. Used for effective-throughput figures.
+    /// </summary>
+    public double ForwardFlops(long captionTokens, long imageTokens)
+    {
+        var macsPerToken = (double)Dim * (NHeads + 2 * NKvHeads) * HeadDim + (double)Dim * Dim + 3.0 * Dim * FfnHiddenDim;
+        double Blocks(int count, long s) => count * (2 * s * macsPerToken + 4.0 * s * s * Dim);
+        return Blocks(NLayers, captionTokens + imageTokens) + Blocks(NRefinerLayers, imageTokens) + Blocks(NRefinerLayers, captionTokens);
+    }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the offending numbers.</summary>
     public void Validate()
     {
