@@ -6,7 +6,10 @@ namespace NewBie.Pipeline.Sampling;
 /// <summary>The guided velocity v(x, t) = x_data − x_noise at time t (0 = noise, 1 = clean), float32 in and out.</summary>
 public delegate Tensor Velocity(Tensor x, float t);
 
-/// <summary>Where a denoising loop reports to: progress after every step, the state after every step (previews, tests).</summary>
+/// <summary>
+/// Where a denoising loop reports to: progress after every step, and the float32 state after every step (previews,
+/// tests). The state handed to OnStep is the loop's live tensor, valid during the call only: clone it to keep it.
+/// </summary>
 public sealed record DenoiseReporting(IProgress<StepProgress>? Progress = null, int Image = 0, int Images = 1, Action<int, Tensor>? OnStep = null);
 
 /// <summary>
