@@ -148,10 +148,7 @@ public sealed class NextDiT : nn.Module
             throw new ArgumentException($"NextDiT caption lengths must be 1…{Config.AxesLens[0] - 1}, got [{string.Join(", ", capLens)}]");
         var uniform = capLens.All(l => l == maxCap);
 
-        // Conditioning vector c of every modulated block and of the final layer.
-        var tEmb = t_embedder.forward(t.to(Device));
-        var clipEmb = clip_text_pooled_proj.forward(clipPooled.to(DType, Device));
-        var adaln = time_text_embed.forward(torch.cat([tEmb, clipEmb], -1));
+        var adaln = AdaLnInput(t, clipPooled);
 
         // Caption tokens, refined on their own.
         var cap = cap_embedder.forward(capFeats.to(DType, Device)[.., ..(int)maxCap]);
@@ -195,6 +192,18 @@ public sealed class NextDiT : nn.Module
             ? outTokens[.., (int)maxCap..]
             : torch.stack(Enumerable.Range(0, (int)batch).Select(b => outTokens[b, (int)capLens[b]..(int)(capLens[b] + ht * wt)]).ToArray(), 0);
         return Unpatchify(imageTokens, ht, wt, p, Config.InChannels).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The conditioning vector c of every modulated block and of the final layer:
+    /// time_text_embed(cat[t_embedder(t), clip_text_pooled_proj(pooled)]) → [B, adaln_dim].
+    /// </summary>
+    internal Tensor AdaLnInput(Tensor t, Tensor clipPooled)
+    {
+        using var scope = torch.NewDisposeScope();
+        var tEmb = t_embedder.forward(t.to(Device));
+        var clipEmb = clip_text_pooled_proj.forward(clipPooled.to(DType, Device));
+        return time_text_embed.forward(torch.cat([tEmb, clipEmb], -1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Key-padding mask [B, S] (true = attend) → SDPA boolean mask [B, 1, 1, S].</summary>

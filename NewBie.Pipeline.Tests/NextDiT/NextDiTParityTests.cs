@@ -42,6 +42,32 @@ public sealed class NextDiTParityTests
         }
     }
 
+    [Theory, MemberData(nameof(Folders))]
+    public void Time_and_pooled_text_fuse_into_the_upstream_adaln_input(string folder)
+    {
+        var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors"));
+        var expected = TensorAssert.ReadAll(Path.Combine(folder, "expected.safetensors"));
+        using var model = LoadModel(folder);
+        using var _ = torch.no_grad();
+        TensorAssert.Close(expected["intermediate.adaln_input"], model.AdaLnInput(inputs["t"], inputs["clip_text_pooled"]), Tol, Tol, "adaln_input");
+    }
+
+    [Theory, MemberData(nameof(Folders))]
+    public void Bfloat16_forward_stays_near_the_float32_reference(string folder)
+    {
+        // Not a parity tolerance: bf16 keeps 8 mantissa bits. It proves the dtype plumbing the GPU path uses
+        // (fp32 norms, RoPE and time features around bf16 matmuls) runs and stays close to the reference.
+        var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors"));
+        var expected = TensorAssert.ReadAll(Path.Combine(folder, "expected.safetensors"));
+        var config = NextDiTConfig.Load(Path.Combine(folder, "config.json"));
+        using var model = Pipeline.NextDiT.Load(Path.Combine(folder, "weights.safetensors"), config, CPU, bfloat16);
+        var v = model.forward(inputs["x"], inputs["t"], inputs["cap_feats"], inputs["cap_mask"], inputs["clip_text_pooled"]);
+        Assert.Equal(bfloat16, v.dtype);
+        var reference = expected["velocity"];
+        var relative = ((v.to(float32) - reference).norm() / reference.norm()).item<float>();
+        Assert.True(relative < 0.05, $"bf16 velocity is {relative:P1} away from the float32 reference");
+    }
+
     public static TheoryData<string, string> CfgCases()
     {
         var data = new TheoryData<string, string>();
