@@ -137,12 +137,12 @@ public sealed class NextDiT : nn.Module
             throw new ArgumentException($"NextDiT latent {height}×{width} gives {ht}×{wt} patches; RoPE covers fewer than {Config.AxesLens[1]}×{Config.AxesLens[2]}");
 
         var capLens = capMask.to(int64).sum(1).cpu().data<long>().ToArray();
+        if (capLens.Length != batch || capFeats.shape[0] != batch || t.shape[0] != batch || clipPooled.shape[0] != batch)
+            throw new ArgumentException($"NextDiT batch mismatch: x {batch}, t {t.shape[0]}, captions {capFeats.shape[0]}, mask {capLens.Length}, pooled {clipPooled.shape[0]}");
         // Lengths stand for the mask only when every mask row is 1…1 0…0, as the Gemma tokenizer pads.
         var rightPadded = torch.arange(capMask.shape[1]).unsqueeze(0) < torch.tensor(capLens).unsqueeze(1);
         if (!rightPadded.eq(capMask.cpu().to(ScalarType.Bool)).all().item<bool>())
             throw new ArgumentException("NextDiT caption mask must be right-padded (real tokens first, then padding)");
-        if (capLens.Length != batch || capFeats.shape[0] != batch || t.shape[0] != batch || clipPooled.shape[0] != batch)
-            throw new ArgumentException($"NextDiT batch mismatch: x {batch}, t {t.shape[0]}, captions {capFeats.shape[0]}, mask {capLens.Length}, pooled {clipPooled.shape[0]}");
         var maxCap = capLens.Max();
         if (capLens.Min() < 1 || maxCap >= Config.AxesLens[0])
             throw new ArgumentException($"NextDiT caption lengths must be 1…{Config.AxesLens[0] - 1}, got [{string.Join(", ", capLens)}]");
