@@ -16,7 +16,7 @@ public sealed class NextDiTParityTests
     private static Pipeline.NextDiT LoadModel(string folder) =>
         Pipeline.NextDiT.Load(Path.Combine(folder, "weights.safetensors"), NextDiTConfig.Load(Path.Combine(folder, "config.json")), CPU, float32);
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("nextdit"), MemberData(nameof(Folders))]
     public void Plain_forward_matches_upstream_velocity_for_a_batch_of_mixed_caption_lengths(string folder)
     {
         var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors"));
@@ -27,7 +27,7 @@ public sealed class NextDiTParityTests
         TensorAssert.Close(expected["velocity"], v, Tol, Tol, "velocity");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("nextdit"), MemberData(nameof(Folders))]
     public void Each_sample_run_alone_matches_its_row_of_the_padded_batch(string folder)
     {
         var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors"));
@@ -42,7 +42,7 @@ public sealed class NextDiTParityTests
         }
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("nextdit"), MemberData(nameof(Folders))]
     public void Time_and_pooled_text_fuse_into_the_upstream_adaln_input(string folder)
     {
         var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors"));
@@ -52,7 +52,7 @@ public sealed class NextDiTParityTests
         TensorAssert.Close(expected["intermediate.adaln_input"], model.AdaLnInput(inputs["t"], inputs["clip_text_pooled"]), Tol, Tol, "adaln_input");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("nextdit"), MemberData(nameof(Folders))]
     public void Bfloat16_forward_stays_near_the_float32_reference(string folder)
     {
         // Not a parity tolerance: bf16 keeps 8 mantissa bits. It proves the dtype plumbing the GPU path uses
@@ -80,7 +80,7 @@ public sealed class NextDiTParityTests
         return data;
     }
 
-    [Theory, MemberData(nameof(CfgCases))]
+    [FixtureTheory("nextdit"), MemberData(nameof(CfgCases))]
     public void Guided_velocity_matches_upstream_forward_with_cfg(string folder, string caseName)
     {
         var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors"));
@@ -113,7 +113,7 @@ public sealed class NextDiTParityTests
         return (Row(0), Row(1));
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("nextdit"), MemberData(nameof(Folders))]
     public void Position_ids_and_patches_match_upstream_patchify_and_embed(string folder)
     {
         var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors"));
@@ -129,7 +129,7 @@ public sealed class NextDiTParityTests
         Assert.True(Pipeline.NextDiT.Unpatchify(patches, ht, wt, 2, 16).allclose(x, rtol: 0, atol: 0), "unpatchify is not the inverse of patchify");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("nextdit"), MemberData(nameof(Folders))]
     public void Rope_tables_match_upstream_freqs_cis_on_valid_rows(string folder)
     {
         var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors"));

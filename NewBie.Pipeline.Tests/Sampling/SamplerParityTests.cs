@@ -46,7 +46,7 @@ public sealed class SamplerParityTests
         return (model, new Run(inputs, expected, config, recording, times, states, velocities));
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("sampler"), MemberData(nameof(Folders))]
     public void Euler_sigma_grid_matches_the_fixture(string folder)
     {
         var expected = TensorAssert.ReadAll(Path.Combine(folder, "expected.safetensors"));
@@ -55,14 +55,14 @@ public sealed class SamplerParityTests
         TensorAssert.Close(expected["euler.t"], torch.tensor(sigmas[..^1].Select(s => 1f - s).ToArray()), GridTol, 0, "euler.t");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("sampler"), MemberData(nameof(Folders))]
     public void Official_time_grid_matches_the_fixture(string folder)
     {
         var expected = TensorAssert.ReadAll(Path.Combine(folder, "expected.safetensors"));
         TensorAssert.Close(expected["official.t_grid"], torch.tensor(Schedules.OfficialTimeGrid(5, 6.0)), GridTol, 0, "official.t_grid");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("sampler"), MemberData(nameof(Folders))]
     public void Euler_loop_matches_trace_trajectory_and_final_latent(string folder)
     {
         var (model, run) = Prepare(folder, "euler");
@@ -81,7 +81,7 @@ public sealed class SamplerParityTests
         TensorAssert.Close(run.Expected["euler.final_latent"], result, Tol, Tol, "euler.final_latent");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("sampler"), MemberData(nameof(Folders))]
     public void Official_midpoint_loop_matches_trace_trajectory_and_final_latent(string folder)
     {
         var (model, run) = Prepare(folder, "official_ode");
@@ -106,7 +106,7 @@ public sealed class SamplerParityTests
         TensorAssert.Close(run.Expected["official.final_latent"], result, Tol, Tol, "official.final_latent");
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("sampler"), MemberData(nameof(Folders))]
     public void Sample_with_steps_runs_the_same_loops(string folder)
     {
         var (model, run) = Prepare(folder, "euler");
