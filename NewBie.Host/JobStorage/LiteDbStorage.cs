@@ -49,7 +49,9 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
         try
         {
             // Direct mode does not stop a second process from opening the file; the lock file above does.
-            _db = new LiteDatabase(new ConnectionString { Filename = Path, Connection = ConnectionType.Direct }, new BsonMapper())
+            // Hangfire values are stored as given: LiteDB's defaults would trim them and turn "" into null.
+            var mapper = new BsonMapper { TrimWhitespace = false, EmptyStringToNull = false };
+            _db = new LiteDatabase(new ConnectionString { Filename = Path, Connection = ConnectionType.Direct }, mapper)
             {
                 UtcDate = true,
             };

@@ -208,22 +208,31 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
     public override void AcquireDistributedLock(string resource, TimeSpan timeout)
     {
         ArgumentNullException.ThrowIfNull(resource);
-        // Held by the connection (so re-entrant with its other locks) until this transaction is disposed.
+        // Held by the connection (so re-entrant with its other locks) until the commit ends or the transaction is disposed.
         _locks.Add(storage.Locks.Acquire(resource, connection, timeout));
     }
 
     public override void Commit()
     {
-        storage.Write(() =>
+        try
         {
-            foreach (var operation in _operations) operation();
-        });
+            storage.Write(() =>
+            {
+                foreach (var operation in _operations) operation();
+            });
+        }
+        finally
+        {
+            ReleaseLocks();
+        }
         _operations.Clear();
         foreach (var fetched in _acknowledged) fetched.MarkSettled();
         if (_wakesFetchers) storage.Signal.Raise();
     }
 
-    public override void Dispose()
+    public override void Dispose() => ReleaseLocks();
+
+    private void ReleaseLocks()
     {
         foreach (var held in _locks) held.Dispose();
         _locks.Clear();
