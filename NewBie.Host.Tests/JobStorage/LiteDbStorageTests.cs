@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Hangfire;
 using Hangfire.Common;
 using Hangfire.Server;
 using Hangfire.States;
@@ -355,6 +356,39 @@ public sealed class LiteDbStorageTests : IDisposable
 
         var entry = Assert.Single(storage.GetFairQueue("gpu"));
         Assert.Equal(new FairQueueEntry(a, "alice", 2, 99), entry);
+    }
+
+    [Fact]
+    public void Queue_chosen_by_the_client_is_kept_with_the_job()
+    {
+        var storage = Open();
+        var id = new Hangfire.BackgroundJobClient(storage).Enqueue("gpu", () => SampleJobs.Noop());
+
+        using var connection = storage.GetConnection();
+        Assert.Equal("gpu", connection.GetJobData(id)!.Job.Queue);
+        Assert.Equal(id, Assert.Single(storage.GetFairQueue("gpu")).JobId);
+    }
+
+    [Fact]
+    public void Enqueueing_a_job_that_expired_meanwhile_does_not_fail_the_commit()
+    {
+        var storage = Open();
+        using var connection = Connect(storage);
+        var gone = CreateJob(connection);
+        Commit(storage, tx => tx.ExpireJob(gone, TimeSpan.Zero));
+        Thread.Sleep(5);
+        storage.RemoveExpired(DateTime.UtcNow);
+
+        Commit(storage, tx =>
+        {
+            tx.SetJobState(gone, new EnqueuedState("gpu"));
+            tx.AddToQueue("gpu", gone);
+            tx.AddToSet("s", "written");
+        });
+
+        Assert.True(connection.GetSetContains("s", "written"));
+        Assert.Null(connection.GetJobData(gone));
+        Assert.Equal(gone, Assert.Single(storage.GetFairQueue("gpu")).JobId);
     }
 
     // Helpers

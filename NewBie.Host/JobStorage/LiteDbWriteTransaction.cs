@@ -54,7 +54,7 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
         ArgumentNullException.ThrowIfNull(state);
         _operations.Add(() =>
         {
-            var history = AppendState(jobId, state);
+            if (AppendState(jobId, state) is not { } history) return;
             UpdateJob(jobId, job =>
             {
                 job.StateName = history.Name;
@@ -85,11 +85,13 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
         ArgumentNullException.ThrowIfNull(queue);
         ArgumentNullException.ThrowIfNull(jobId);
         _wakesFetchers = true;
+        var id = LiteDbStorage.TryParseJobId(jobId, out var parsed) ? parsed : throw new ArgumentException($"'{jobId}' is not a job id of this storage.", nameof(jobId));
         _operations.Add(() =>
         {
-            var job = LiteDbConnection.FindJob(storage, jobId) ?? throw new InvalidOperationException($"Background job '{jobId}' does not exist.");
-            var row = new QueueDocument { Queue = queue, JobId = job.Id, UserId = "", Priority = 1, Seq = job.Id, EnqueuedAt = DateTime.UtcNow };
-            if (storage.IsFair(queue)) CopyFairParameters(LiteDbConnection.ReadDictionary(job.Parameters), row);
+            // A job that expired meanwhile still gets its row, as in the SQL storages: the worker then finds no job
+            // data and drops the row, instead of this whole commit (say, the scheduler's) failing.
+            var row = new QueueDocument { Queue = queue, JobId = id, UserId = "", Priority = 1, Seq = id, EnqueuedAt = DateTime.UtcNow };
+            if (storage.IsFair(queue) && storage.Jobs.FindById(id) is { } job) CopyFairParameters(LiteDbConnection.ReadDictionary(job.Parameters), row);
             storage.Queue.Insert(row);
         });
     }
@@ -288,9 +290,11 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
         storage.Jobs.Update(job);
     }
 
-    private StateDocument AppendState(string jobId, IState state)
+    /// <summary>Adds a state to the job's history; null (and nothing written) when the job no longer exists.</summary>
+    private StateDocument? AppendState(string jobId, IState state)
     {
-        var id = LiteDbStorage.TryParseJobId(jobId, out var parsed) ? parsed : throw new ArgumentException($"'{jobId}' is not a job id of this storage.", nameof(jobId));
+        if (LiteDbConnection.FindJob(storage, jobId) is not { } job) return null;
+        var id = job.Id;
         var history = new StateDocument
         {
             JobId = id,
