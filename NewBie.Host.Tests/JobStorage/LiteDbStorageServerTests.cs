@@ -166,6 +166,28 @@ public sealed class LiteDbStorageServerTests : IDisposable
     }
 
     [Fact]
+    public async Task Server_runs_the_expiration_manager()
+    {
+        using (var connection = _storage.GetConnection())
+        using (var tx = connection.CreateWriteTransaction())
+        {
+            tx.IncrementCounter(Name("short-lived"), TimeSpan.FromMilliseconds(1));
+            tx.Commit();
+        }
+        await Task.Delay(20);
+
+        using var server = StartServer();
+
+        var clock = Stopwatch.StartNew();
+        using var reader = _storage.GetConnection();
+        while (((Hangfire.Storage.JobStorageConnection)reader).GetCounter(Name("short-lived")) != 0)
+        {
+            if (clock.Elapsed > Patience) Assert.Fail("the expired counter was never deleted");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
     public async Task Dashboard_pages_render()
     {
         var queued = _client.Create(Job.FromExpression(() => ServerJobs.Mark(Name("never"))), new EnqueuedState("gpu"),

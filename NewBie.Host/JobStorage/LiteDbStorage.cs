@@ -16,6 +16,8 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
 {
     private static readonly HashSet<string> Features = new(StringComparer.OrdinalIgnoreCase)
     {
+        // Without this flag a Hangfire 1.8 server asks for the obsolete GetComponents and never runs the expiration manager.
+        JobStorageFeatures.ProcessesInsteadOfComponents,
         JobStorageFeatures.ExtendedApi,
         JobStorageFeatures.JobQueueProperty,
         JobStorageFeatures.Connection.GetUtcDateTime,
