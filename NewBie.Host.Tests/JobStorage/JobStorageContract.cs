@@ -708,6 +708,7 @@ public abstract class JobStorageContract : IDisposable
     [InlineData("Connection.GetSetContains")]
     [InlineData("Connection.GetSetCount.Limited")]
     [InlineData("Connection.BatchedGetFirstByLowestScoreFromSet")]
+    [InlineData("BatchedGetFirstByLowestScoreFromSet")]
     [InlineData("Transaction.AcquireDistributedLock")]
     [InlineData("Transaction.CreateJob")]
     [InlineData("Transaction.SetJobParameter")]

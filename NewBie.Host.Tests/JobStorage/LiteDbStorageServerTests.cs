@@ -85,6 +85,8 @@ public sealed class LiteDbStorageServerTests : IDisposable
 
         await WaitForState(id, SucceededState.StateName);
         Assert.Equal(1, _storage.GetMonitoringApi().SucceededListCount());
+        Assert.Empty(_storage.GetFetchedJobIds("default"));
+        Assert.Empty(_storage.GetFairQueue("default"));
     }
 
     [Fact]

@@ -24,6 +24,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
         JobStorageFeatures.Connection.GetSetContains,
         JobStorageFeatures.Connection.LimitedGetSetCount,
         JobStorageFeatures.Connection.BatchedGetFirstByLowest,
+        "BatchedGetFirstByLowestScoreFromSet", // the name Hangfire 1.7 asked for; InMemory still answers it
         JobStorageFeatures.Transaction.AcquireDistributedLock,
         JobStorageFeatures.Transaction.CreateJob,
         JobStorageFeatures.Transaction.SetJobParameter,
