@@ -187,6 +187,25 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(0, connection.GetHashCount("h"));
     }
 
+    [Fact]
+    public void Values_are_kept_verbatim_including_blanks_and_empty_strings()
+    {
+        using var connection = Connect();
+        Commit(tx =>
+        {
+            tx.SetRangeInHash("h", [new("empty", ""), new("spaced", "  v  ")]);
+            tx.AddToSet("s", " x ");
+            tx.InsertToList("l", "");
+        });
+        var id = CreateJob(connection, new Dictionary<string, string> { ["p"] = " q " });
+
+        Assert.Equal("", connection.GetValueFromHash("h", "empty"));
+        Assert.Equal("  v  ", connection.GetValueFromHash("h", "spaced"));
+        Assert.Equal(" x ", Assert.Single(connection.GetAllItemsFromSet("s")));
+        Assert.Equal("", Assert.Single(connection.GetAllItemsFromList("l")));
+        Assert.Equal(" q ", connection.GetJobParameter(id, "p"));
+    }
+
     // Lists
 
     [Fact]
