@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json;
 
 namespace NewBie.Pipeline.Tokenizers;
 
@@ -8,8 +7,10 @@ internal interface ITokenModel
 {
     void Tokenize(string word, List<int> output);
 
-    /// <summary>Every token string of the model with its id.</summary>
-    IEnumerable<KeyValuePair<string, int>> Vocabulary { get; }
+    bool TryGetId(string token, out int id);
+
+    /// <summary>The largest id of the model's vocabulary.</summary>
+    int MaxId { get; }
 }
 
 /// <summary>
@@ -27,7 +28,8 @@ internal sealed class BpeModel : ITokenModel
     private readonly bool _fuseUnk;
     private readonly bool _ignoreMerges;
 
-    public BpeModel(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges, string? unkToken, bool fuseUnk, bool byteFallback, bool ignoreMerges)
+    /// <param name="merges">In rank order: the pair of token ids and the id of their concatenation.</param>
+    public BpeModel(Dictionary<string, int> vocab, IReadOnlyList<(int Left, int Right, int Merged)> merges, string? unkToken, bool fuseUnk, bool byteFallback, bool ignoreMerges)
     {
         _vocab = vocab;
         _lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -38,51 +40,25 @@ internal sealed class BpeModel : ITokenModel
             throw new InvalidDataException($"BPE unk_token '{unkToken}' is not in the vocabulary");
         _byteIds = new int[256];
         for (var b = 0; b < 256; b++) _byteIds[b] = byteFallback && vocab.TryGetValue($"<0x{b:X2}>", out var id) ? id : -1;
-
-        _merges = new Dictionary<long, (int, int)>(merges.Count);
-        for (var rank = 0; rank < merges.Count; rank++)
-        {
-            var (left, right) = merges[rank];
-            if (!vocab.TryGetValue(left, out var a) || !vocab.TryGetValue(right, out var b))
-                throw new InvalidDataException($"BPE merge {rank} ('{left}' '{right}') uses a token missing from the vocabulary");
-            if (!vocab.TryGetValue(left + right, out var merged))
-                throw new InvalidDataException($"BPE merge {rank} ('{left}' '{right}') makes '{left + right}', which is missing from the vocabulary");
-            // A repeated pair keeps its last rank, as the Rust map built from the list does.
-            _merges[Key(a, b)] = (rank, merged);
-        }
+        _merges = new Dictionary<long, (int, int)>(merges.Count, PairComparer.Instance);
+        // A repeated pair keeps its last rank, as the Rust map built from the list does.
+        for (var rank = 0; rank < merges.Count; rank++) _merges[Key(merges[rank].Left, merges[rank].Right)] = (rank, merges[rank].Merged);
+        MaxId = vocab.Count == 0 ? -1 : vocab.Values.Max();
     }
-
-    public static BpeModel FromJson(JsonElement model)
-    {
-        foreach (var unsupported in new[] { "continuing_subword_prefix", "end_of_word_suffix", "dropout" })
-            if (model.TryGetProperty(unsupported, out var v) && v.ValueKind != JsonValueKind.Null)
-                throw new NotSupportedException($"BPE {unsupported} is not supported");
-        var vocabJson = model.GetProperty("vocab");
-        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var p in vocabJson.EnumerateObject()) vocab[p.Name] = p.Value.GetInt32();
-        var merges = new List<(string, string)>();
-        foreach (var m in model.GetProperty("merges").EnumerateArray())
-        {
-            if (m.ValueKind == JsonValueKind.Array) merges.Add((m[0].GetString()!, m[1].GetString()!));
-            else
-            {
-                // The older format joins the pair with one space.
-                var s = m.GetString()!;
-                var space = s.IndexOf(' ', 1);
-                if (space < 0) throw new InvalidDataException($"BPE merge '{s}' has no space");
-                merges.Add((s[..space], s[(space + 1)..]));
-            }
-        }
-        return new BpeModel(vocab, merges,
-            model.TryGetProperty("unk_token", out var unk) && unk.ValueKind == JsonValueKind.String ? unk.GetString() : null,
-            Flag(model, "fuse_unk"), Flag(model, "byte_fallback"), Flag(model, "ignore_merges"));
-    }
-
-    private static bool Flag(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;
 
     private static long Key(int a, int b) => (long)a << 32 | (uint)b;
 
-    public IEnumerable<KeyValuePair<string, int>> Vocabulary => _vocab;
+    /// <summary>long's own hash is upper ^ lower, which piles (a, b) id pairs into few buckets; this one mixes all bits.</summary>
+    private sealed class PairComparer : IEqualityComparer<long>
+    {
+        public static readonly PairComparer Instance = new();
+        public bool Equals(long x, long y) => x == y;
+        public int GetHashCode(long key) => (int)((ulong)key * 0x9E3779B97F4A7C15UL >> 32);
+    }
+
+    public int MaxId { get; }
+
+    public bool TryGetId(string token, out int id) => _vocab.TryGetValue(token, out id);
 
     public void Tokenize(string word, List<int> output)
     {

@@ -13,7 +13,7 @@ internal sealed class HfTokenizer
     private readonly AddedTokenMatcher _normalizedAdded;
     private readonly INormalizer? _normalizer;
     private readonly IPreTokenizer? _preTokenizer;
-    private readonly Dictionary<string, int> _tokenIds;
+    private readonly Dictionary<string, int> _addedIds;
 
     public ITokenModel Model { get; }
 
@@ -35,30 +35,37 @@ internal sealed class HfTokenizer
         _normalizedAdded = new AddedTokenMatcher(added.Where(t => t.Normalized && normalizer is not null));
         Prefix = prefix;
         Suffix = suffix;
-        _tokenIds = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (token, id) in model.Vocabulary) _tokenIds[token] = id;
-        foreach (var t in added) _tokenIds[t.Content] = t.Id;
-        VocabSize = _tokenIds.Values.Max() + 1;
+        _addedIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var t in added) _addedIds[t.Content] = t.Id;
+        VocabSize = Math.Max(model.MaxId, added.Count == 0 ? -1 : added.Max(t => t.Id)) + 1;
     }
 
     public static HfTokenizer Load(Stream json)
     {
-        using var doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 256 });
-        var root = doc.RootElement;
-        var modelJson = root.GetProperty("model");
-        var modelType = modelJson.GetProperty("type").GetString();
-        ITokenModel model = modelType switch
+        using var buffer = new MemoryStream();
+        json.CopyTo(buffer);
+        var reader = new Utf8JsonReader(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), new JsonReaderOptions { MaxDepth = 256 });
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw new InvalidDataException("tokenizer.json is not a JSON object");
+        ITokenModel? model = null;
+        var sections = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            "BPE" => BpeModel.FromJson(modelJson),
-            "Unigram" => UnigramModel.FromJson(modelJson),
-            _ => throw new NotSupportedException($"tokenizer.json model type '{modelType}' is not supported"),
-        };
-        var added = root.TryGetProperty("added_tokens", out var a) && a.ValueKind == JsonValueKind.Array
-            ? a.EnumerateArray().Select(AddedToken.FromJson).ToList()
-            : [];
-        var normalizer = root.TryGetProperty("normalizer", out var n) ? Normalizers.FromJson(n) : null;
-        var preTokenizer = root.TryGetProperty("pre_tokenizer", out var p) ? PreTokenizers.FromJson(p) : null;
-        var (prefix, suffix) = root.TryGetProperty("post_processor", out var post) ? Template(post) : ([], []);
+            var name = reader.GetString()!;
+            reader.Read();
+            if (name == "model") model = ModelReader.Read(ref reader);
+            else
+            {
+                using var doc = JsonDocument.ParseValue(ref reader);
+                sections[name] = doc.RootElement.Clone();
+            }
+        }
+        if (model is null) throw new InvalidDataException("tokenizer.json has no model");
+        JsonElement Section(string name) => sections.TryGetValue(name, out var e) ? e : default;
+
+        var added = Section("added_tokens") is { ValueKind: JsonValueKind.Array } a ? a.EnumerateArray().Select(AddedToken.FromJson).ToList() : [];
+        var normalizer = Section("normalizer") is { ValueKind: JsonValueKind.Object } n ? Normalizers.FromJson(n) : null;
+        var preTokenizer = Section("pre_tokenizer") is { ValueKind: JsonValueKind.Object } p ? PreTokenizers.FromJson(p) : null;
+        var (prefix, suffix) = Section("post_processor") is { ValueKind: JsonValueKind.Object } post ? Template(post) : ([], []);
         return new HfTokenizer(model, added, normalizer, preTokenizer, prefix, suffix);
     }
 
@@ -93,7 +100,7 @@ internal sealed class HfTokenizer
     }
 
     /// <summary>The id of a token string (vocabulary or added token), or null.</summary>
-    public int? TokenId(string token) => _tokenIds.TryGetValue(token, out var id) ? id : null;
+    public int? TokenId(string token) => _addedIds.TryGetValue(token, out var id) || Model.TryGetId(token, out id) ? id : null;
 
     /// <summary>The ids of the text alone, without the template's special tokens.</summary>
     public List<int> EncodeText(string text)

@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json;
 
 namespace NewBie.Pipeline.Tokenizers;
 
@@ -40,17 +39,9 @@ internal sealed class UnigramModel : ITokenModel
         _byteFallback = byteFallback;
     }
 
-    public static UnigramModel FromJson(JsonElement model)
-    {
-        // Scores are read as double and summed in double: ties between equal-score segmentations depend on it.
-        var vocab = model.GetProperty("vocab").EnumerateArray().Select(p => (p[0].GetString()!, p[1].GetDouble())).ToList();
-        if (!model.TryGetProperty("unk_id", out var unk) || unk.ValueKind != JsonValueKind.Number)
-            throw new NotSupportedException("Unigram models without unk_id are not supported");
-        var byteFallback = model.TryGetProperty("byte_fallback", out var b) && b.ValueKind == JsonValueKind.True;
-        return new UnigramModel(vocab, unk.GetInt32(), byteFallback);
-    }
+    public int MaxId => _scores.Length - 1;
 
-    public IEnumerable<KeyValuePair<string, int>> Vocabulary => _ids;
+    public bool TryGetId(string token, out int id) => _ids.TryGetValue(token, out id);
 
     public void Tokenize(string word, List<int> output)
     {
