@@ -44,6 +44,9 @@ public sealed class GemmaTokenizer
 
     public static GemmaTokenizer FromJson(Stream json, int maxLength = DefaultMaxLength) => new(HfTokenizer.Load(json), maxLength);
 
+    /// <summary>The id of a vocabulary or added token string, or null.</summary>
+    public int? TokenId(string token) => _tokenizer.TokenId(token);
+
     /// <summary>All ids of the text, <c>&lt;bos&gt;</c> first, without truncation.</summary>
     public int[] EncodeUntruncated(string text) => _tokenizer.Encode(text).Ids;
 

@@ -38,6 +38,9 @@ public sealed class XlmRobertaTokenizer
 
     public static XlmRobertaTokenizer FromJson(Stream json, int maxLength = DefaultMaxLength) => new(HfTokenizer.Load(json), maxLength);
 
+    /// <summary>The id of a vocabulary or added token string, or null.</summary>
+    public int? TokenId(string token) => _tokenizer.TokenId(token);
+
     /// <summary>All ids of the text, <c>&lt;s&gt;</c> first and <c>&lt;/s&gt;</c> last, without truncation.</summary>
     public int[] EncodeUntruncated(string text) => _tokenizer.Encode(text).Ids;
 
