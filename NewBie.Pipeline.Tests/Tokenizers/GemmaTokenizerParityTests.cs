@@ -8,7 +8,7 @@ public sealed class GemmaTokenizerParityTests
 {
     public static TheoryData<string> Folders => Fixtures.Folders("tokenizers");
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers"), MemberData(nameof(Folders))]
     public void Every_case_encodes_to_the_reference_ids(string folder)
     {
         var tokenizer = Gemma(folder);
@@ -21,7 +21,7 @@ public sealed class GemmaTokenizerParityTests
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers"), MemberData(nameof(Folders))]
     public void Every_case_truncates_to_512_ids_keeping_bos_and_counts_what_was_cut(string folder)
     {
         var tokenizer = Gemma(folder);
@@ -38,7 +38,7 @@ public sealed class GemmaTokenizerParityTests
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers"), MemberData(nameof(Folders))]
     public void Official_xml_example_with_the_xml_system_prompt_loses_its_last_23_tokens(string folder)
     {
         var cases = Cases(folder);
@@ -58,7 +58,7 @@ public sealed class GemmaTokenizerParityTests
         Assert.Equal(full[..512], kept.Ids);
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers"), MemberData(nameof(Folders))]
     public void Empty_text_is_bos_alone(string folder)
     {
         var encoded = Gemma(folder).Encode("");
@@ -66,7 +66,7 @@ public sealed class GemmaTokenizerParityTests
         Assert.Equal(0, encoded.Dropped);
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers"), MemberData(nameof(Folders))]
     public void Batch_is_right_padded_with_pad_to_a_multiple_of_8_with_a_mask(string folder)
     {
         var tokenizer = Gemma(folder);

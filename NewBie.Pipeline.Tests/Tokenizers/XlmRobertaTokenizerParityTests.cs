@@ -8,13 +8,13 @@ public sealed class XlmRobertaTokenizerParityTests
     public static TheoryData<string> Folders => Fixtures.Folders("tokenizers-xlmr");
 
     /// <summary>The three published tokenizer.json layouts, each with the id list its pipeline gives.</summary>
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers-xlmr"), MemberData(nameof(Folders))]
     public void Every_case_encodes_to_the_reference_ids_with_the_v2_layout(string folder) => AllCasesMatch(folder, "tokenizer.json.gz", "ids");
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers-xlmr"), MemberData(nameof(Folders))]
     public void Every_case_encodes_to_the_v1_ids_with_the_v1_layout(string folder) => AllCasesMatch(folder, "tokenizer.v1.json.gz", "ids_tokenizer_v1");
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers-xlmr"), MemberData(nameof(Folders))]
     public void Every_case_encodes_to_the_v3_ids_with_the_v3_layout(string folder) => AllCasesMatch(folder, "tokenizer.v3.json.gz", "ids_tokenizer_v3");
 
     private static void AllCasesMatch(string folder, string file, string idsKey)
@@ -32,7 +32,7 @@ public sealed class XlmRobertaTokenizerParityTests
         Assert.True(failures.Count == 0, $"{failures.Count} of {count} cases differ:\n" + string.Join("\n", failures));
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers-xlmr"), MemberData(nameof(Folders))]
     public void Every_case_truncates_to_2048_ids_keeping_the_closing_s(string folder)
     {
         var tokenizer = Xlmr(folder);
@@ -57,7 +57,7 @@ public sealed class XlmRobertaTokenizerParityTests
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers-xlmr"), MemberData(nameof(Folders))]
     public void Batch_example_is_right_padded_with_pad_to_the_longest_row(string folder)
     {
         var cases = Cases(folder);
@@ -78,7 +78,7 @@ public sealed class XlmRobertaTokenizerParityTests
             }
     }
 
-    [Theory, MemberData(nameof(Folders))]
+    [FixtureTheory("tokenizers-xlmr"), MemberData(nameof(Folders))]
     public void Empty_text_is_s_and_closing_s(string folder)
     {
         var tokenizer = Xlmr(folder);
