@@ -46,6 +46,15 @@ public sealed class TinyTokenizersTests : IDisposable
     }
 
     [Fact]
+    public void Written_into_a_model_folder_they_sit_where_the_folder_expects_its_tokenizers()
+    {
+        var folder = new ModelFolder(_dir);
+        TinyTokenizers.Write(folder);
+        Assert.Equal(TinyTokenizers.GemmaJson(), File.ReadAllText(folder.GemmaTokenizer));
+        Assert.Equal(TinyTokenizers.JinaJson(), File.ReadAllText(folder.JinaTokenizer));
+    }
+
+    [Fact]
     public void Generation_is_deterministic()
     {
         Assert.Equal(TinyTokenizers.GemmaJson(), TinyTokenizers.BuildGemmaJson());

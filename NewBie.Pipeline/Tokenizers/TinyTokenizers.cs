@@ -28,6 +28,9 @@ public static class TinyTokenizers
         File.WriteAllText(Path.Combine(jinaDir, FileName), JinaJson(), new UTF8Encoding(false));
     }
 
+    /// <summary>Writes both files where a model folder keeps them (<see cref="ModelFolder.GemmaTokenizer"/>, <see cref="ModelFolder.JinaTokenizer"/>).</summary>
+    public static void Write(ModelFolder folder) => Write(folder.TextEncoder, folder.ClipModel);
+
     private static readonly string[] Corpus =
     [
         "<character_1>",
