@@ -2,17 +2,6 @@ using System.Text;
 
 namespace NewBie.Pipeline.Tokenizers;
 
-/// <summary>The <c>model</c> of a tokenizer.json: turns one pre-tokenized word into ids.</summary>
-internal interface ITokenModel
-{
-    void Tokenize(string word, List<int> output);
-
-    bool TryGetId(string token, out int id);
-
-    /// <summary>The largest id of the model's vocabulary.</summary>
-    int MaxId { get; }
-}
-
 /// <summary>
 /// Hugging Face's BPE (SentencePiece-style when <c>byte_fallback</c> is set): a word starts as one symbol per code point
 /// (a code point missing from the vocabulary becomes its <c>&lt;0xNN&gt;</c> byte tokens, or <c>unk</c>), then the
