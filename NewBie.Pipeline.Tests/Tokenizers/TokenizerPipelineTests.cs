@@ -134,6 +134,21 @@ public sealed class TokenizerPipelineTests
         Assert.Equal(["\u2581a", "<x>", "a"], Pieces(Load(first), first, "a<x>a"));
     }
 
+    [Theory]
+    [InlineData("Removed", "the|final|countdown")]
+    [InlineData("Isolated", "the|-|final|-|-|countdown")]
+    [InlineData("MergedWithPrevious", "the-|final-|-|countdown")]
+    [InlineData("MergedWithNext", "the|-final|-|-countdown")]
+    [InlineData("Contiguous", "the|-|final|--|countdown")]
+    public void Split_pre_tokenizer_groups_delimiters_as_its_behavior_says(string behavior, string expected)
+    {
+        // The examples of Hugging Face's SplitDelimiterBehavior documentation.
+        using var doc = JsonDocument.Parse($$"""{"type":"Split","pattern":{"String":"-"},"behavior":"{{behavior}}","invert":false}""");
+        var output = new List<TextSplit>();
+        PreTokenizers.FromJson(doc.RootElement)!.Split(new TextSplit("the-final--countdown", true), output);
+        Assert.Equal(expected, string.Join("|", output.Select(s => s.Text)));
+    }
+
     [Fact]
     public void Unsupported_pipeline_steps_are_refused_by_name()
     {
