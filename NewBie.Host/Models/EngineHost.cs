@@ -80,8 +80,8 @@ public sealed class EngineHost(IEngineFactory factory, IOptions<ModelsOptions> o
 
     public void Dispose()
     {
+        // _stopping is left to the GC: it has no timer, and the host may still call StopAsync after disposing services.
         if (State == EngineState.Ready) _ready.Task.Result.Dispose();
-        _stopping.Dispose();
     }
 }
 

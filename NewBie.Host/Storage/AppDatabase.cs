@@ -11,7 +11,9 @@ public sealed class AppDatabase : IDisposable
     public AppDatabase(DataDirectory dataDirectory)
     {
         var connection = new ConnectionString { Filename = dataDirectory.AppDatabasePath, Connection = ConnectionType.Direct };
-        Database = new LiteDatabase(connection, new BsonMapper()) { UtcDate = true };
+        // LiteDB's mapper trims strings and stores "" as null by default: prompts must round-trip exactly.
+        var mapper = new BsonMapper { TrimWhitespace = false, EmptyStringToNull = false };
+        Database = new LiteDatabase(connection, mapper) { UtcDate = true };
     }
 
     public LiteDatabase Database { get; }

@@ -8,7 +8,7 @@ public static class LoggingSetup
     public static IHostApplicationBuilder AddTelemetry(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSerilog((services, logger) => logger
-            .ReadFrom.Configuration(builder.Configuration)
+            .ReadFrom.Configuration(services.GetRequiredService<IConfiguration>())
             .Enrich.FromLogContext()
             .WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture), preserveStaticLogger: true);
         return builder;
