@@ -14,4 +14,15 @@ public sealed class PromptXmlTests
     [InlineData("a <b>bold</b> prompt", false)]
     [InlineData("<3", false)]
     public void Prompt_is_xml_when_it_opens_with_markup(string prompt, bool xml) => Assert.Equal(xml, PromptXml.LooksLikeXml(prompt));
+
+    [Fact]
+    public void Unclosed_element_is_reported_at_its_place_in_the_prompt_without_the_synthetic_root()
+    {
+        var error = PromptXml.Check("<a>", maxDepth: 8, maxChars: 100);
+
+        Assert.NotNull(error);
+        Assert.Contains("'a' start tag on line 1, column 2", error);
+        Assert.Contains("the end of the prompt", error);
+        Assert.DoesNotContain("'prompt'", error);
+    }
 }

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using NewBie.Host.Jobs;
+using NewBie.Pipeline;
 
 namespace NewBie.Host.Api;
 
@@ -9,7 +10,7 @@ namespace NewBie.Host.Api;
 /// GET /v1/jobs/{id}/events: text/event-stream of <c>position</c> {queue_position, eta_seconds}, <c>stage</c> {stage},
 /// <c>step</c> {step, steps} and a final <c>done</c> (the job JSON), after which the stream ends. Events are the
 /// differences between successive reads of the job, taken whenever any job changes, so a slow reader sees the
-/// latest step rather than a backlog.
+/// latest step rather than a backlog (but every stage, in order).
 /// </summary>
 public static class JobEvents
 {
@@ -27,7 +28,7 @@ public static class JobEvents
         var options = json.Value.SerializerOptions;
 
         int? lastPosition = null;
-        string? lastStage = null;
+        GenerationStage? lastStage = null;
         var lastStep = -1;
         try
         {
@@ -41,11 +42,11 @@ public static class JobEvents
                     lastPosition = place.Position;
                     await SendAsync(response, "position", new { queue_position = place.Position, eta_seconds = place.EtaSeconds is { } e ? Math.Round(e, 1) : (double?)null }, options, cancellationToken);
                 }
-                var stage = job.Stage?.ToString().ToLowerInvariant();
-                if (stage is not null && stage != lastStage)
+                // Stages only move forward, so one skipped between two reads is still announced, in order.
+                while (job.Stage is { } stage && (lastStage is null || lastStage < stage))
                 {
-                    lastStage = stage;
-                    await SendAsync(response, "stage", new { stage }, options, cancellationToken);
+                    lastStage = lastStage is null ? GenerationStage.Encoding : lastStage + 1;
+                    await SendAsync(response, "stage", new { stage = lastStage.Value.ToString().ToLowerInvariant() }, options, cancellationToken);
                 }
                 if (job.Stage is not null && job.Step != lastStep && !job.IsFinished)
                 {

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using System.Xml;
 
 namespace NewBie.Host.Api;
@@ -8,9 +10,9 @@ namespace NewBie.Host.Api;
 /// text encoder. Prompts are fragments with several top-level elements, parsed inside a synthetic root with DTDs
 /// prohibited, no resolver, and depth and size limits.
 /// </summary>
-public static class PromptXml
+public static partial class PromptXml
 {
-    private const string RootOpen = "<prompt>", RootClose = "</prompt>";
+    private const string RootName = "prompt", RootOpen = "<" + RootName + ">", RootClose = "</" + RootName + ">";
 
     public static bool LooksLikeXml(string prompt)
     {
@@ -44,10 +46,20 @@ public static class PromptXml
         }
         catch (XmlException e)
         {
-            return $"Malformed XML at {Where(e.LineNumber, e.LinePosition)}: {e.Message}";
+            // The parser's own positions count the synthetic root: restate them in the prompt's coordinates.
+            var message = TrailingPosition().Replace(e.Message, "");
+            message = InlinePosition().Replace(message, m => Where(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)));
+            message = message.Replace($"the end tag of '{RootName}'", "the end of the prompt", StringComparison.Ordinal);
+            return $"Malformed XML at {Where(e.LineNumber, e.LinePosition)}: {message}";
         }
     }
 
     private static string Where(int line, int column) =>
         $"line {line}, column {(line == 1 ? Math.Max(1, column - RootOpen.Length) : column)}";
+
+    [GeneratedRegex(@"\s*Line \d+, position \d+\.$")]
+    private static partial Regex TrailingPosition();
+
+    [GeneratedRegex(@"line (\d+) position (\d+)")]
+    private static partial Regex InlinePosition();
 }
