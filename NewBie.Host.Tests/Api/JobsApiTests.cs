@@ -180,6 +180,25 @@ public sealed class JobsApiTests : IDisposable
     }
 
     [Fact]
+    public async Task Gpu_job_is_created_on_the_gpu_queue_with_the_fair_order_parameters()
+    {
+        _app.Engine.Hold();
+        var client = _app.ClientFor("alice");
+        await client.SubmitAsync(new { prompt = "first", width = 256, height = 256, steps = 1 });
+        var id = (await client.SubmitAsync(new { prompt = "second", width = 256, height = 256, steps = 1, priority = "high" })).Str("id");
+        var record = _app.Service<JobStore>().Find(id)!;
+
+        using var connection = _app.Service<Hangfire.JobStorage>().GetConnection();
+        var data = connection.GetJobData(record.HangfireJobId!);
+
+        Assert.Equal("gpu", data.Job.Queue);
+        Assert.Equal(id, data.Job.Args[0]);
+        Assert.Equal("\"alice\"", connection.GetJobParameter(record.HangfireJobId!, JobQueue.UserIdParameter));
+        Assert.Equal("2", connection.GetJobParameter(record.HangfireJobId!, JobQueue.PriorityParameter));
+        Assert.Equal(record.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture), connection.GetJobParameter(record.HangfireJobId!, JobQueue.SeqParameter));
+    }
+
+    [Fact]
     public async Task Seed_contract_generate_returns_task_id_and_status_url()
     {
         var client = _app.ClientFor();

@@ -154,16 +154,28 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(0, _app.Engine.Runs);
     }
 
-    private string LeaveRunning(int attempts)
+    [Fact]
+    public async Task Job_stored_but_never_handed_to_hangfire_is_queued_at_start()
+    {
+        var client = _app.ClientFor();
+        var id = LeaveRunning(attempts: 0, JobStatus.Queued, hangfireJobId: null);
+
+        _app.Service<JobQueue>().Reconcile();
+
+        var job = await client.WaitForStatusAsync(id, "succeeded");
+        Assert.Equal(1, job.GetProperty("attempts").GetInt32());
+    }
+
+    private string LeaveRunning(int attempts, JobStatus status = JobStatus.Running, string? hangfireJobId = "lost-with-the-old-process")
     {
         var id = Guid.NewGuid().ToString("N")[..20];
         var (outcome, _) = _app.Service<JobStore>().Insert(new JobRecord
         {
             Id = id,
             UserId = "local",
-            Status = JobStatus.Running,
+            Status = status,
             Attempts = attempts,
-            HangfireJobId = "lost-with-the-old-process",
+            HangfireJobId = hangfireJobId,
             Params = new JobParams { Prompt = "again", Width = 256, Height = 256, Steps = 2, Guidance = 5, Count = 1, Seed = 3 },
             CreatedAt = _app.Time.GetUtcNow().UtcDateTime,
             StartedAt = _app.Time.GetUtcNow().UtcDateTime,
