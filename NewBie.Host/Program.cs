@@ -1,6 +1,50 @@
-var builder = WebApplication.CreateBuilder(args);
+using NewBie.Host.Api;
+using NewBie.Host.Jobs;
+using NewBie.Host.Models;
+using NewBie.Host.Outputs;
+using NewBie.Host.Storage;
+using NewBie.Host.Telemetry;
+
+// Verbs: serve (the default). The others (generate, models, users, keys) arrive with their features.
+var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
+if (verb != "serve")
+{
+    Console.Error.WriteLine($"Unknown verb '{verb}'. Usage: NewBie [serve] [--urls URLS] [--data-dir DIR] [--models-dir DIR] [--model auto|tiny|newbie-exp0.1]");
+    return 2;
+}
+var serveArgs = args is [var v, .. var rest] && v == verb ? rest : args;
+
+var builder = WebApplication.CreateBuilder(serveArgs);
+builder.Configuration.AddCommandLine(serveArgs, new Dictionary<string, string>
+{
+    ["--data-dir"] = $"{StorageOptions.Section}:{nameof(StorageOptions.DataDir)}",
+    ["--models-dir"] = $"{ModelsOptions.Section}:{nameof(ModelsOptions.ModelsDir)}",
+    ["--model"] = $"{ModelsOptions.Section}:{nameof(ModelsOptions.Model)}",
+});
+builder.AddTelemetry();
+builder.AddStorage();
+builder.AddOutputs();
+builder.AddModels();
+builder.AddJobs();
+builder.AddApi();
+
 var app = builder.Build();
-app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
+try
+{
+    // One process per data folder: take its lock before anything else touches it.
+    app.Services.GetRequiredService<DataDirectory>();
+}
+catch (DataDirectoryInUseException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 3;
+}
+
+app.UseApi();
+app.MapHealth();
+app.MapJobs();
+app.MapSeedContract();
 app.Run();
+return 0;
 
 public partial class Program;

@@ -1,0 +1,98 @@
+using NewBie.Host.Models;
+using NewBie.Pipeline;
+
+namespace NewBie.Host.Tests;
+
+/// <summary>
+/// A stand-in for NewBiePipeline with exact, controllable timing: reports every stage and step, checks the token
+/// before each step, can be held at a step until released, and returns small deterministic RGB images
+/// (red = x ramp, green = y ramp, blue = seed).
+/// </summary>
+public sealed class ScriptedEngine : IImageGenerator
+{
+    private readonly ManualResetEventSlim _open = new(initialState: true);
+    private readonly SemaphoreSlim _stepped = new(0);
+    private int _stepsRun;
+    private int _runs;
+
+    public ModelInfo Model { get; } = new("scripted", IsTiny: true, Device: "cpu", DType: "float32", LoadTime: TimeSpan.Zero);
+
+    /// <summary>Gemma tokens the stand-in "fits"; one token per whitespace-separated word.</summary>
+    public int GemmaWindow { get; set; } = 512;
+
+    public TimeSpan StepDelay { get; set; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>Thrown by the next run instead of generating.</summary>
+    public Exception? Failure { get; set; }
+
+    public int StepsRun => Volatile.Read(ref _stepsRun);
+
+    public int Runs => Volatile.Read(ref _runs);
+
+    /// <summary>Every following step waits until <see cref="Release"/> (or cancellation).</summary>
+    public void Hold() => _open.Reset();
+
+    public void Release() => _open.Set();
+
+    /// <summary>Waits until some run has completed <paramref name="count"/> steps in total.</summary>
+    public async Task WaitForStepsAsync(int count)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (StepsRun < count) await _stepped.WaitAsync(timeout.Token);
+    }
+
+    public PromptReport Inspect(string prompt, string systemPrompt)
+    {
+        var tokens = prompt.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
+        return new PromptReport(tokens, Math.Max(0, tokens - GemmaWindow), tokens, 0, systemPrompt);
+    }
+
+    public GenerationResult Generate(GenerationRequest request, IProgress<StepProgress>? progress, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _runs);
+        if (Failure is { } failure) throw failure;
+        var images = new List<GeneratedImage>();
+        for (var i = 0; i < request.Count; i++)
+        {
+            progress?.Report(new StepProgress(GenerationStage.Encoding, 0, request.Steps, i, request.Count));
+            progress?.Report(new StepProgress(GenerationStage.Denoising, 0, request.Steps, i, request.Count));
+            for (var step = 1; step <= request.Steps; step++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                _open.Wait(cancellationToken);
+                Thread.Sleep(StepDelay);
+                Interlocked.Increment(ref _stepsRun);
+                _stepped.Release();
+                progress?.Report(new StepProgress(GenerationStage.Denoising, step, request.Steps, i, request.Count));
+            }
+            progress?.Report(new StepProgress(GenerationStage.Decoding, request.Steps, request.Steps, i, request.Count));
+            images.Add(new GeneratedImage(i, request.Width, request.Height, request.Seed + i, Pattern(request.Width, request.Height, request.Seed + i)));
+        }
+        var report = Inspect(request.Prompt, request.SystemPrompt);
+        return new GenerationResult(images, report, Inspect(request.NegativePrompt, request.SystemPrompt));
+    }
+
+    public static byte[] Pattern(int width, int height, long seed)
+    {
+        var rgb = new byte[width * height * 3];
+        for (var y = 0; y < height; y++)
+            for (var x = 0; x < width; x++)
+            {
+                var o = (y * width + x) * 3;
+                rgb[o] = (byte)(x * 255 / Math.Max(1, width - 1));
+                rgb[o + 1] = (byte)(y * 255 / Math.Max(1, height - 1));
+                rgb[o + 2] = (byte)(seed % 256);
+            }
+        return rgb;
+    }
+
+    public void Dispose()
+    {
+        _open.Set();
+    }
+}
+
+public sealed class ScriptedEngineFactory(ScriptedEngine engine) : IEngineFactory
+{
+    public IImageGenerator Create(ModelChoice choice, CancellationToken cancellationToken) => engine;
+}

@@ -1,0 +1,115 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using NewBie.Host.Jobs;
+using NewBie.Host.Models;
+
+namespace NewBie.Host.Api;
+
+/// <summary>
+/// The submit path shared by POST /v1/jobs and the seed contract's POST /generate: bounded body read, JSON,
+/// validation, token inspection, idempotency, queue cap, then the durable record and its Hangfire job.
+/// </summary>
+public sealed class JobSubmission(
+    JobRequestValidator validator,
+    JobQueue queue,
+    QueueView queueView,
+    EngineHost engines,
+    IOptions<LimitsOptions> limits,
+    IOptions<JobsOptions> jobsOptions,
+    IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json)
+{
+    public const string IdempotencyHeader = "Idempotency-Key";
+
+    /// <summary>The stored job (new, or the earlier one an Idempotency-Key replays), or the problem to answer.</summary>
+    public async Task<(JobRecord? Job, IResult? Problem)> SubmitAsync(HttpRequest request, CurrentUser user, CancellationToken cancellationToken)
+    {
+        var (body, bodyProblem) = await ReadBodyAsync(request, cancellationToken);
+        if (bodyProblem is not null) return (null, bodyProblem);
+
+        SubmitJobRequest? submitted;
+        try
+        {
+            submitted = JsonSerializer.Deserialize<SubmitJobRequest>(body, json.Value.SerializerOptions);
+        }
+        catch (JsonException e)
+        {
+            return (null, Problems.Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidJson, $"The body is not a valid job request: {e.Message}"));
+        }
+        if (submitted is null) return (null, Problems.Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidJson, "The body must be a JSON object."));
+
+        var (normalised, priority, error) = validator.Validate(submitted);
+        if (error is not null) return (null, error.ToResult());
+
+        if (engines.State == EngineState.Unavailable)
+            return (null, Problems.Create(StatusCodes.Status503ServiceUnavailable, ProblemCodes.ModelNotReady, $"No model is loaded: {engines.Problem}"));
+        PromptTokens? tokens = null;
+        if (engines.Engine is { } engine)
+        {
+            var report = engine.Inspect(normalised!.Prompt, normalised.SystemPrompt);
+            tokens = new PromptTokens
+            {
+                GemmaTokens = report.GemmaTokens,
+                GemmaTokensDropped = report.GemmaTokensDropped,
+                JinaTokens = report.JinaTokens,
+                JinaTokensDropped = report.JinaTokensDropped,
+            };
+            if (report.GemmaTokensDropped > 0 && jobsOptions.Value.RejectTruncatedPrompts)
+                return (null, Problems.Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidPrompt,
+                    $"The prompt is {report.GemmaTokens} Gemma tokens; {report.GemmaTokensDropped} would be cut.", "prompt"));
+        }
+
+        var key = request.Headers[IdempotencyHeader].ToString();
+        if (key.Length > 200) return (null, Problems.InvalidParameter(IdempotencyHeader, "Idempotency-Key is longer than 200 characters."));
+        var draft = new JobRecord
+        {
+            UserId = user.Id,
+            Priority = priority,
+            Params = normalised!,
+            PromptTokens = tokens,
+            IdempotencyKey = key.Length == 0 ? null : key,
+            RequestHash = key.Length == 0 ? null : Convert.ToHexStringLower(SHA256.HashData(body)),
+        };
+        var (outcome, job) = queue.Submit(draft);
+        return outcome switch
+        {
+            SubmitOutcome.Created or SubmitOutcome.Replayed => (job, null),
+            SubmitOutcome.IdempotencyConflict => (null, Problems.Create(StatusCodes.Status409Conflict, ProblemCodes.IdempotencyConflict,
+                $"Idempotency-Key '{key}' was used for job {job!.Id} with a different body.")),
+            _ => (null, QueueFull()),
+        };
+    }
+
+    private IResult QueueFull()
+    {
+        var retryAfter = Math.Clamp((int)Math.Ceiling(queueView.SecondsUntilNextSlot()), 1, 3600);
+        return new RetryAfterResult(retryAfter, Problems.Create(StatusCodes.Status503ServiceUnavailable, ProblemCodes.QueueFull,
+            $"The queue holds its maximum of {jobsOptions.Value.MaxQueuedJobs} jobs; retry later."));
+    }
+
+    /// <summary>Reads at most MaxBodyBytes: a larger declared or actual body is 413 without reading the rest.</summary>
+    private async Task<(byte[] Body, IResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var max = limits.Value.MaxBodyBytes;
+        var tooLarge = Problems.Create(StatusCodes.Status413PayloadTooLarge, ProblemCodes.PayloadTooLarge, $"The body is larger than {max} bytes.");
+        if (request.ContentLength > max) return ([], tooLarge);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > max) return ([], tooLarge);
+            buffer.Write(chunk, 0, read);
+        }
+        return (buffer.ToArray(), null);
+    }
+
+    private sealed class RetryAfterResult(int seconds, IResult inner) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return inner.ExecuteAsync(httpContext);
+        }
+    }
+}

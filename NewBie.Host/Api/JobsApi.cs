@@ -1,0 +1,75 @@
+using NewBie.Host.Jobs;
+using NewBie.Host.Outputs;
+
+namespace NewBie.Host.Api;
+
+public static class JobsApi
+{
+    public const int DefaultPageSize = 20, MaxPageSize = 100;
+
+    public static RouteGroupBuilder MapJobs(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/v1/jobs").WithTags("Jobs").AddEndpointFilter(CurrentUser.Require);
+        group.MapPost("/", Submit).WithSummary("Submit a generation job");
+        group.MapGet("/", List).WithSummary("The caller's jobs, newest first");
+        group.MapGet("/{id}", Get).WithSummary("A job's status, progress, parameters, images and error");
+        group.MapDelete("/{id}", Cancel).WithSummary("Cancel a queued or running job");
+        group.MapGet("/{id}/events", JobEvents.StreamAsync).WithSummary("Server-sent events: position, stage, step, done");
+        group.MapGet("/{id}/images/{n:int}", Image).WithSummary("One image of a finished job (PNG)");
+        return group;
+    }
+
+    private static async Task<IResult> Submit(HttpRequest request, CurrentUser user, JobSubmission submission, QueueView queue, CancellationToken cancellationToken)
+    {
+        var (job, problem) = await submission.SubmitAsync(request, user, cancellationToken);
+        if (problem is not null) return problem;
+        return TypedResults.Accepted(JobMapping.JobUrl(job!.Id), job.ToSubmitted(queue.PlaceOf(job)));
+    }
+
+    private static IResult Get(string id, CurrentUser user, JobStore jobs, QueueView queue) =>
+        jobs.Find(id) is { } job && job.UserId == user.Id ? TypedResults.Ok(job.ToDto(queue.PlaceOf(job))) : Problems.NotFound("job");
+
+    private static IResult List(CurrentUser user, JobStore jobs, QueueView queue, string? status, int? limit, string? cursor)
+    {
+        JobStatus? wanted = null;
+        if (status is not null)
+        {
+            if (!Enum.TryParse<JobStatus>(status, ignoreCase: true, out var parsed) || !status.All(char.IsLower))
+                return Problems.InvalidParameter("status", "status must be queued, running, succeeded, failed, canceled or expired.");
+            wanted = parsed;
+        }
+        var size = limit ?? DefaultPageSize;
+        if (size < 1 || size > MaxPageSize) return Problems.InvalidParameter("limit", $"limit must be 1-{MaxPageSize}.");
+        long? before = null;
+        if (cursor is not null)
+        {
+            if (!long.TryParse(cursor, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seq))
+                return Problems.InvalidParameter("cursor", "cursor must be a next_cursor from an earlier page.");
+            before = seq;
+        }
+        var page = jobs.List(user.Id, wanted, before, size + 1);
+        var places = queue.Places();
+        var items = page.Take(size).Select(j => j.ToDto(places.GetValueOrDefault(j.Id) ?? new QueuePlace(null, j.IsFinished ? 0 : null))).ToList();
+        var next = page.Count > size ? page[size - 1].Seq.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
+        return TypedResults.Ok(new JobPageDto(items, next));
+    }
+
+    private static IResult Cancel(string id, CurrentUser user, JobStore jobs, JobQueue queue, QueueView view)
+    {
+        if (jobs.Find(id) is not { } job || job.UserId != user.Id) return Problems.NotFound("job");
+        var outcome = queue.Cancel(id);
+        if (outcome == CancelOutcome.AlreadyFinished)
+            return Problems.Create(StatusCodes.Status409Conflict, ProblemCodes.NotCancelable, $"The job is already {JobMapping.StatusName(job.Status)}.");
+        job = jobs.Find(id)!;
+        var dto = job.ToDto(view.PlaceOf(job));
+        // A running job stops before its next step: the cancel is accepted, not yet done.
+        return outcome == CancelOutcome.Canceled ? TypedResults.Ok(dto) : TypedResults.Accepted(JobMapping.JobUrl(id), dto);
+    }
+
+    private static IResult Image(string id, int n, CurrentUser user, JobStore jobs, OutputStore outputs)
+    {
+        if (jobs.Find(id) is not { } job || job.UserId != user.Id) return Problems.NotFound("job");
+        if (job.Images.FirstOrDefault(i => i.Index == n) is not { } image) return Problems.NotFound("image");
+        return TypedResults.PhysicalFile(outputs.PathOf(image), "image/png");
+    }
+}

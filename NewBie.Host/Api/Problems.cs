@@ -1,0 +1,40 @@
+namespace NewBie.Host.Api;
+
+/// <summary>Stable machine codes of the API's problem responses (design.md §3).</summary>
+public static class ProblemCodes
+{
+    public const string InvalidPrompt = "invalid_prompt", InvalidParameter = "invalid_parameter", InvalidJson = "invalid_json",
+        Unauthorized = "unauthorized", NotFound = "not_found", IdempotencyConflict = "idempotency_conflict",
+        QueueFull = "queue_full", ModelNotReady = "model_not_ready", PayloadTooLarge = "payload_too_large",
+        NotCancelable = "not_cancelable";
+}
+
+/// <summary>RFC 9457 application/problem+json with a <c>code</c> extension (and <c>field</c> for a bad parameter).</summary>
+public static class Problems
+{
+    public static IResult Create(int status, string code, string detail, string? field = null)
+    {
+        var extensions = new Dictionary<string, object?> { ["code"] = code };
+        if (field is not null) extensions["field"] = field;
+        return TypedResults.Problem(detail: detail, statusCode: status, title: Title(code), extensions: extensions);
+    }
+
+    public static IResult NotFound(string what) => Create(StatusCodes.Status404NotFound, ProblemCodes.NotFound, $"No {what} with that id.");
+
+    public static IResult InvalidParameter(string field, string detail) => Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidParameter, detail, field);
+
+    private static string Title(string code) => code switch
+    {
+        ProblemCodes.InvalidPrompt => "Invalid prompt",
+        ProblemCodes.InvalidParameter => "Invalid parameter",
+        ProblemCodes.InvalidJson => "Malformed JSON body",
+        ProblemCodes.Unauthorized => "Unauthorized",
+        ProblemCodes.NotFound => "Not found",
+        ProblemCodes.IdempotencyConflict => "Idempotency-Key reused with another body",
+        ProblemCodes.QueueFull => "Queue full",
+        ProblemCodes.ModelNotReady => "Model not ready",
+        ProblemCodes.PayloadTooLarge => "Payload too large",
+        ProblemCodes.NotCancelable => "Job already finished",
+        _ => code,
+    };
+}

@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Options;
+using NewBie.Host.Models;
+using NewBie.Host.Outputs;
+using NewBie.Pipeline;
+
+namespace NewBie.Host.Jobs;
+
+/// <summary>
+/// The Hangfire entry point of a generation, run by the single worker of the "gpu" queue. It takes only the job id
+/// and is reentrant: whatever the record says is finished is never run again, and a re-run (after a crash)
+/// overwrites the same output files, so a job ends with exactly one set of images.
+/// </summary>
+public sealed class GpuJob(
+    JobStore jobs,
+    RunningJobs running,
+    IQueueSnapshot queue,
+    RunTimeStats stats,
+    OutputStore outputs,
+    EngineHost engines,
+    IOptions<JobsOptions> options,
+    TimeProvider time,
+    ILogger<GpuJob> logger)
+{
+    public async Task RunAsync(string jobId, CancellationToken cancellationToken)
+    {
+        using var logScope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
+        var job = jobs.Find(jobId);
+        if (job is null || job.IsFinished) return;
+
+        if (job.Status == JobStatus.Queued && time.GetUtcNow().UtcDateTime - job.CreatedAt > options.Value.MaxQueueWait)
+        {
+            Finish(jobId, JobStatus.Expired, null);
+            return;
+        }
+
+        IImageGenerator engine;
+        try
+        {
+            engine = engines.Engine ?? await engines.WaitReadyAsync(cancellationToken);
+        }
+        catch (EngineUnavailableException e)
+        {
+            Finish(jobId, JobStatus.Failed, new JobError { Code = JobErrorCodes.Internal, Message = e.Message });
+            return;
+        }
+
+        using var userCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var timeout = new CancellationTokenSource(options.Value.MaxRunTime, time);
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(userCancel.Token, timeout.Token);
+        // Registered before the record says running, so that a cancel arriving in between still reaches this run.
+        using var registration = running.Register(jobId, userCancel);
+
+        job = jobs.Update(jobId, j =>
+        {
+            if (j.IsFinished || j.CancelRequested) return false;
+            j.Status = JobStatus.Running;
+            j.StartedAt = time.GetUtcNow().UtcDateTime;
+            j.Stage = GenerationStage.Encoding;
+            j.Step = 0;
+            j.Steps = j.Params.Steps * j.Params.Count;
+            j.Images = [];
+            j.Error = null;
+            return true;
+        });
+        if (job is null || job.IsFinished) return;
+        if (job.CancelRequested)
+        {
+            Finish(jobId, JobStatus.Canceled, null);
+            return;
+        }
+        queue.Claimed(job);
+        logger.LogInformation("Running job {JobId} of {UserId}, attempt {Attempt}", jobId, job.UserId, job.Attempts);
+
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var result = engine.Generate(job.Params.ToRequest(), new JobProgress(jobs, jobId), run.Token);
+            var images = outputs.Write(job, result.Images);
+            jobs.Update(jobId, j =>
+            {
+                if (j.IsFinished) return false;
+                j.Status = JobStatus.Succeeded;
+                j.Images = images;
+                j.Step = j.Steps;
+                j.FinishedAt = time.GetUtcNow().UtcDateTime;
+                return true;
+            });
+            stats.Record(job.Params, clock.Elapsed);
+            logger.LogInformation("Job {JobId} succeeded in {ElapsedMs} ms", jobId, clock.ElapsedMilliseconds);
+        }
+        catch (OperationCanceledException) when (jobs.Find(jobId)?.CancelRequested == true)
+        {
+            Finish(jobId, JobStatus.Canceled, null);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            Finish(jobId, JobStatus.Failed, new JobError { Code = JobErrorCodes.Timeout, Message = $"The run took longer than {options.Value.MaxRunTime}." });
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Server shutdown: the record stays running and the job runs again after restart (attempt + 1).
+            logger.LogWarning("Job {JobId} interrupted by shutdown", jobId);
+            throw;
+        }
+        catch (Exception e)
+        {
+            var outOfMemory = e is OutOfMemoryException || e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase);
+            logger.LogError(e, "Job {JobId} failed", jobId);
+            Finish(jobId, JobStatus.Failed, new JobError
+            {
+                Code = outOfMemory ? JobErrorCodes.OutOfMemory : JobErrorCodes.Internal,
+                Message = outOfMemory ? "The GPU ran out of memory." : e.Message,
+            });
+        }
+    }
+
+    private void Finish(string jobId, JobStatus status, JobError? error) => jobs.Update(jobId, j =>
+    {
+        if (j.IsFinished) return false;
+        j.Status = status;
+        j.Error = error;
+        j.FinishedAt = time.GetUtcNow().UtcDateTime;
+        return true;
+    });
+
+    /// <summary>Writes progress synchronously on the generating thread (Progress&lt;T&gt; would post it elsewhere, out of order).</summary>
+    private sealed class JobProgress(JobStore jobs, string jobId) : IProgress<StepProgress>
+    {
+        public void Report(StepProgress value) => jobs.Update(jobId, j =>
+        {
+            j.Stage = value.Stage;
+            j.Steps = value.Steps * value.Images;
+            j.Step = value.Image * value.Steps + value.Step;
+            return true;
+        });
+    }
+}

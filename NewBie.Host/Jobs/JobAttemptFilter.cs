@@ -1,0 +1,43 @@
+using Hangfire.States;
+using Microsoft.Extensions.Options;
+
+namespace NewBie.Host.Jobs;
+
+public sealed class WorkerLostException(string message) : Exception(message);
+
+/// <summary>
+/// Counts the runs of a GPU job and stops a crash loop. Hangfire counts retries only after a failure, never after
+/// the process died mid-job, so every election of Processing is one attempt: stored on the job record (which
+/// survives any Hangfire storage) and as the Hangfire parameter "Attempt"; past MaxAttempts the job fails with worker_lost
+/// instead of running again.
+/// </summary>
+public sealed class JobAttemptFilter(JobStore jobs, IOptions<JobsOptions> options, TimeProvider time) : IElectStateFilter
+{
+    public const string AttemptParameter = "Attempt";
+
+    public void OnStateElection(ElectStateContext context)
+    {
+        if (context.CandidateState is not ProcessingState) return;
+        if (context.BackgroundJob.Job?.Type != typeof(GpuJob) || context.BackgroundJob.Job.Args is not [string jobId, ..]) return;
+
+        var max = options.Value.MaxAttempts;
+        var lost = false;
+        var job = jobs.Update(jobId, j =>
+        {
+            if (j.IsFinished) return false;
+            j.Attempts++;
+            if (j.Attempts > max)
+            {
+                lost = true;
+                j.Attempts = max;
+                j.Status = JobStatus.Failed;
+                j.Error = new JobError { Code = JobErrorCodes.WorkerLost, Message = $"The worker was lost {max} times while running this job." };
+                j.FinishedAt = time.GetUtcNow().UtcDateTime;
+            }
+            return true;
+        });
+        if (job is null) return;
+        context.SetJobParameter(AttemptParameter, job.Attempts);
+        if (lost) context.CandidateState = new FailedState(new WorkerLostException(job.Error!.Message));
+    }
+}

@@ -1,0 +1,100 @@
+using LiteDB;
+using NewBie.Host.Storage;
+
+namespace NewBie.Host.Jobs;
+
+public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull }
+
+/// <summary>
+/// The job records in the app database. Read-modify-write sequences run under one lock (LiteDB transactions are
+/// thread-bound, and the sequences are short); every change completes <see cref="NextChange"/> so that event streams
+/// wake without polling.
+/// </summary>
+public sealed class JobStore
+{
+    private readonly ILiteCollection<JobRecord> _jobs;
+    private readonly Lock _gate = new();
+    private long _lastSeq;
+    private TaskCompletionSource _changed = NewSignal();
+
+    public JobStore(AppDatabase database)
+    {
+        _jobs = database.Collection<JobRecord>("jobs");
+        _jobs.EnsureIndex(j => j.UserId);
+        _jobs.EnsureIndex(j => j.Status);
+        _jobs.EnsureIndex(j => j.Seq, unique: true);
+        _jobs.EnsureIndex(j => j.IdempotencyKey);
+        _lastSeq = _jobs.Query().OrderByDescending(j => j.Seq).Limit(1).FirstOrDefault()?.Seq ?? 0;
+    }
+
+    /// <summary>Completes at the next change of any job (positions of all queued jobs move when one starts).</summary>
+    public Task NextChange => Volatile.Read(ref _changed).Task;
+
+    public JobRecord? Find(string id) => _jobs.FindById(id);
+
+    /// <summary>
+    /// Stores a new job, or resolves its Idempotency-Key against an earlier one, or refuses it when the queue is full:
+    /// all under one lock so that two identical submits cannot both create a job.
+    /// </summary>
+    public (SubmitOutcome Outcome, JobRecord? Job) Insert(JobRecord draft, int maxQueued)
+    {
+        lock (_gate)
+        {
+            if (draft.IdempotencyKey is { } key)
+            {
+                var user = draft.UserId;
+                var earlier = _jobs.FindOne(j => j.UserId == user && j.IdempotencyKey == key);
+                if (earlier is not null)
+                    return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
+            }
+            if (CountQueued() >= maxQueued) return (SubmitOutcome.QueueFull, null);
+            draft.Seq = ++_lastSeq;
+            _jobs.Insert(draft);
+        }
+        Pulse();
+        return (SubmitOutcome.Created, draft);
+    }
+
+    /// <summary>Applies <paramref name="change"/> under the lock and saves when it returns true; null when the job is gone.</summary>
+    public JobRecord? Update(string id, Func<JobRecord, bool> change)
+    {
+        JobRecord? job;
+        bool changed;
+        lock (_gate)
+        {
+            job = _jobs.FindById(id);
+            if (job is null) return null;
+            changed = change(job);
+            if (changed) _jobs.Update(job);
+        }
+        if (changed) Pulse();
+        return job;
+    }
+
+    public int CountQueued() => _jobs.Count(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)));
+
+    public IReadOnlyList<JobRecord> WithStatus(JobStatus status) =>
+        _jobs.Find(Query.EQ(nameof(JobRecord.Status), status.ToString())).OrderBy(j => j.Seq).ToList();
+
+    /// <summary>A user's jobs, newest first, older than the cursor's submit sequence.</summary>
+    public IReadOnlyList<JobRecord> List(string userId, JobStatus? status, long? beforeSeq, int limit)
+    {
+        var query = _jobs.Query().Where(j => j.UserId == userId);
+        if (status is { } s) query = query.Where(Query.EQ(nameof(JobRecord.Status), s.ToString()));
+        if (beforeSeq is { } before) query = query.Where(j => j.Seq < before);
+        return query.OrderByDescending(j => j.Seq).Limit(limit).ToList();
+    }
+
+    public IReadOnlyList<JobRecord> FinishedBefore(DateTime cutoff) =>
+        _jobs.Find(j => j.FinishedAt != null && j.FinishedAt < cutoff).Where(j => j.IsFinished).ToList();
+
+    public void Delete(string id)
+    {
+        lock (_gate) _jobs.Delete(id);
+        Pulse();
+    }
+
+    private void Pulse() => Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}

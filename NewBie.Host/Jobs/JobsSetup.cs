@@ -1,0 +1,93 @@
+using Hangfire;
+using Hangfire.AspNetCore;
+using Hangfire.Client;
+using Hangfire.Common;
+using Hangfire.InMemory;
+using Hangfire.Server;
+using Hangfire.States;
+using Microsoft.Extensions.Options;
+
+namespace NewBie.Host.Jobs;
+
+public static class JobsSetup
+{
+    /// <summary>
+    /// Jobs on Hangfire, wired per application instead of through Hangfire's static GlobalConfiguration, so that
+    /// nothing (storage, filters) leaks between two servers in one process.
+    /// </summary>
+    public static IHostApplicationBuilder AddJobs(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<JobsOptions>().BindConfiguration(JobsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<LimitsOptions>().BindConfiguration(LimitsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<JobStore>();
+        services.AddSingleton<RunningJobs>();
+        services.AddSingleton<RunTimeStats>();
+        services.AddSingleton<IQueueSnapshot, AppQueueSnapshot>();
+        services.AddSingleton<QueueView>();
+        services.AddSingleton<JobQueue>();
+        services.AddTransient<JobMaintenance>();
+        services.AddTransient<GpuJob>();
+
+        // The one place the Hangfire storage is chosen. TODO(issue 5): new LiteDbStorage(dataDirectory.HangfireDatabasePath)
+        // and its GetFairQueue("gpu") behind IQueueSnapshot, once the LiteDB storage is merged.
+        services.AddSingleton<Hangfire.JobStorage>(_ => new InMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = null }));
+
+        services.AddSingleton<IJobFilterProvider>(sp =>
+        {
+            var filters = new JobFilterCollection
+            {
+                // No automatic retries: a GPU job that threw has a reason (bad input, OOM) that a retry repeats.
+                new AutomaticRetryAttribute { Attempts = 0 },
+                new JobAttemptFilter(sp.GetRequiredService<JobStore>(), sp.GetRequiredService<IOptions<JobsOptions>>(), sp.GetRequiredService<TimeProvider>()),
+            };
+            return new JobFilterProviderCollection(filters, new JobFilterAttributeFilterProvider());
+        });
+        services.AddSingleton<IBackgroundJobFactory>(sp => new BackgroundJobFactory(sp.GetRequiredService<IJobFilterProvider>()));
+        services.AddSingleton<IBackgroundJobStateChanger>(sp => new BackgroundJobStateChanger(sp.GetRequiredService<IJobFilterProvider>()));
+        services.AddSingleton<IBackgroundJobClientV2>(sp => new BackgroundJobClient(
+            sp.GetRequiredService<Hangfire.JobStorage>(), sp.GetRequiredService<IBackgroundJobFactory>(), sp.GetRequiredService<IBackgroundJobStateChanger>()));
+        services.AddSingleton<IRecurringJobManager>(sp => new RecurringJobManager(
+            sp.GetRequiredService<Hangfire.JobStorage>(), sp.GetRequiredService<IBackgroundJobFactory>()));
+        services.AddHostedService<HangfireServers>();
+        return builder;
+    }
+}
+
+/// <summary>
+/// Starts the two Hangfire servers: "gpu" with exactly one worker (one generation at a time on the one GPU) and
+/// "default" for clean-up; before them, reconciles job records with the storage and registers the recurring jobs.
+/// </summary>
+public sealed class HangfireServers(IServiceProvider services) : IHostedService
+{
+    private readonly List<BackgroundJobServer> _servers = [];
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        services.GetRequiredService<JobQueue>().Reconcile();
+        var recurring = services.GetRequiredService<IRecurringJobManager>();
+        recurring.AddOrUpdate("expire-queued-jobs", Job.FromExpression<JobMaintenance>(m => m.ExpireStale()), Cron.Minutely(), new RecurringJobOptions());
+        recurring.AddOrUpdate("delete-old-results", Job.FromExpression<JobMaintenance>(m => m.DeleteOldResults()), Cron.Hourly(), new RecurringJobOptions());
+
+        _servers.Add(Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:gpu", Queues = [JobQueue.GpuQueue], WorkerCount = 1 }));
+        _servers.Add(Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:default", Queues = ["default"], WorkerCount = 2 }));
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        foreach (var server in _servers) server.SendStop();
+        await Task.WhenAll(_servers.Select(s => s.WaitForShutdownAsync(cancellationToken)));
+        foreach (var server in _servers) server.Dispose();
+    }
+
+    private BackgroundJobServer Start(BackgroundJobServerOptions options)
+    {
+        // Cancel checks every second (default 5 s) as a backstop; the API signals running jobs directly.
+        options.CancellationCheckInterval = TimeSpan.FromSeconds(1);
+        options.ShutdownTimeout = TimeSpan.FromSeconds(10);
+        options.FilterProvider = services.GetRequiredService<IJobFilterProvider>();
+        options.Activator = new AspNetCoreJobActivator(services.GetRequiredService<IServiceScopeFactory>());
+        return new BackgroundJobServer(options, services.GetRequiredService<Hangfire.JobStorage>(), []);
+    }
+}

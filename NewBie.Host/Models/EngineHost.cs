@@ -1,0 +1,100 @@
+using Microsoft.Extensions.Options;
+using NewBie.Pipeline;
+
+namespace NewBie.Host.Models;
+
+public sealed class EngineUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Builds the engine for a model choice. The one place where the inference pipeline is constructed.</summary>
+public interface IEngineFactory
+{
+    IImageGenerator Create(ModelChoice choice, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The production factory. NewBie.Pipeline does not have its NewBiePipeline yet (it is being written), so no engine
+/// can be built: the server runs, says so on /readyz and refuses submits with model_not_ready.
+/// </summary>
+public sealed class PipelineEngineFactory : IEngineFactory
+{
+    public IImageGenerator Create(ModelChoice choice, CancellationToken cancellationToken) =>
+        throw new EngineUnavailableException($"This build has no inference pipeline yet, so model '{choice.Id}' cannot be loaded.");
+}
+
+public enum EngineState { Loading, Ready, Unavailable }
+
+/// <summary>
+/// Owns the one engine of the process: loads it in the background at start (the API answers meanwhile), reports
+/// readiness, and hands it to the GPU worker.
+/// </summary>
+public sealed class EngineHost(IEngineFactory factory, IOptions<ModelsOptions> options, ILogger<EngineHost> logger) : IHostedService, IDisposable
+{
+    private readonly TaskCompletionSource<IImageGenerator> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stopping = new();
+
+    public EngineState State { get; private set; } = EngineState.Loading;
+
+    /// <summary>Why the engine is not ready (loading, or the error that stopped it).</summary>
+    public string? Problem { get; private set; } = "the model is loading";
+
+    public ModelChoice? Choice { get; private set; }
+
+    public IImageGenerator? Engine => State == EngineState.Ready ? _ready.Task.Result : null;
+
+    public Task<IImageGenerator> WaitReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _ = Task.Run(Load, CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping.Cancel();
+        return Task.CompletedTask;
+    }
+
+    private void Load()
+    {
+        try
+        {
+            var choice = ModelChoice.Resolve(options.Value);
+            Choice = choice;
+            if (choice.IsTiny) logger.LogWarning("Model: {Model} ({Reason})", choice.Id, choice.Reason);
+            else logger.LogInformation("Model: {Model} ({Reason})", choice.Id, choice.Reason);
+            var engine = factory.Create(choice, _stopping.Token);
+            Problem = null;
+            State = EngineState.Ready;
+            _ready.TrySetResult(engine);
+            logger.LogInformation("Engine ready: {Model} on {Device} ({DType}) in {LoadMs} ms", engine.Model.Id, engine.Model.Device, engine.Model.DType, (long)engine.Model.LoadTime.TotalMilliseconds);
+        }
+        catch (Exception e)
+        {
+            Problem = e.Message;
+            State = EngineState.Unavailable;
+            _ready.TrySetException(e as EngineUnavailableException ?? new EngineUnavailableException($"The engine failed to load: {e.Message}", e));
+            logger.LogError("No engine: {Problem}", e.Message);
+        }
+    }
+
+    public void Dispose()
+    {
+        // _stopping is left to the GC: it has no timer, and the host may still call StopAsync after disposing services.
+        if (State == EngineState.Ready) _ready.Task.Result.Dispose();
+    }
+}
+
+public static class ModelsSetup
+{
+    public static IHostApplicationBuilder AddModels(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.Section)
+            .Validate(o => o.Model is ModelsOptions.Auto or ModelsOptions.Tiny or ModelsOptions.NewBieExp01, "Models:Model must be auto, tiny or newbie-exp0.1.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IEngineFactory, PipelineEngineFactory>();
+        builder.Services.AddSingleton<EngineHost>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<EngineHost>());
+        return builder;
+    }
+}

@@ -1,0 +1,38 @@
+namespace NewBie.Host.Models;
+
+public sealed class ModelsOptions
+{
+    public const string Section = "Models";
+
+    public const string Auto = "auto", Tiny = "tiny", NewBieExp01 = "newbie-exp0.1";
+
+    /// <summary>Folder mirroring the Hugging Face repo NewBie-AI/NewBie-image-Exp0.1. Default "models". Restart needed.</summary>
+    public string ModelsDir { get; set; } = "models";
+
+    /// <summary>auto (the real weights when present, else the built-in tiny model), tiny, or newbie-exp0.1. Default auto. Restart needed.</summary>
+    public string Model { get; set; } = Auto;
+}
+
+/// <summary>Which model to load, resolved from the options and what is on disk.</summary>
+public sealed record ModelChoice(string Id, bool IsTiny, string? WeightsDir, string Reason)
+{
+    /// <summary>The sub-folders of the Hugging Face layout that must exist before the real model counts as present.</summary>
+    public static readonly string[] RequiredFolders = ["transformer", "text_encoder", "clip_model", "vae"];
+
+    public static ModelChoice Resolve(ModelsOptions options)
+    {
+        var dir = Path.GetFullPath(options.ModelsDir);
+        var present = RequiredFolders.All(f => Directory.Exists(Path.Combine(dir, f)) && Directory.EnumerateFiles(Path.Combine(dir, f), "*.safetensors").Any());
+        return options.Model switch
+        {
+            ModelsOptions.Tiny => new ModelChoice(ModelsOptions.Tiny, true, null, "--model tiny"),
+            ModelsOptions.NewBieExp01 => present
+                ? new ModelChoice(ModelsOptions.NewBieExp01, false, dir, "--model newbie-exp0.1")
+                : throw new EngineUnavailableException($"--model newbie-exp0.1 but no weights in {dir} (expected {string.Join(", ", RequiredFolders)} with .safetensors files)."),
+            ModelsOptions.Auto => present
+                ? new ModelChoice(ModelsOptions.NewBieExp01, false, dir, $"weights found in {dir}")
+                : new ModelChoice(ModelsOptions.Tiny, true, null, $"no weights in {dir}: serving the built-in TINY model with random weights, images will be noise"),
+            _ => throw new EngineUnavailableException($"Unknown model '{options.Model}' (auto, tiny or newbie-exp0.1)."),
+        };
+    }
+}

@@ -1,0 +1,24 @@
+using LiteDB;
+
+namespace NewBie.Host.Storage;
+
+/// <summary>
+/// The application's own LiteDB file (jobs, run-time statistics, fair-share counters), apart from Hangfire's.
+/// One instance per process; dates are stored and read as UTC; a private mapper keeps BsonMapper.Global untouched.
+/// </summary>
+public sealed class AppDatabase : IDisposable
+{
+    public AppDatabase(DataDirectory dataDirectory)
+    {
+        var connection = new ConnectionString { Filename = dataDirectory.AppDatabasePath, Connection = ConnectionType.Direct };
+        // LiteDB's mapper trims strings and stores "" as null by default: prompts must round-trip exactly.
+        var mapper = new BsonMapper { TrimWhitespace = false, EmptyStringToNull = false };
+        Database = new LiteDatabase(connection, mapper) { UtcDate = true };
+    }
+
+    public LiteDatabase Database { get; }
+
+    public ILiteCollection<T> Collection<T>(string name) => Database.GetCollection<T>(name);
+
+    public void Dispose() => Database.Dispose();
+}

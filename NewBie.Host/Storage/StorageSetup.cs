@@ -1,0 +1,14 @@
+namespace NewBie.Host.Storage;
+
+public static class StorageSetup
+{
+    public static IHostApplicationBuilder AddStorage(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section)
+            .Validate(o => !string.IsNullOrWhiteSpace(o.DataDir), "Storage:DataDir is required.").ValidateOnStart();
+        builder.Services.AddSingleton<DataDirectory>();
+        builder.Services.AddSingleton<AppDatabase>();
+        builder.Services.AddSingleton(TimeProvider.System);
+        return builder;
+    }
+}
