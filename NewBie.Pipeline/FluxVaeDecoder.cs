@@ -1,0 +1,411 @@
+using NewBie.Pipeline.Configs;
+using NewBie.Pipeline.Weights;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace NewBie.Pipeline;
+
+/// <summary>How decoded values in [0, 1] become bytes.</summary>
+public enum PixelRounding
+{
+    /// <summary><c>round(x·255)</c>, half to even (torch.round): what diffusers' pipelines do.</summary>
+    Round,
+    /// <summary><c>(x·255).to(uint8)</c>: what torchvision <c>to_pil_image</c> in the upstream NewBie demo does.</summary>
+    Truncate,
+}
+
+/// <summary>
+/// Tiled decoding (diffusers <c>AutoencoderKL.tiled_decode</c>): square latent tiles of <paramref name="TileLatentSize"/>
+/// cells, neighbours overlapping by <paramref name="OverlapLatent"/> cells, the overlap cross-faded linearly in pixel
+/// space. Peak activation memory then depends on the tile, not on the image. Each tile normalises and attends only
+/// over itself, so the result is close to, not equal to, the full decode (numbers in FluxVaeDecoderTests).
+/// </summary>
+public sealed record VaeTiling(int TileLatentSize = 64, int OverlapLatent = 16)
+{
+    /// <summary>512-pixel tiles with 128 pixels of cross-fade for the FLUX VAE (diffusers' 0.25 overlap factor).</summary>
+    public static VaeTiling Default { get; } = new();
+
+    public void Validate()
+    {
+        if (TileLatentSize < 1 || OverlapLatent < 0 || OverlapLatent >= TileLatentSize)
+            throw new ArgumentException($"tile size {TileLatentSize} must be positive and larger than the overlap {OverlapLatent} (which must be ≥ 0)");
+    }
+}
+
+/// <summary>
+/// The FLUX.1 VAE decoder (diffusers <c>AutoencoderKL</c>, decoder half only): scaled latent → image in [-1, 1].
+/// The module tree spells the diffusers checkpoint keys (<c>decoder.up_blocks.0.resnets.1.conv2.weight</c>), so the
+/// released <c>vae/diffusion_pytorch_model.safetensors</c> loads by name; its encoder tensors are skipped.
+/// </summary>
+public sealed class FluxVaeDecoder : nn.Module<Tensor, Tensor>
+{
+    internal readonly Decoder decoder;
+
+    public VaeConfig Config { get; }
+    public Device Device { get; }
+    public ScalarType DType { get; }
+
+    public FluxVaeDecoder(VaeConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32) : base(nameof(FluxVaeDecoder))
+    {
+        config.Validate();
+        Config = config;
+        Device = device ?? CPU;
+        DType = dtype;
+        decoder = new Decoder(config, Device, dtype);
+        RegisterComponents();
+    }
+
+    /// <summary>Ignores the encoder half of a full AutoencoderKL checkpoint; every other key must match exactly.</summary>
+    public static string? KeyMap(string checkpointKey) =>
+        checkpointKey.StartsWith("encoder.", StringComparison.Ordinal) || checkpointKey.StartsWith("quant_conv.", StringComparison.Ordinal)
+            ? null
+            : checkpointKey;
+
+    /// <summary>Builds the decoder on <paramref name="device"/> and loads it strictly from a safetensors file or a folder holding one.</summary>
+    public static FluxVaeDecoder Load(string folderOrFile, VaeConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        var vae = new FluxVaeDecoder(config, device, dtype);
+        try
+        {
+            using var checkpoint = Checkpoint.Open(folderOrFile);
+            WeightLoader.Load(vae, checkpoint, KeyMap, "FLUX VAE decoder");
+            vae.eval();
+            return vae;
+        }
+        catch
+        {
+            vae.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Deterministic random weights for the built-in tiny model, drawn on the CPU so every device gets the same ones.
+    /// Scales follow the parity fixture's init (conv/linear N(0, 1/fan_in), conv_out ×1.6, norm scales 1 + N(0, 0.1²),
+    /// biases N(0, 0.05²)), which keeps activations and the output in a sensible range through the whole stack.
+    /// </summary>
+    public static FluxVaeDecoder CreateRandom(VaeConfig config, long seed, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        var vae = new FluxVaeDecoder(config, device, dtype);
+        using var generator = new Generator((ulong)seed);
+        using (torch.no_grad())
+        {
+            foreach (var (name, p) in vae.named_parameters())
+            {
+                using var scope = torch.NewDisposeScope();
+                var noise = torch.randn(p.shape, ScalarType.Float32, CPU, generator: generator);
+                Tensor value;
+                if (name.EndsWith(".bias", StringComparison.Ordinal)) value = noise * 0.05;
+                else if (p.dim() == 1) value = 1 + noise * 0.1;
+                else
+                {
+                    long fanIn = p.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+                    value = noise / Math.Sqrt(fanIn) * (name == "decoder.conv_out.weight" ? 1.6 : 1.0);
+                }
+                p.copy_(value);
+            }
+        }
+        vae.eval();
+        return vae;
+    }
+
+    /// <summary>Full decode; see <see cref="Decode"/>.</summary>
+    public override Tensor forward(Tensor latent) => Decode(latent);
+
+    /// <summary>
+    /// Scaled latent [B, latent_channels, h, w] (as the sampler leaves it) → float32 [B, out_channels, h·f, w·f], nominally
+    /// in [-1, 1] but not clamped. With <paramref name="tiling"/> the decoder runs tile by tile.
+    /// </summary>
+    public Tensor Decode(Tensor latent, VaeTiling? tiling = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        if (latent.dim() != 4 || latent.shape[1] != Config.LatentChannels)
+            throw new ArgumentException($"latent must be [B, {Config.LatentChannels}, h, w], got [{string.Join(", ", latent.shape)}]");
+        var z = DecoderInput(latent);
+        var image = tiling is null ? decoder.call(z) : DecodeTiled(z, tiling);
+        return image.to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary><c>latent / scaling_factor + shift_factor</c> (flux <c>AutoEncoder.decode</c>), in float32, then in the decoder's dtype and device.</summary>
+    public Tensor DecoderInput(Tensor latent)
+    {
+        using var scope = torch.NewDisposeScope();
+        var z = latent.to(ScalarType.Float32) / Config.ScalingFactor + Config.ShiftFactor;
+        return z.to(DType, Device).MoveToOuterDisposeScope();
+    }
+
+    private Tensor DecodeTiled(Tensor z, VaeTiling tiling)
+    {
+        tiling.Validate();
+        int f = Config.SpatialFactor;
+        long height = z.shape[2], width = z.shape[3];
+        var rowStarts = TileStarts(height, tiling);
+        var colStarts = TileStarts(width, tiling);
+        int blend = tiling.OverlapLatent * f;
+        var tiles = new Tensor[rowStarts.Count, colStarts.Count];
+        var rows = new List<Tensor>();
+        for (int i = 0; i < rowStarts.Count; i++)
+        {
+            var row = new List<Tensor>();
+            for (int j = 0; j < colStarts.Count; j++)
+            {
+                long r0 = rowStarts[i], c0 = colStarts[j];
+                var latentTile = z[.., .., TensorIndex.Slice(r0, Math.Min(r0 + tiling.TileLatentSize, height)),
+                    TensorIndex.Slice(c0, Math.Min(c0 + tiling.TileLatentSize, width))];
+                var tile = decoder.call(latentTile);
+                // Blending against the already blended neighbours is what diffusers' in-place blend_v/blend_h amount to.
+                if (i > 0) tile = Blend(tiles[i - 1, j], tile, blend, dim: 2);
+                if (j > 0) tile = Blend(tiles[i, j - 1], tile, blend, dim: 3);
+                tiles[i, j] = tile;
+                // A tile owns the pixels up to where the next one starts; the last one owns the rest.
+                long keepH = i + 1 < rowStarts.Count ? (rowStarts[i + 1] - r0) * f : tile.shape[2];
+                long keepW = j + 1 < colStarts.Count ? (colStarts[j + 1] - c0) * f : tile.shape[3];
+                row.Add(tile[.., .., TensorIndex.Slice(0, keepH), TensorIndex.Slice(0, keepW)]);
+            }
+            rows.Add(torch.cat(row, dim: 3));
+        }
+        return torch.cat(rows, dim: 2);
+    }
+
+    /// <summary>Tile origins along one axis: a stride of tile − overlap, stopping at the first tile that reaches the end.</summary>
+    internal static List<long> TileStarts(long length, VaeTiling tiling)
+    {
+        var starts = new List<long> { 0 };
+        int stride = tiling.TileLatentSize - tiling.OverlapLatent;
+        while (starts[^1] + tiling.TileLatentSize < length) starts.Add(starts[^1] + stride);
+        return starts;
+    }
+
+    /// <summary>Cross-fades the first <paramref name="extent"/> pixels of <paramref name="b"/> from the last ones of <paramref name="a"/>.</summary>
+    private static Tensor Blend(Tensor a, Tensor b, int extent, int dim)
+    {
+        if (extent == 0) return b;
+        var shape = new long[] { 1, 1, 1, 1 };
+        shape[dim] = extent;
+        var w = (torch.arange(extent, ScalarType.Float32, b.device) / extent).to(b.dtype).reshape(shape);
+        var head = a.narrow(dim, a.shape[dim] - extent, extent) * (1 - w) + b.narrow(dim, 0, extent) * w;
+        return torch.cat([head, b.narrow(dim, extent, b.shape[dim] - extent)], dim);
+    }
+
+    /// <summary>
+    /// Decoded [B, C, H, W] → uint8 [B, H, W, C] on the CPU: <c>clamp((x + 1) / 2, 0, 1) · 255</c>, then rounded or truncated.
+    /// </summary>
+    public static Tensor ToImageBytes(Tensor decoded, PixelRounding rounding = PixelRounding.Round)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = ((decoded.to(ScalarType.Float32) + 1) / 2).clamp(0.0, 1.0) * 255;
+        x = rounding == PixelRounding.Round ? x.round() : x.trunc();
+        return x.to(ScalarType.Byte).permute(0, 2, 3, 1).contiguous().cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One row-major H × W × 3 RGB byte array per image (the layout of <see cref="GeneratedImage.Rgb"/>).</summary>
+    public static byte[][] ToRgb(Tensor decoded, PixelRounding rounding = PixelRounding.Round)
+    {
+        if (decoded.dim() != 4 || decoded.shape[1] != 3)
+            throw new ArgumentException($"expected decoded RGB [B, 3, H, W], got [{string.Join(", ", decoded.shape)}]");
+        using var bytes = ToImageBytes(decoded, rounding);
+        var result = new byte[bytes.shape[0]][];
+        for (int i = 0; i < result.Length; i++)
+        {
+            using var image = bytes[i];
+            result[i] = image.bytes.ToArray();
+        }
+        return result;
+    }
+}
+
+/// <summary>diffusers <c>Decoder</c>: conv_in → mid block → up blocks (lowest resolution first) → norm, SiLU, conv_out.</summary>
+internal sealed class Decoder : nn.Module<Tensor, Tensor>
+{
+    internal readonly Conv2d conv_in;
+    internal readonly UNetMidBlock2D mid_block;
+    internal readonly ModuleList<UpDecoderBlock2D> up_blocks = new();
+    internal readonly VaeGroupNorm conv_norm_out;
+    internal readonly Conv2d conv_out;
+
+    public Decoder(VaeConfig c, Device device, ScalarType dtype) : base(nameof(Decoder))
+    {
+        var widths = c.BlockOutChannels.Reverse().ToArray();
+        conv_in = nn.Conv2d(c.LatentChannels, widths[0], 3, padding: 1, device: device, dtype: dtype);
+        mid_block = new UNetMidBlock2D(widths[0], c, device, dtype);
+        int previous = widths[0];
+        for (int i = 0; i < widths.Length; i++)
+        {
+            up_blocks.Add(new UpDecoderBlock2D(previous, widths[i], c, addUpsample: i < widths.Length - 1, device, dtype));
+            previous = widths[i];
+        }
+        conv_norm_out = new VaeGroupNorm(c.NormNumGroups, previous, c.NormEps, device, dtype);
+        conv_out = nn.Conv2d(previous, c.OutChannels, 3, padding: 1, device: device, dtype: dtype);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor z)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = mid_block.call(conv_in.call(z));
+        foreach (var block in up_blocks) x = block.call(x);
+        x = conv_out.call(F.silu(conv_norm_out.call(x)));
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>GroupNorm computed in float32 whatever the weights' dtype: bf16 statistics over 128×1024² values are too coarse.</summary>
+internal sealed class VaeGroupNorm : nn.Module<Tensor, Tensor>
+{
+    internal readonly Parameter weight;
+    internal readonly Parameter bias;
+    private readonly long _groups;
+    private readonly double _eps;
+
+    public VaeGroupNorm(long groups, long channels, double eps, Device device, ScalarType dtype) : base(nameof(VaeGroupNorm))
+    {
+        _groups = groups;
+        _eps = eps;
+        weight = nn.Parameter(torch.ones(channels, dtype, device), requires_grad: false);
+        bias = nn.Parameter(torch.zeros(channels, dtype, device), requires_grad: false);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var y = F.group_norm(x.to(ScalarType.Float32), _groups, weight.to(ScalarType.Float32), bias.to(ScalarType.Float32), _eps);
+        return y.to(x.dtype).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>diffusers <c>ResnetBlock2D</c> (flux <c>ResnetBlock</c>): two norm-SiLU-conv steps plus a (1×1-projected) skip.</summary>
+internal sealed class ResnetBlock2D : nn.Module<Tensor, Tensor>
+{
+    internal readonly VaeGroupNorm norm1;
+    internal readonly Conv2d conv1;
+    internal readonly VaeGroupNorm norm2;
+    internal readonly Conv2d conv2;
+    internal readonly Conv2d? conv_shortcut;
+
+    public ResnetBlock2D(int inChannels, int outChannels, VaeConfig c, Device device, ScalarType dtype) : base(nameof(ResnetBlock2D))
+    {
+        norm1 = new VaeGroupNorm(c.NormNumGroups, inChannels, c.NormEps, device, dtype);
+        conv1 = nn.Conv2d(inChannels, outChannels, 3, padding: 1, device: device, dtype: dtype);
+        norm2 = new VaeGroupNorm(c.NormNumGroups, outChannels, c.NormEps, device, dtype);
+        conv2 = nn.Conv2d(outChannels, outChannels, 3, padding: 1, device: device, dtype: dtype);
+        if (inChannels != outChannels) conv_shortcut = nn.Conv2d(inChannels, outChannels, 1, device: device, dtype: dtype);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = conv1.call(F.silu(norm1.call(x)));
+        h = conv2.call(F.silu(norm2.call(h)));
+        var skip = conv_shortcut is null ? x : conv_shortcut.call(x);
+        return (skip + h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// diffusers <c>Attention</c> as the VAE uses it: GroupNorm, one head over all channels (scale 1/√C), Linear
+/// projections (flux's 1×1 convs, converted in the checkpoint), residual added.
+/// </summary>
+internal sealed class VaeAttention : nn.Module<Tensor, Tensor>
+{
+    internal readonly VaeGroupNorm group_norm;
+    internal readonly Linear to_q;
+    internal readonly Linear to_k;
+    internal readonly Linear to_v;
+    internal readonly ModuleList<Linear> to_out = new();
+
+    public VaeAttention(int channels, VaeConfig c, Device device, ScalarType dtype) : base(nameof(VaeAttention))
+    {
+        group_norm = new VaeGroupNorm(c.NormNumGroups, channels, c.NormEps, device, dtype);
+        to_q = nn.Linear(channels, channels, device: device, dtype: dtype);
+        to_k = nn.Linear(channels, channels, device: device, dtype: dtype);
+        to_v = nn.Linear(channels, channels, device: device, dtype: dtype);
+        to_out.Add(nn.Linear(channels, channels, device: device, dtype: dtype));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], ch = x.shape[1], h = x.shape[2], w = x.shape[3];
+        // (B, C, H, W) -> (B, H·W, C)
+        var seq = group_norm.call(x).reshape(b, ch, h * w).transpose(1, 2);
+        // (B, H·W, C) -> (B, 1, H·W, C): a single head whose width is C, so SDPA's default scale is 1/√C.
+        var q = to_q.call(seq).unsqueeze(1);
+        var k = to_k.call(seq).unsqueeze(1);
+        var v = to_v.call(seq).unsqueeze(1);
+        var o = F.scaled_dot_product_attention(q, k, v).squeeze(1);
+        o = to_out[0].call(o).transpose(1, 2).reshape(b, ch, h, w);
+        return (o + x).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>diffusers <c>UNetMidBlock2D</c>: resnet, (attention, resnet) once.</summary>
+internal sealed class UNetMidBlock2D : nn.Module<Tensor, Tensor>
+{
+    internal readonly ModuleList<ResnetBlock2D> resnets = new();
+    internal readonly ModuleList<VaeAttention> attentions = new();
+
+    public UNetMidBlock2D(int channels, VaeConfig c, Device device, ScalarType dtype) : base(nameof(UNetMidBlock2D))
+    {
+        resnets.Add(new ResnetBlock2D(channels, channels, c, device, dtype));
+        if (c.MidBlockAddAttention) attentions.Add(new VaeAttention(channels, c, device, dtype));
+        resnets.Add(new ResnetBlock2D(channels, channels, c, device, dtype));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        x = resnets[0].call(x);
+        foreach (var attention in attentions) x = attention.call(x);
+        x = resnets[1].call(x);
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>diffusers <c>UpDecoderBlock2D</c>: layers_per_block + 1 resnets, then nearest ×2 and a 3×3 conv (all but the last block).</summary>
+internal sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
+{
+    internal readonly ModuleList<ResnetBlock2D> resnets = new();
+    internal readonly ModuleList<Upsample2D> upsamplers = new();
+
+    public UpDecoderBlock2D(int inChannels, int outChannels, VaeConfig c, bool addUpsample, Device device, ScalarType dtype) : base(nameof(UpDecoderBlock2D))
+    {
+        for (int i = 0; i <= c.LayersPerBlock; i++)
+            resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, c, device, dtype));
+        if (addUpsample) upsamplers.Add(new Upsample2D(outChannels, device, dtype));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        foreach (var resnet in resnets) x = resnet.call(x);
+        foreach (var upsampler in upsamplers) x = upsampler.call(x);
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>diffusers <c>Upsample2D</c> with use_conv: nearest-neighbour ×2, then a 3×3 conv.</summary>
+internal sealed class Upsample2D : nn.Module<Tensor, Tensor>
+{
+    internal readonly Conv2d conv;
+
+    public Upsample2D(int channels, Device device, ScalarType dtype) : base(nameof(Upsample2D))
+    {
+        conv = nn.Conv2d(channels, channels, 3, padding: 1, device: device, dtype: dtype);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var up = F.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+        return conv.call(up).MoveToOuterDisposeScope();
+    }
+}
