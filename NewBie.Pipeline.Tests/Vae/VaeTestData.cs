@@ -25,6 +25,13 @@ internal static class VaeTestData
             $"{what}: max |diff| {(a - e).abs().max().item<double>():G4} exceeds the tolerance by {worst:G4} (atol {atol}, rtol {rtol})");
     }
 
+    /// <summary>Same shape and bit-identical values.</summary>
+    public static bool Same(Tensor a, Tensor b)
+    {
+        using var scope = NewDisposeScope();
+        return a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+    }
+
     /// <summary>Max and mean absolute difference.</summary>
     public static (double Max, double Mean) Diff(Tensor a, Tensor b)
     {
