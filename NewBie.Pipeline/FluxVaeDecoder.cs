@@ -17,14 +17,14 @@ public enum PixelRounding
 }
 
 /// <summary>
-/// Tiled decoding for when the full decode does not fit. conv_in and the mid block (the only attention, its queries
-/// taken a tile's worth at a time) run whole at latent resolution, where they are small; every later layer runs tile by tile over square tiles of
-/// <paramref name="TileLatentSize"/> latent cells (×2 pixels per upsampling), each cut with a one-pixel overlap
-/// (the 3×3 convs' reach) and its interior kept, while the full-size activations between layers wait on the CPU. GroupNorm
-/// statistics are summed over all tiles before each norm, so nothing is approximated and no seams need blending:
-/// unlike diffusers' <c>tiled_decode</c>, whose per-tile norms and attention differ visibly from the full decode, this
-/// agrees with it to float rounding (numbers in FluxVaeDecoderParityTests). The price is moving each activation
-/// through host memory once per layer.
+/// Tiled decoding for when the full decode does not fit. conv_in and the mid block run whole at latent resolution,
+/// where they are small (the attention takes a tile's worth of queries at a time). Every later layer runs over square
+/// tiles of <paramref name="TileLatentSize"/> latent cells (×2 pixels per upsampling so far), each cut with a one-pixel
+/// border (the 3×3 convs' reach) that is cropped afterwards, while the whole activations wait in host memory between
+/// layers. GroupNorm statistics are summed over all tiles before each norm, so nothing is approximated and no seams need
+/// blending: diffusers' <c>tiled_decode</c> normalises and attends per tile and differs visibly from the full decode,
+/// this agrees with it to float rounding (numbers in FluxVaeDecoderParityTests and the README). The price is one trip
+/// through host memory per layer.
 /// </summary>
 public sealed record VaeTiling(int TileLatentSize = 32)
 {
@@ -119,7 +119,7 @@ public sealed class FluxVaeDecoder : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Scaled latent [B, latent_channels, h, w] (as the sampler leaves it) → float32 [B, out_channels, h·f, w·f], nominally
-    /// in [-1, 1] but not clamped. With <paramref name="tiling"/> the decoder runs tile by tile.
+    /// in [-1, 1] but not clamped. With <paramref name="tiling"/> the decoder runs tile by tile and the result is on the CPU.
     /// </summary>
     public Tensor Decode(Tensor latent, VaeTiling? tiling = null)
     {
