@@ -214,10 +214,26 @@ internal sealed class Decoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor z)
     {
         using var scope = torch.NewDisposeScope();
-        var x = mid_block.call(conv_in.call(z));
-        foreach (var block in up_blocks) x = block.call(x);
-        x = conv_out.call(F.silu(conv_norm_out.call(x)));
+        var x = conv_in.call(z);
+        x = Stages.Next(x, mid_block.call(x));
+        foreach (var block in up_blocks) x = Stages.Next(x, block.call(x));
+        x = Stages.Next(x, conv_norm_out.call(x));
+        x = conv_out.call(x.silu_());
         return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// A dispose scope frees everything at the end of a forward; at 1024² every activation of the last up block is
+/// 128 × 1024² values, so stacked layers hand each intermediate back as soon as the next one exists, as PyTorch's
+/// reference counting would.
+/// </summary>
+internal static class Stages
+{
+    public static Tensor Next(Tensor previous, Tensor next)
+    {
+        previous.Dispose();
+        return next;
     }
 }
 
@@ -386,10 +402,13 @@ internal sealed class ResnetBlock2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var h = conv1.call(F.silu(norm1.call(x)));
-        h = conv2.call(F.silu(norm2.call(h)));
-        var skip = conv_shortcut is null ? x : conv_shortcut.call(x);
-        return (skip + h).MoveToOuterDisposeScope();
+        var h = norm1.call(x);
+        h = Stages.Next(h, conv1.call(h.silu_()));
+        h = Stages.Next(h, norm2.call(h));
+        h = Stages.Next(h, conv2.call(h.silu_()));
+        if (conv_shortcut is null) h.add_(x);
+        else using (var skip = conv_shortcut.call(x)) h.add_(skip);
+        return h.MoveToOuterDisposeScope();
     }
 }
 
@@ -457,10 +476,10 @@ internal sealed class UNetMidBlock2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        x = resnets[0].call(x);
-        foreach (var attention in attentions) x = attention.call(x);
-        x = resnets[1].call(x);
-        return x.MoveToOuterDisposeScope();
+        var h = resnets[0].call(x);
+        foreach (var attention in attentions) h = Stages.Next(h, attention.call(h));
+        h = Stages.Next(h, resnets[1].call(h));
+        return h.MoveToOuterDisposeScope();
     }
 }
 
@@ -481,9 +500,11 @@ internal sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        foreach (var resnet in resnets) x = resnet.call(x);
-        foreach (var upsampler in upsamplers) x = upsampler.call(x);
-        return x.MoveToOuterDisposeScope();
+        // The block's input belongs to the caller; only what this block made is disposed early.
+        var h = resnets[0].call(x);
+        foreach (var resnet in resnets.Skip(1)) h = Stages.Next(h, resnet.call(h));
+        foreach (var upsampler in upsamplers) h = Stages.Next(h, upsampler.call(h));
+        return h.MoveToOuterDisposeScope();
     }
 }
 
@@ -501,7 +522,7 @@ internal sealed class Upsample2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var up = F.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+        using var up = F.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
         return conv.call(up).MoveToOuterDisposeScope();
     }
 }

@@ -139,6 +139,26 @@ public sealed class FluxVaeDecoderTests : IDisposable
         Assert.True(max < 2e-5, $"max {max:G3}");
     }
 
+    /// <summary>
+    /// When the last conv runs, the earlier stages' outputs must already be gone (only the latent copy and the conv's
+    /// input remain), not held until the decode returns: at 1024² each of them is 128 × 1024² values.
+    /// </summary>
+    [Fact]
+    public void Intermediate_activations_are_freed_before_the_next_stage_finishes()
+    {
+        using var vae = FluxVaeDecoder.CreateRandom(VaeConfig.Tiny, seed: 2);
+        using var latent = zeros(1, 16, 2, 2);
+        long atConvOut = -1;
+        vae.decoder.conv_out.register_forward_pre_hook((module, input) =>
+        {
+            atConvOut = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            return input;
+        });
+        var before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        using (vae.Decode(latent)) { }
+        Assert.InRange(atConvOut - before, 0, 2);
+    }
+
     [Fact]
     public void Decode_rejects_a_latent_without_sixteen_channels()
     {
