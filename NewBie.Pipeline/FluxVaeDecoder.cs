@@ -146,16 +146,17 @@ public sealed class FluxVaeDecoder : nn.Module<Tensor, Tensor>
         // Whole activations wait in host memory between layers (on a CPU run that is where they already are).
         var tiles = new TileRunner(Device, CPU, tiling.TileLatentSize, z.shape[2]);
         var mid = decoder.mid_block;
-        var x = mid.resnets[0].call(decoder.conv_in.call(z));
+        var x = decoder.conv_in.call(z);
+        x = Stages.Next(x, mid.resnets[0].call(x));
         long queryChunk = (long)tiling.TileLatentSize * tiling.TileLatentSize;
-        foreach (var attention in mid.attentions) x = attention.Attend(x, queryChunk);
-        x = mid.resnets[1].call(x).to(tiles.Storage);
+        foreach (var attention in mid.attentions) x = Stages.Next(x, attention.Attend(x, queryChunk));
+        x = Stages.Next(x, mid.resnets[1].call(x).to(tiles.Storage));
         foreach (var block in decoder.up_blocks)
         {
-            foreach (var resnet in block.resnets) x = tiles.Resnet(resnet, x);
-            foreach (var upsampler in block.upsamplers) x = tiles.Upsample(upsampler, x);
+            foreach (var resnet in block.resnets) x = Stages.Next(x, tiles.Resnet(resnet, x));
+            foreach (var upsampler in block.upsamplers) x = Stages.Next(x, tiles.Upsample(upsampler, x));
         }
-        var stats = tiles.Stats(x, decoder.conv_norm_out);
+        using var stats = tiles.Stats(x, decoder.conv_norm_out);
         return tiles.Map([x], 1, 1, t => decoder.conv_out.call(F.silu(decoder.conv_norm_out.Normalize(t[0], stats))));
     }
 
@@ -265,7 +266,7 @@ internal sealed class VaeGroupNorm : nn.Module<Tensor, Tensor>
     internal double Eps => _eps;
 
     /// <summary>The norm with given per-(batch, group) mean and 1/σ, [B, G] each: for tiles of a larger tensor.</summary>
-    internal Tensor Normalize(Tensor x, (Tensor Mean, Tensor Rstd) stats)
+    internal Tensor Normalize(Tensor x, GroupStats stats)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], c = x.shape[1];
@@ -273,6 +274,16 @@ internal sealed class VaeGroupNorm : nn.Module<Tensor, Tensor>
         g = (g - stats.Mean.unsqueeze(-1)) * stats.Rstd.unsqueeze(-1);
         var y = g.reshape(x.shape) * weight.to(ScalarType.Float32).reshape(1, c, 1, 1) + bias.to(ScalarType.Float32).reshape(1, c, 1, 1);
         return y.to(x.dtype).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>GroupNorm mean and 1/σ per (batch, group), [B, G] each, in float32.</summary>
+internal sealed record GroupStats(Tensor Mean, Tensor Rstd) : IDisposable
+{
+    public void Dispose()
+    {
+        Mean.Dispose();
+        Rstd.Dispose();
     }
 }
 
@@ -316,8 +327,9 @@ internal sealed class TileRunner(Device compute, Device storage, int tileLatentS
     }
 
     /// <summary>GroupNorm mean and 1/σ per (batch, group) over the whole tensor, summed tile by tile in float64.</summary>
-    public (Tensor Mean, Tensor Rstd) Stats(Tensor x, VaeGroupNorm norm)
+    public GroupStats Stats(Tensor x, VaeGroupNorm norm)
     {
+        using var outer = torch.NewDisposeScope();
         long batch = x.shape[0], height = x.shape[2], width = x.shape[3];
         long tile = TileSize(x);
         var sum = torch.zeros([batch, norm.Groups], ScalarType.Float64, compute);
@@ -336,16 +348,18 @@ internal sealed class TileRunner(Device compute, Device storage, int tileLatentS
         double count = x.shape[1] / norm.Groups * height * width;
         var mean = sum / count;
         var variance = squares / count - mean.square();
-        return (mean.to(ScalarType.Float32), (variance + norm.Eps).rsqrt().to(ScalarType.Float32));
+        return new GroupStats(mean.to(ScalarType.Float32).MoveToOuterDisposeScope(),
+            (variance + norm.Eps).rsqrt().to(ScalarType.Float32).MoveToOuterDisposeScope());
     }
 
     public Tensor Resnet(ResnetBlock2D block, Tensor x)
     {
-        var s1 = Stats(x, block.norm1);
+        using var s1 = Stats(x, block.norm1);
         var h = Map([x], 1, 1, t => block.conv1.call(F.silu(block.norm1.Normalize(t[0], s1))));
-        var s2 = Stats(h, block.norm2);
-        return Map([h, x], 1, 1, t =>
-            block.conv2.call(F.silu(block.norm2.Normalize(t[0], s2))) + (block.conv_shortcut is null ? t[1] : block.conv_shortcut.call(t[1])));
+        using var s2 = Stats(h, block.norm2);
+        using (h)
+            return Map([h, x], 1, 1, t =>
+                block.conv2.call(F.silu(block.norm2.Normalize(t[0], s2))) + (block.conv_shortcut is null ? t[1] : block.conv_shortcut.call(t[1])));
     }
 
     /// <summary>Nearest ×2 then a 3×3 conv: a one-pixel border before upsampling is two after it, enough for the conv.</summary>

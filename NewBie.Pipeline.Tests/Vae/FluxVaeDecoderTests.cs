@@ -159,6 +159,23 @@ public sealed class FluxVaeDecoderTests : IDisposable
         Assert.InRange(atConvOut - before, 0, 2);
     }
 
+    /// <summary>The tiled path keeps only the current whole activation (and its GroupNorm statistics) between layers.</summary>
+    [Fact]
+    public void Tiled_decode_frees_each_whole_activation_once_the_next_exists()
+    {
+        using var vae = FluxVaeDecoder.CreateRandom(VaeConfig.Tiny, seed: 2);
+        using var latent = zeros(1, 16, 4, 4);
+        long atFirstTile = -1;
+        vae.decoder.conv_out.register_forward_pre_hook((module, input) =>
+        {
+            if (atFirstTile < 0) atFirstTile = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            return input;
+        });
+        var before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        using (vae.Decode(latent, new VaeTiling(TileLatentSize: 2))) { }
+        Assert.InRange(atFirstTile - before, 0, 9);
+    }
+
     [Fact]
     public void Decode_rejects_a_latent_without_sixteen_channels()
     {
