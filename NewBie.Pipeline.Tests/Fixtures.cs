@@ -10,7 +10,7 @@ public static class Fixtures
     {
         var env = Environment.GetEnvironmentVariable("NEWBIE_FIXTURES");
         if (!string.IsNullOrWhiteSpace(env)) return Path.GetFullPath(env);
-        return Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared", "fixtures"));
+        return Path.GetFullPath(Path.Combine(FindRepositoryRoot(), "..", "shared", "fixtures"));
     }
 
     /// <summary>The folder holding NewBie.slnx, found by walking up from the test assembly.</summary>

@@ -1,0 +1,316 @@
+using Hangfire;
+using Hangfire.Annotations;
+using Hangfire.Server;
+using Hangfire.Storage;
+using LiteDB;
+
+namespace NewBie.JobStorage;
+
+/// <summary>
+/// A Hangfire job storage in one LiteDB file, for one process. Writes funnel through one gate and one LiteDB
+/// transaction each, so commits are atomic and no two writers can deadlock. The fair queues (default "gpu") dequeue
+/// in <see cref="FairOrder"/>; other queues are FIFO. Holding the sidecar lock file proves any previous owner is
+/// gone, so jobs it had fetched are handed out again at once.
+/// </summary>
+public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
+{
+    private static readonly HashSet<string> Features = new(StringComparer.OrdinalIgnoreCase)
+    {
+        // Without this flag a Hangfire 1.8 server asks for the obsolete GetComponents and never runs the expiration manager.
+        JobStorageFeatures.ProcessesInsteadOfComponents,
+        JobStorageFeatures.ExtendedApi,
+        JobStorageFeatures.JobQueueProperty,
+        JobStorageFeatures.Connection.GetUtcDateTime,
+        JobStorageFeatures.Connection.GetSetContains,
+        JobStorageFeatures.Connection.LimitedGetSetCount,
+        JobStorageFeatures.Connection.BatchedGetFirstByLowest,
+        "BatchedGetFirstByLowestScoreFromSet", // the name Hangfire 1.7 asked for; InMemory still answers it
+        JobStorageFeatures.Transaction.AcquireDistributedLock,
+        JobStorageFeatures.Transaction.CreateJob,
+        JobStorageFeatures.Transaction.SetJobParameter,
+        JobStorageFeatures.Transaction.RemoveFromQueue(typeof(LiteFetchedJob)),
+        JobStorageFeatures.Monitoring.DeletedStateGraphs,
+        JobStorageFeatures.Monitoring.AwaitingJobs,
+    };
+
+    private readonly FileStream _lockFile;
+    private readonly LiteDatabase _db;
+    private readonly object _writeGate = new();
+    private readonly HashSet<string> _fairQueues;
+    private volatile bool _disposed;
+
+    /// <summary>Opens (or creates) the database at <paramref name="path"/> and takes its lock file.</summary>
+    /// <exception cref="StorageInUseException">Another storage, in this or another process, holds the database.</exception>
+    public LiteDbStorage(string path, LiteDbStorageOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        Options = options ?? new LiteDbStorageOptions();
+        Options.Validate();
+        Path = System.IO.Path.GetFullPath(path);
+        _fairQueues = new HashSet<string>(Options.FairQueues, StringComparer.Ordinal);
+        _lockFile = TakeLockFile(Path);
+        try
+        {
+            // Direct mode does not stop a second process from opening the file; the lock file above does.
+            // Hangfire values are stored as given: LiteDB's defaults would trim them and turn "" into null.
+            var mapper = new BsonMapper { TrimWhitespace = false, EmptyStringToNull = false };
+            _db = new LiteDatabase(new ConnectionString { Filename = Path, Connection = ConnectionType.Direct }, mapper)
+            {
+                UtcDate = true,
+            };
+            Jobs = _db.GetCollection<JobDocument>("hf_job", BsonAutoId.Int64);
+            States = _db.GetCollection<StateDocument>("hf_state", BsonAutoId.Int64);
+            Queue = _db.GetCollection<QueueDocument>("hf_queue", BsonAutoId.Int64);
+            Fair = _db.GetCollection<FairDocument>("hf_fair");
+            Sets = _db.GetCollection<SetDocument>("hf_set");
+            Hashes = _db.GetCollection<HashDocument>("hf_hash");
+            Lists = _db.GetCollection<ListDocument>("hf_list", BsonAutoId.Int64);
+            Counters = _db.GetCollection<CounterDocument>("hf_counter");
+            Servers = _db.GetCollection<ServerDocument>("hf_server");
+            Sequences = _db.GetCollection<SequenceDocument>("hf_sequence");
+            EnsureIndexes();
+            RecoverFetchedJobs();
+        }
+        catch
+        {
+            _db?.Dispose();
+            _lockFile.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Full path of the database file.</summary>
+    public string Path { get; }
+
+    /// <summary>The settings this storage was opened with.</summary>
+    public LiteDbStorageOptions Options { get; }
+
+    internal ILiteCollection<JobDocument> Jobs { get; }
+    internal ILiteCollection<StateDocument> States { get; }
+    internal ILiteCollection<QueueDocument> Queue { get; }
+    internal ILiteCollection<FairDocument> Fair { get; }
+    internal ILiteCollection<SetDocument> Sets { get; }
+    internal ILiteCollection<HashDocument> Hashes { get; }
+    internal ILiteCollection<ListDocument> Lists { get; }
+    internal ILiteCollection<CounterDocument> Counters { get; }
+    internal ILiteCollection<ServerDocument> Servers { get; }
+    internal ILiteCollection<SequenceDocument> Sequences { get; }
+    internal DistributedLocks Locks { get; } = new();
+    internal QueueSignal Signal { get; } = new();
+    internal bool IsDisposed => _disposed;
+
+    /// <summary>One process owns the file, so every read sees every committed write.</summary>
+    public override bool LinearizableReads => true;
+
+    public override IStorageConnection GetConnection() => new LiteDbConnection(this);
+
+    public override IMonitoringApi GetMonitoringApi() => new LiteDbMonitoringApi(this);
+
+    public override bool HasFeature([NotNull] string featureId)
+    {
+        ArgumentNullException.ThrowIfNull(featureId);
+        return Features.Contains(featureId) || base.HasFeature(featureId);
+    }
+
+    public override IEnumerable<IBackgroundProcess> GetStorageWideProcesses()
+    {
+        yield return new ExpirationManager(this);
+    }
+
+    public override string ToString() => $"LiteDB job storage at {Path}";
+
+    /// <summary>
+    /// The unfetched jobs of <paramref name="queue"/> in the order they will be claimed if nothing else arrives:
+    /// <see cref="FairOrder"/> for the fair queues, FIFO otherwise. Index 0 runs next.
+    /// </summary>
+    public IReadOnlyList<FairQueueEntry> GetFairQueue(string queue)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        lock (_writeGate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return PendingInClaimOrder(queue).Select(r => ToEntry(r)).ToList();
+        }
+    }
+
+    /// <summary>The ids of the jobs of <paramref name="queue"/> that a worker has fetched and not yet acknowledged.</summary>
+    public IReadOnlyList<string> GetFetchedJobIds(string queue)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        return Queue.Find(q => q.Queue == queue && q.FetchedAt != null).OrderBy(q => q.FetchedAt).Select(q => JobKey(q.JobId)).ToList();
+    }
+
+    public void Dispose()
+    {
+        lock (_writeGate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _db.Dispose();
+            _lockFile.Dispose();
+        }
+        Signal.Raise();
+    }
+
+    internal bool IsFair(string queue) => _fairQueues.Contains(queue);
+
+    /// <summary>Runs <paramref name="work"/> as one atomic LiteDB transaction, alone among writers.</summary>
+    internal T Write<T>(Func<T> work)
+    {
+        lock (_writeGate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            // LiteDB transactions belong to the calling thread: everything between BeginTrans and Commit is synchronous.
+            if (!_db.BeginTrans()) throw new InvalidOperationException("A LiteDB transaction is already open on this thread.");
+            try
+            {
+                var result = work();
+                _db.Commit();
+                return result;
+            }
+            catch
+            {
+                _db.Rollback();
+                throw;
+            }
+        }
+    }
+
+    internal void Write(Action work) => Write(() => { work(); return 0; });
+
+    /// <summary>A fresh job id; ids are never reused, even after the newest job expired and the file was reopened.</summary>
+    internal long NextJobId() => Write(() =>
+    {
+        var sequence = Sequences.FindById("job") ?? new SequenceDocument { Id = "job" };
+        sequence.Value++;
+        Sequences.Upsert(sequence);
+        return sequence.Value;
+    });
+
+    /// <summary>
+    /// Claims the next unfetched row of the first of <paramref name="queues"/> that has one, or returns null.
+    /// For a fair queue the served counter and the user's last-served tick move in the same transaction.
+    /// </summary>
+    internal QueueDocument? TryClaim(string[] queues) => Write(() =>
+    {
+        foreach (var queue in queues)
+        {
+            var next = PendingInClaimOrder(queue, firstOnly: true).FirstOrDefault();
+            if (next == null) continue;
+            if (IsFair(queue))
+            {
+                var counter = (Fair.FindById(CounterKey(queue))?.Value ?? 0) + 1;
+                Fair.Upsert(new FairDocument { Id = CounterKey(queue), Value = counter });
+                Fair.Upsert(new FairDocument { Id = ServedKey(queue, next.UserId), Value = counter });
+            }
+            next.FetchedAt = DateTime.UtcNow;
+            next.FetchToken = Guid.NewGuid().ToString("N");
+            Queue.Update(next);
+            return next;
+        }
+        return null;
+    });
+
+    /// <summary>Unfetched rows of a queue in claim order. Callers hold the write gate so the snapshot is consistent.</summary>
+    internal IReadOnlyList<QueueDocument> PendingInClaimOrder(string queue, bool firstOnly = false)
+    {
+        var rows = Queue.Find(q => q.Queue == queue && q.FetchedAt == null).ToList();
+        if (!IsFair(queue)) return rows.OrderBy(r => r.Id).ToList();
+
+        var rowOf = new Dictionary<FairQueueEntry, QueueDocument>(ReferenceEqualityComparer.Instance);
+        foreach (var row in rows) rowOf[ToEntry(row)] = row;
+        var prefix = ServedKey(queue, "");
+        var served = Fair.Find(f => f.Id.StartsWith(prefix)).ToDictionary(f => f.Id[prefix.Length..], f => f.Value, StringComparer.Ordinal);
+        if (firstOnly)
+        {
+            var next = FairOrder.PickNext(rowOf.Keys, served);
+            return next == null ? [] : [rowOf[next]];
+        }
+        var counter = Fair.FindById(CounterKey(queue))?.Value ?? 0;
+        return FairOrder.Order(rowOf.Keys, served, counter).Select(e => rowOf[e]).ToList();
+    }
+
+    /// <summary>Deletes everything whose expiry has passed; returns how many records went.</summary>
+    internal int RemoveExpired(DateTime now) => Write(() =>
+    {
+        var removed = 0;
+        foreach (var job in Jobs.Find(j => j.ExpireAt != null && j.ExpireAt < now).ToList())
+        {
+            States.DeleteMany(s => s.JobId == job.Id);
+            Queue.DeleteMany(q => q.JobId == job.Id);
+            removed += Jobs.Delete(job.Id) ? 1 : 0;
+        }
+        removed += Sets.DeleteMany(s => s.ExpireAt != null && s.ExpireAt < now);
+        removed += Hashes.DeleteMany(h => h.ExpireAt != null && h.ExpireAt < now);
+        removed += Lists.DeleteMany(l => l.ExpireAt != null && l.ExpireAt < now);
+        removed += Counters.DeleteMany(c => c.ExpireAt != null && c.ExpireAt < now);
+        return removed;
+    });
+
+    internal static string JobKey(long id) => id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Parses a Hangfire job id of this storage; anything else names no job here.</summary>
+    internal static bool TryParseJobId(string? id, out long value) =>
+        long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value);
+
+    private static FairQueueEntry ToEntry(QueueDocument row) => new(JobKey(row.JobId), row.UserId, row.Priority, row.Seq);
+
+    private static string CounterKey(string queue) => $"counter|{queue}";
+
+    private static string ServedKey(string queue, string user) => $"served|{queue}|{user}";
+
+    private static FileStream TakeLockFile(string path)
+    {
+        var lockPath = path + ".lock";
+        try
+        {
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(lockPath)!);
+            return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new StorageInUseException(
+                $"The job database '{path}' is in use by another NewBie process (or another LiteDbStorage in this one): " +
+                $"its lock file '{lockPath}' is held. One process per database; stop the other one or use another data directory.", e);
+        }
+    }
+
+    private void EnsureIndexes()
+    {
+        Jobs.EnsureIndex(j => j.StateName);
+        Jobs.EnsureIndex(j => j.ExpireAt);
+        States.EnsureIndex(s => s.JobId);
+        Queue.EnsureIndex(q => q.Queue);
+        Queue.EnsureIndex(q => q.JobId);
+        Sets.EnsureIndex(s => s.Key);
+        Sets.EnsureIndex(s => s.ExpireAt);
+        Hashes.EnsureIndex(h => h.Key);
+        Hashes.EnsureIndex(h => h.ExpireAt);
+        Lists.EnsureIndex(l => l.Key);
+        Lists.EnsureIndex(l => l.ExpireAt);
+        Counters.EnsureIndex(c => c.ExpireAt);
+    }
+
+    // The lock file is ours, so whoever fetched these rows is dead: hand them out again now rather than after a timeout.
+    private void RecoverFetchedJobs() => Write(() =>
+    {
+        foreach (var row in Queue.Find(q => q.FetchedAt != null).ToList())
+        {
+            row.FetchedAt = null;
+            row.FetchToken = null;
+            Queue.Update(row);
+        }
+    });
+}
+
+/// <summary>Hangfire configuration entry point for <see cref="LiteDbStorage"/>.</summary>
+public static class LiteDbStorageExtensions
+{
+    /// <summary>Makes <paramref name="storage"/> the job storage of this Hangfire configuration.</summary>
+    public static IGlobalConfiguration<LiteDbStorage> UseLiteDbStorage(this IGlobalConfiguration configuration, LiteDbStorage storage)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(storage);
+        return configuration.UseStorage(storage);
+    }
+}

@@ -1,0 +1,137 @@
+using NewBie.Pipeline.Configs;
+
+namespace NewBie.Pipeline.Tests.TextEncoders;
+
+public sealed class ConfigTests
+{
+    [Fact]
+    public void Released_gemma_text_config_reads_as_the_gemma3_4b_preset()
+    {
+        // The text part of google/gemma-3-4b-it config.json: everything else is a transformers default.
+        var json = """
+            {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+             "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+               "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+             "vision_config": {"hidden_size": 1152}}
+            """;
+        Assert.Equal(GemmaConfig.Gemma3_4B, GemmaConfig.FromJson(json));
+    }
+
+    [Fact]
+    public void Gemma3_4b_global_layers_are_every_sixth()
+    {
+        var c = GemmaConfig.Gemma3_4B;
+        var global = Enumerable.Range(0, c.NumHiddenLayers).Where(i => !c.IsSlidingLayer(i));
+        Assert.Equal([5, 11, 17, 23, 29], global);
+        Assert.Equal(8.0, c.GlobalRopeScale);
+    }
+
+    [Fact]
+    public void Explicit_layer_types_override_the_pattern()
+    {
+        var c = GemmaConfig.Tiny with { LayerTypes = ["full_attention", "sliding_attention", "sliding_attention"] };
+        Assert.False(c.IsSlidingLayer(0));
+        Assert.True(c.IsSlidingLayer(1));
+    }
+
+    [Fact]
+    public void Legacy_rope_scaling_type_field_is_understood()
+    {
+        var c = GemmaConfig.FromJson("""{"rope_scaling": {"type": "linear", "factor": 4}}""");
+        Assert.Equal(4.0, c.GlobalRopeScale);
+    }
+
+    [Fact]
+    public void Presets_are_valid_and_tiny_sizes_fit_the_tiny_model()
+    {
+        GemmaConfig.Gemma3_4B.Validate();
+        GemmaConfig.Tiny.Validate();
+        JinaConfig.JinaClipV2.Validate();
+        JinaConfig.Tiny.Validate();
+        Assert.Equal(512, GemmaConfig.Tiny.VocabSize);
+        Assert.Equal(512, JinaConfig.Tiny.VocabSize);
+        Assert.Equal(64, GemmaConfig.Tiny.HiddenSize);
+        Assert.Equal(64, JinaConfig.Tiny.HiddenSize);
+        Assert.Contains(Enumerable.Range(0, GemmaConfig.Tiny.NumHiddenLayers - 1), i => !GemmaConfig.Tiny.IsSlidingLayer(i));
+    }
+
+    [Fact]
+    public void Gemma_validate_names_the_numbers_that_disagree()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => (GemmaConfig.Tiny with { NumAttentionHeads = 4, NumKeyValueHeads = 3 }).Validate());
+        Assert.Contains("num_attention_heads 4", ex.Message);
+        Assert.Contains("num_key_value_heads 3", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => (GemmaConfig.Tiny with { LayerTypes = ["full_attention"] }).Validate());
+        Assert.Contains("1 entries", ex.Message);
+        Assert.Contains("num_hidden_layers is 3", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => (GemmaConfig.Tiny with { NumHiddenLayers = 1 }).Validate());
+        Assert.Contains("num_hidden_layers is 1", ex.Message);
+    }
+
+    [Fact]
+    public void Gemma_encoder_constructor_validates_its_config()
+    {
+        var bad = GemmaConfig.Tiny with { HeadDim = 15 };
+        var ex = Assert.Throws<ArgumentException>(() => new GemmaTextEncoder(bad, TorchSharp.torch.CPU, TorchSharp.torch.float32));
+        Assert.Contains("head_dim 15", ex.Message);
+    }
+
+    [Fact]
+    public void Released_jina_clip_config_reads_as_the_jina_clip_v2_preset()
+    {
+        // jina-clip-v2 keeps the tower's sizes in the jina-embeddings-v3 config; its own kwargs hold only overrides.
+        var json = """
+            {"add_projections": false, "projection_dim": 1024,
+             "text_config": {"default_lora_task": "retrieval.query", "embed_dim": 1024,
+               "hf_model_config_kwargs": {"load_trained_adapters": false, "use_flash_attn": true}}}
+            """;
+        var c = JinaConfig.FromJson(json);
+        Assert.Equal(JinaConfig.JinaClipV2 with { LoraAdaptations = c.LoraAdaptations }, c);
+        Assert.Equal(JinaConfig.JinaClipV2.LoraAdaptations, c.LoraAdaptations);
+        Assert.Equal(0.25, c.LoraScaling);
+        Assert.Equal(0, c.LoraTaskIndex);
+    }
+
+    [Fact]
+    public void Jina_text_config_without_a_task_applies_none()
+    {
+        var c = JinaConfig.FromJson("""{"text_config": {"default_lora_task": null}}""");
+        Assert.Null(c.DefaultLoraTask);
+        Assert.Equal(-1, c.LoraTaskIndex);
+    }
+
+    [Fact]
+    public void Jina_validate_names_the_numbers_that_disagree()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => (JinaConfig.Tiny with { HiddenSize = 66 }).Validate());
+        Assert.Contains("hidden_size 66", ex.Message);
+        Assert.Contains("num_attention_heads 4", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => (JinaConfig.Tiny with { DefaultLoraTask = "summarize" }).Validate());
+        Assert.Contains("'summarize'", ex.Message);
+        Assert.Contains("5 lora_adaptations", ex.Message);
+    }
+
+    [FixtureTheory("gemma3"), Trait("Category", "Parity")]
+    [MemberData(nameof(Fixtures.Folders), "gemma3", MemberType = typeof(Fixtures))]
+    public void Gemma_fixture_config_reads_its_hf_text_config(string folder)
+    {
+        var c = GemmaConfig.Read(Path.Combine(folder, "config.json"));
+        Assert.Equal(80, c.HiddenSize);
+        Assert.Equal(24, c.QueryPreAttnScalar);
+        Assert.Equal(4, c.SlidingWindow);
+        Assert.Equal(8.0, c.GlobalRopeScale);
+        Assert.Equal([5], Enumerable.Range(0, c.NumHiddenLayers).Where(i => !c.IsSlidingLayer(i)));
+    }
+
+    [FixtureTheory("jina"), Trait("Category", "Parity")]
+    [MemberData(nameof(Fixtures.Folders), "jina", MemberType = typeof(Fixtures))]
+    public void Jina_fixture_config_reads_its_hf_model_config_kwargs(string folder)
+    {
+        var c = JinaConfig.Read(Path.Combine(folder, "config.json"));
+        Assert.Equal(64, c.HiddenSize);
+        Assert.Equal(3, c.NumHiddenLayers);
+        Assert.Equal(20_000, c.RotaryEmbBase);
+        Assert.Equal("retrieval.query", c.DefaultLoraTask);
+        Assert.Equal(0.25, c.LoraScaling);
+    }
+}

@@ -1,0 +1,23 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NewBie.Pipeline.Sampling;
+
+/// <summary>The initial latent noise, reproducible from a seed (model-spec §5.5).</summary>
+public static class Noise
+{
+    /// <summary>
+    /// z ~ N(0, I) of shape [1, channels, height/8, width/8], drawn in float32 on the device with a generator
+    /// seeded for this call only (no global RNG), then cast to the model dtype as the official demo does.
+    /// </summary>
+    public static Tensor FromSeed(long seed, int width, int height, int channels, Device device, ScalarType dtype)
+    {
+        if (width <= 0 || height <= 0 || width % 16 != 0 || height % 16 != 0)
+            throw new ArgumentException($"image size {width}×{height} must be positive multiples of 16 (latent patches of 2)");
+        if (channels <= 0) throw new ArgumentException($"latent channels must be positive, got {channels}");
+        using var generator = new Generator(unchecked((ulong)seed), device);
+        using var scope = torch.NewDisposeScope();
+        var z = torch.randn([1, channels, height / 8, width / 8], dtype: float32, device: device, generator: generator);
+        return z.to(dtype).MoveToOuterDisposeScope();
+    }
+}
