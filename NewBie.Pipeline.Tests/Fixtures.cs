@@ -6,6 +6,8 @@ namespace NewBie.Pipeline.Tests;
 /// </summary>
 public static class Fixtures
 {
+    public static string Root { get; } = Locate();
+
     private static string Locate()
     {
         var env = Environment.GetEnvironmentVariable("NEWBIE_FIXTURES");
@@ -15,9 +17,6 @@ public static class Fixtures
 
     /// <summary>The folder holding NewBie.slnx, found by walking up from the test assembly.</summary>
     public static string RepositoryRoot { get; } = FindRepositoryRoot();
-
-    // Declared after RepositoryRoot: static initializers run in textual order and Locate() reads it.
-    public static string Root { get; } = Locate();
 
     private static string FindRepositoryRoot()
     {
