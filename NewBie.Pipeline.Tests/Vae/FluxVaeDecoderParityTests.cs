@@ -16,7 +16,7 @@ public sealed class FluxVaeDecoderParityTests
     private static string Inputs(string dir) => Path.Combine(dir, "inputs.safetensors");
     private static string Expected(string dir) => Path.Combine(dir, "expected.safetensors");
 
-    [Theory, MemberData(nameof(VaeFixtures))]
+    [FixtureTheory("vae"), MemberData(nameof(VaeFixtures))]
     public void Fixture_config_reads_as_the_diffusers_decoder_shape(string dir)
     {
         var config = VaeConfig.FromFile(Path.Combine(dir, "config.json"));
@@ -29,7 +29,7 @@ public sealed class FluxVaeDecoderParityTests
         Assert.Equal(2, config.SpatialFactor);
     }
 
-    [Theory, MemberData(nameof(VaeFixtures))]
+    [FixtureTheory("vae"), MemberData(nameof(VaeFixtures))]
     public void Module_keys_are_exactly_the_fixture_checkpoint_keys(string dir)
     {
         using var vae = new FluxVaeDecoder(VaeConfig.FromFile(Path.Combine(dir, "config.json")));
@@ -37,7 +37,7 @@ public sealed class FluxVaeDecoderParityTests
         Assert.Equal(file.Tensors.Keys.Order(StringComparer.Ordinal), vae.state_dict().Keys.Order(StringComparer.Ordinal));
     }
 
-    [Theory, MemberData(nameof(VaeFixtures))]
+    [FixtureTheory("vae"), MemberData(nameof(VaeFixtures))]
     public void Decoder_input_is_latent_divided_by_scaling_plus_shift(string dir)
     {
         using var vae = LoadFixture(dir);
@@ -48,7 +48,7 @@ public sealed class FluxVaeDecoderParityTests
     }
 
     /// <summary>Each block is fed the upstream input of that block, so a mismatch points at the block itself.</summary>
-    [Theory, MemberData(nameof(VaeFixtures))]
+    [FixtureTheory("vae"), MemberData(nameof(VaeFixtures))]
     public void Every_block_matches_the_upstream_intermediate(string dir)
     {
         using var vae = LoadFixture(dir);
@@ -81,7 +81,7 @@ public sealed class FluxVaeDecoderParityTests
         Check("conv_norm_out", d.conv_norm_out.call(E(input)));
     }
 
-    [Theory, MemberData(nameof(VaeFixtures))]
+    [FixtureTheory("vae"), MemberData(nameof(VaeFixtures))]
     public void Decoded_output_matches_upstream(string dir)
     {
         using var vae = LoadFixture(dir);
@@ -92,7 +92,7 @@ public sealed class FluxVaeDecoderParityTests
         AssertClose(expected, decoded, "decoded");
     }
 
-    [Theory, MemberData(nameof(VaeFixtures))]
+    [FixtureTheory("vae"), MemberData(nameof(VaeFixtures))]
     public void Image_bytes_match_upstream_rounding_and_truncation(string dir)
     {
         using var vae = LoadFixture(dir);
@@ -129,7 +129,7 @@ public sealed class FluxVaeDecoderParityTests
     // rounding differs (float64 GroupNorm sums, other conv shapes), against max 1.4 / mean 0.32 (on [-1, 1]) for
     // diffusers-style blended tiles with per-tile norms and attention on the same 6×10 latent (tile 4, overlap 2; measured
     // with the first version of this code). The bounds leave about 5× headroom for other CPUs' conv kernels.
-    [Theory, MemberData(nameof(VaeFixtures))]
+    [FixtureTheory("vae"), MemberData(nameof(VaeFixtures))]
     public void Tiled_decode_agrees_with_the_full_decode(string dir)
     {
         using var vae = LoadFixture(dir);
@@ -149,7 +149,7 @@ public sealed class FluxVaeDecoderParityTests
         Assert.True(maxL < 2e-5 && meanL < 2e-6, $"tile 8 on 2×24×40: max {maxL:G4}, mean {meanL:G4}");
     }
 
-    [Theory, MemberData(nameof(VaeFixtures))]
+    [FixtureTheory("vae"), MemberData(nameof(VaeFixtures))]
     public void Tiled_decode_runs_the_full_resolution_layers_on_tiles_only(string dir)
     {
         using var vae = LoadFixture(dir);
