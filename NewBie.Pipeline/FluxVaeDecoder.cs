@@ -190,16 +190,21 @@ public sealed class FluxVaeDecoder : nn.Module<Tensor, Tensor>
 /// <summary>diffusers <c>Decoder</c>: conv_in → mid block → up blocks (lowest resolution first) → norm, SiLU, conv_out.</summary>
 internal sealed class Decoder : nn.Module<Tensor, Tensor>
 {
-    internal readonly Conv2d conv_in;
+    internal readonly VaeConv2d conv_in;
     internal readonly UNetMidBlock2D mid_block;
     internal readonly ModuleList<UpDecoderBlock2D> up_blocks = new();
     internal readonly VaeGroupNorm conv_norm_out;
-    internal readonly OutputConv conv_out;
+    /// <summary>
+    /// Computed in float32 whatever the weights' dtype: its few output channels are the pixels, so the upcast costs
+    /// little and keeps bf16 rounding out of the image. It also sidesteps libtorch 2.10's CPU bf16 conv kernel, which is
+    /// wrong for 3 output channels (max error 1.7, against 0.013 for the same bf16-rounded inputs in float32).
+    /// </summary>
+    internal readonly VaeConv2d conv_out;
 
     public Decoder(VaeConfig c, Device device, ScalarType dtype) : base(nameof(Decoder))
     {
         var widths = c.BlockOutChannels.Reverse().ToArray();
-        conv_in = nn.Conv2d(c.LatentChannels, widths[0], 3, padding: 1, device: device, dtype: dtype);
+        conv_in = new VaeConv2d(c.LatentChannels, widths[0], 3, device, dtype);
         mid_block = new UNetMidBlock2D(widths[0], c, device, dtype);
         int previous = widths[0];
         for (int i = 0; i < widths.Length; i++)
@@ -208,7 +213,7 @@ internal sealed class Decoder : nn.Module<Tensor, Tensor>
             previous = widths[i];
         }
         conv_norm_out = new VaeGroupNorm(c.NormNumGroups, previous, c.NormEps, device, dtype);
-        conv_out = new OutputConv(previous, c.OutChannels, device, dtype);
+        conv_out = new VaeConv2d(previous, c.OutChannels, 3, device, dtype, computeInFloat32: true);
         RegisterComponents();
     }
 
@@ -370,26 +375,32 @@ internal sealed class TileRunner(Device compute, Device storage, int tileLatentS
 }
 
 /// <summary>
-/// The last 3×3 conv, computed in float32 whatever the weights' dtype: its few output channels are the pixels, so the
-/// upcast costs little and keeps bf16 rounding out of the image. It also sidesteps libtorch 2.10's CPU bf16 conv kernel,
-/// which is wrong for 3 output channels (max error 1.7 against 0.013 for the same bf16-rounded inputs in float32).
+/// A stride-1 convolution with "same" padding whose parameters are allocated uninitialised on their final device and
+/// dtype: every weight is loaded or drawn by CreateRandom, and TorchSharp's nn.Conv2d would first Kaiming-initialise
+/// on the CPU. <paramref name="computeInFloat32"/> upcasts input and weights (used for conv_out, see there).
 /// </summary>
-internal sealed class OutputConv : nn.Module<Tensor, Tensor>
+internal sealed class VaeConv2d : nn.Module<Tensor, Tensor>
 {
     internal readonly Parameter weight;
     internal readonly Parameter bias;
+    private readonly long _padding;
+    private readonly bool _float32;
 
-    public OutputConv(int inChannels, int outChannels, Device device, ScalarType dtype) : base(nameof(OutputConv))
+    public VaeConv2d(long inChannels, long outChannels, long kernel, Device device, ScalarType dtype, bool computeInFloat32 = false)
+        : base(nameof(VaeConv2d))
     {
-        weight = nn.Parameter(torch.zeros([outChannels, inChannels, 3, 3], dtype, device), requires_grad: false);
-        bias = nn.Parameter(torch.zeros(outChannels, dtype, device), requires_grad: false);
+        _padding = kernel / 2;
+        _float32 = computeInFloat32;
+        weight = nn.Parameter(torch.empty([outChannels, inChannels, kernel, kernel], dtype, device), requires_grad: false);
+        bias = nn.Parameter(torch.empty([outChannels], dtype, device), requires_grad: false);
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x)
     {
+        if (!_float32) return F.conv2d(x, weight, bias, padding: [_padding, _padding]);
         using var scope = torch.NewDisposeScope();
-        var y = F.conv2d(x.to(ScalarType.Float32), weight.to(ScalarType.Float32), bias.to(ScalarType.Float32), padding: [1, 1]);
+        var y = F.conv2d(x.to(ScalarType.Float32), weight.to(ScalarType.Float32), bias.to(ScalarType.Float32), padding: [_padding, _padding]);
         return y.MoveToOuterDisposeScope();
     }
 }
@@ -398,18 +409,18 @@ internal sealed class OutputConv : nn.Module<Tensor, Tensor>
 internal sealed class ResnetBlock2D : nn.Module<Tensor, Tensor>
 {
     internal readonly VaeGroupNorm norm1;
-    internal readonly Conv2d conv1;
+    internal readonly VaeConv2d conv1;
     internal readonly VaeGroupNorm norm2;
-    internal readonly Conv2d conv2;
-    internal readonly Conv2d? conv_shortcut;
+    internal readonly VaeConv2d conv2;
+    internal readonly VaeConv2d? conv_shortcut;
 
     public ResnetBlock2D(int inChannels, int outChannels, VaeConfig c, Device device, ScalarType dtype) : base(nameof(ResnetBlock2D))
     {
         norm1 = new VaeGroupNorm(c.NormNumGroups, inChannels, c.NormEps, device, dtype);
-        conv1 = nn.Conv2d(inChannels, outChannels, 3, padding: 1, device: device, dtype: dtype);
+        conv1 = new VaeConv2d(inChannels, outChannels, 3, device, dtype);
         norm2 = new VaeGroupNorm(c.NormNumGroups, outChannels, c.NormEps, device, dtype);
-        conv2 = nn.Conv2d(outChannels, outChannels, 3, padding: 1, device: device, dtype: dtype);
-        if (inChannels != outChannels) conv_shortcut = nn.Conv2d(inChannels, outChannels, 1, device: device, dtype: dtype);
+        conv2 = new VaeConv2d(outChannels, outChannels, 3, device, dtype);
+        if (inChannels != outChannels) conv_shortcut = new VaeConv2d(inChannels, outChannels, 1, device, dtype);
         RegisterComponents();
     }
 
@@ -433,18 +444,18 @@ internal sealed class ResnetBlock2D : nn.Module<Tensor, Tensor>
 internal sealed class VaeAttention : nn.Module<Tensor, Tensor>
 {
     internal readonly VaeGroupNorm group_norm;
-    internal readonly Linear to_q;
-    internal readonly Linear to_k;
-    internal readonly Linear to_v;
-    internal readonly ModuleList<Linear> to_out = new();
+    internal readonly Modules.Linear to_q;
+    internal readonly Modules.Linear to_k;
+    internal readonly Modules.Linear to_v;
+    internal readonly ModuleList<Modules.Linear> to_out = new();
 
     public VaeAttention(int channels, VaeConfig c, Device device, ScalarType dtype) : base(nameof(VaeAttention))
     {
         group_norm = new VaeGroupNorm(c.NormNumGroups, channels, c.NormEps, device, dtype);
-        to_q = nn.Linear(channels, channels, device: device, dtype: dtype);
-        to_k = nn.Linear(channels, channels, device: device, dtype: dtype);
-        to_v = nn.Linear(channels, channels, device: device, dtype: dtype);
-        to_out.Add(nn.Linear(channels, channels, device: device, dtype: dtype));
+        to_q = new Modules.Linear(channels, channels, hasBias: true, device, dtype);
+        to_k = new Modules.Linear(channels, channels, hasBias: true, device, dtype);
+        to_v = new Modules.Linear(channels, channels, hasBias: true, device, dtype);
+        to_out.Add(new Modules.Linear(channels, channels, hasBias: true, device, dtype));
         RegisterComponents();
     }
 
@@ -525,11 +536,11 @@ internal sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
 /// <summary>diffusers <c>Upsample2D</c> with use_conv: nearest-neighbour ×2, then a 3×3 conv.</summary>
 internal sealed class Upsample2D : nn.Module<Tensor, Tensor>
 {
-    internal readonly Conv2d conv;
+    internal readonly VaeConv2d conv;
 
     public Upsample2D(int channels, Device device, ScalarType dtype) : base(nameof(Upsample2D))
     {
-        conv = nn.Conv2d(channels, channels, 3, padding: 1, device: device, dtype: dtype);
+        conv = new VaeConv2d(channels, channels, 3, device, dtype);
         RegisterComponents();
     }
 
