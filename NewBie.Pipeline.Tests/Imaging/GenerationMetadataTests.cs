@@ -54,9 +54,11 @@ public sealed class GenerationMetadataTests
     public void A_CJK_prompt_survives_the_png_round_trip_in_every_chunk_that_holds_it()
     {
         var request = Request with { Prompt = "<n>初音ミク</n>, 桜" };
-        var rgb = new byte[2 * 2 * 3];
-        var png = PngWriter.Encode(2, 2, rgb, GenerationMetadata.For(request, Image, "NewBie-image-Exp0.1"));
+        var image = new GeneratedImage(Index: 0, Width: 3, Height: 2, Seed: 42, Rgb: [.. Enumerable.Range(0, 18).Select(i => (byte)(i * 14))]);
+        var png = PngWriter.Encode(image, GenerationMetadata.For(request, image, "NewBie-image-Exp0.1"));
         var read = PngReader.Read(png);
+        Assert.Equal(image.Rgb, read.Rgb);
+        Assert.Equal("3", read.TextOf("width"));
         Assert.Equal(request.Prompt, read.TextOf("prompt"));
         Assert.StartsWith(request.Prompt + "\nNegative prompt: lowres\n", read.TextOf("parameters"));
         Assert.Equal("iTXt", read.Text.Single(t => t.Keyword == "parameters").Type);

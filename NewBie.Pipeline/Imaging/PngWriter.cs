@@ -24,6 +24,11 @@ public static class PngWriter
         return ms.ToArray();
     }
 
+    /// <summary>Encodes an engine result, typically with <see cref="GenerationMetadata.For"/> as the text.</summary>
+    public static byte[] Encode(GeneratedImage image, IEnumerable<KeyValuePair<string, string>>? text = null,
+        CompressionLevel compression = CompressionLevel.Optimal) =>
+        Encode(image.Width, image.Height, image.Rgb, text, compression);
+
     public static void Write(Stream output, int width, int height, ReadOnlySpan<byte> rgb, IEnumerable<KeyValuePair<string, string>>? text = null,
         CompressionLevel compression = CompressionLevel.Optimal)
     {
