@@ -170,8 +170,8 @@ public sealed class PngWriterTests
     }
 
     /// <summary>
-    /// An independent decoder: python3's zlib (inflate, crc32) plus a PNG unfilter written from the spec. Runs only
-    /// where python3 is installed (Pillow is not assumed); the tests above do not depend on it.
+    /// An independent decoder: python3's zlib (inflate, crc32) plus a PNG unfilter written from the spec, and Pillow too
+    /// where it is installed. Runs only where python3 is; the tests above do not depend on it.
     /// </summary>
     [Fact]
     public void Independent_python_zlib_decoder_reads_the_same_pixels_and_text_when_python3_is_present()
@@ -244,7 +244,17 @@ public sealed class PngWriterTests
                     pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                     line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
             out += line
-        assert bytes(out) == open("expected.rgb", "rb").read(), "pixels differ"
+        expected = open("expected.rgb", "rb").read()
+        assert bytes(out) == expected, "pixels differ"
+        try:
+            from PIL import Image
+        except ImportError:
+            Image = None
+        if Image is not None:
+            im = Image.open("image.png")
+            assert im.mode == "RGB" and im.size == (w, h), (im.mode, im.size)
+            assert im.tobytes() == expected, "Pillow reads other pixels"
+            assert im.text == {k: v for _, k, v in texts}, im.text
         print(f"{w}x{h} pixels ok")
         for kind, k, v in texts:
             print(kind, k, repr(v))
