@@ -77,11 +77,14 @@ public sealed class HangfireServers(IServiceProvider services) : IHostedService
         return Task.CompletedTask;
     }
 
+    // The host may stop twice (e.g. WebApplicationFactory disposal after an explicit stop): the second call has nothing to do.
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        foreach (var server in _servers) server.SendStop();
-        await Task.WhenAll(_servers.Select(s => s.WaitForShutdownAsync(cancellationToken)));
-        foreach (var server in _servers) server.Dispose();
+        var servers = _servers.ToList();
+        _servers.Clear();
+        foreach (var server in servers) server.SendStop();
+        await Task.WhenAll(servers.Select(s => s.WaitForShutdownAsync(cancellationToken)));
+        foreach (var server in servers) server.Dispose();
     }
 
     private BackgroundJobServer Start(BackgroundJobServerOptions options)
