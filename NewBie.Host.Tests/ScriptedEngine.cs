@@ -37,6 +37,18 @@ public sealed class ScriptedEngine : IImageGenerator
 
     public void Release() => _open.Set();
 
+    private readonly ManualResetEventSlim _resume = new(initialState: true);
+    private (string Prompt, int Step)? _pause;
+
+    /// <summary>The run of <paramref name="prompt"/> stops right after reporting <paramref name="step"/> until <see cref="Resume"/>.</summary>
+    public void PauseAfter(string prompt, int step)
+    {
+        _pause = (prompt, step);
+        _resume.Reset();
+    }
+
+    public void Resume() => _resume.Set();
+
     /// <summary>Waits until some run has completed <paramref name="count"/> steps in total.</summary>
     public async Task WaitForStepsAsync(int count)
     {
@@ -68,6 +80,7 @@ public sealed class ScriptedEngine : IImageGenerator
                 Interlocked.Increment(ref _stepsRun);
                 _stepped.Release();
                 progress?.Report(new StepProgress(GenerationStage.Denoising, step, request.Steps, i, request.Count));
+                if (_pause == (request.Prompt, step)) _resume.Wait(cancellationToken);
             }
             progress?.Report(new StepProgress(GenerationStage.Decoding, request.Steps, request.Steps, i, request.Count));
             images.Add(new GeneratedImage(i, request.Width, request.Height, request.Seed + i, Pattern(request.Width, request.Height, request.Seed + i)));

@@ -71,9 +71,9 @@ public sealed class JobsApiTests : IDisposable
     [Fact]
     public async Task Events_stream_reports_position_stage_steps_and_done()
     {
-        // Steps slow enough for the reader to see some of them: the stream sends the latest step, not a backlog.
-        _app.Engine.StepDelay = TimeSpan.FromMilliseconds(150);
+        // The stream sends the latest step, not a backlog: the second job waits after step 1 until the reader has seen a step.
         _app.Engine.Hold();
+        _app.Engine.PauseAfter("second", 1);
         var client = _app.ClientFor();
         var first = (await client.SubmitAsync(new { prompt = "first", width = 256, height = 256, steps = 2 })).Str("id");
         var second = (await client.SubmitAsync(new { prompt = "second", width = 256, height = 256, steps = 3 })).Str("id");
@@ -94,6 +94,7 @@ public sealed class JobsApiTests : IDisposable
                 released = true;
                 _app.Engine.Release();
             }
+            if (events.Count > 0 && events[^1].Name == "step") _app.Engine.Resume();
         }
 
         Assert.Equal("position", events[0].Name);
