@@ -1,3 +1,4 @@
+using NewBie.Host;
 using NewBie.Host.Api;
 using NewBie.Host.Cli;
 using NewBie.Host.Jobs;
@@ -7,6 +8,13 @@ using NewBie.Host.Storage;
 using NewBie.Host.Telemetry;
 
 // Verbs: serve (the default) and generate. The others (models, users, keys) arrive with their features.
+// CJK prompts and progress bars on a Windows console need UTF-8 output (a no-op elsewhere).
+Console.OutputEncoding = System.Text.Encoding.UTF8;
+if (args is ["--version"] or ["version"])
+{
+    foreach (var line in AppInfo.VersionLines()) Console.WriteLine(line);
+    return 0;
+}
 var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
 if (verb == "generate") return GenerateCommand.Run(args[1..]);
 if (verb != "serve")
@@ -24,6 +32,8 @@ builder.Configuration.AddCommandLine(serveArgs, new Dictionary<string, string>
     ["--models-dir"] = $"{ModelsOptions.Section}:{nameof(ModelsOptions.ModelsDir)}",
     ["--model"] = $"{ModelsOptions.Section}:{nameof(ModelsOptions.Model)}",
 });
+// Runs as a Windows service when started by the service manager; does nothing otherwise.
+builder.Services.AddWindowsService(o => o.ServiceName = "NewBie");
 builder.AddTelemetry();
 builder.AddStorage();
 builder.AddOutputs();
