@@ -38,6 +38,8 @@ public static class LoggingSetup
             logger.MinimumLevel.Information()
                 .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
                 .MinimumLevel.Override("Hangfire", LogEventLevel.Warning)
+                // A failing readiness check is an answer to a poll (in the /readyz body), not an error on every poll.
+                .MinimumLevel.Override("Microsoft.Extensions.Diagnostics.HealthChecks", LogEventLevel.Fatal)
                 .ReadFrom.Configuration(configuration)
                 .Enrich.FromLogContext();
             // Without an appsettings.json beside it the server must still say what it does.
@@ -70,9 +72,15 @@ public static class LoggingSetup
     /// </summary>
     public static WebApplication UseRequestLogging(this WebApplication app)
     {
-        app.UseSerilogRequestLogging(options => options.EnrichDiagnosticContext = (diagnostics, http) =>
+        app.UseSerilogRequestLogging(options =>
         {
-            foreach (var (name, value) in RequestProperties(http)) diagnostics.Set(name, value);
+            // Without it the middleware writes to the static Log.Logger, which this app leaves silent.
+            options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
+            options.GetLevel = RequestLevel;
+            options.EnrichDiagnosticContext = (diagnostics, http) =>
+            {
+                foreach (var (name, value) in RequestProperties(http)) diagnostics.Set(name, value);
+            };
         });
         app.Use(async (http, next) =>
         {
@@ -88,6 +96,13 @@ public static class LoggingSetup
         });
         return app;
     }
+
+    /// <summary>Probes and scrapes arrive every few seconds (and /readyz answers 503 by design): Debug, not one line each at Information or Error.</summary>
+    private static LogEventLevel RequestLevel(HttpContext http, double elapsedMs, Exception? error) =>
+        error is not null ? LogEventLevel.Error
+        : http.Request.Path.Value is "/healthz" or "/readyz" or "/metrics" ? LogEventLevel.Debug
+        : http.Response.StatusCode >= 500 ? LogEventLevel.Error
+        : LogEventLevel.Information;
 
     private static IEnumerable<(string Name, string Value)> RequestProperties(HttpContext http)
     {
