@@ -64,7 +64,7 @@ public sealed class HealthTests
         Assert.Equal("not_ready", body.Str("status"));
         var reason = Assert.Single(Reasons(body));
         Assert.StartsWith("model: ", reason);
-        Assert.Contains("no weights", reason);
+        Assert.Contains("--model newbie-exp0.1 but", reason);
         Assert.Equal(reason, body.Str("problem"));
         Assert.Equal("unavailable", body.Str("engine"));
     }
