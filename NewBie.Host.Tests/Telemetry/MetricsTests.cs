@@ -115,6 +115,19 @@ public sealed class MetricsTests : IDisposable
     }
 
     [Fact]
+    public async Task Two_servers_in_one_process_keep_their_metrics_apart()
+    {
+        using var other = new NewBieApplication();
+        other.Service<NewBieMetrics>().RateLimited("other_server");
+        _app.Service<NewBieMetrics>().RateLimited("this_server");
+
+        await other.ClientFor().WaitForAsync(new() { ["newbie_rate_limited_total{reason=\"other_server\"}"] = 1 });
+        var samples = await _app.ClientFor().WaitForAsync(new() { ["newbie_rate_limited_total{reason=\"this_server\"}"] = 1 });
+
+        Assert.DoesNotContain("newbie_rate_limited_total{reason=\"other_server\"}", samples.Keys);
+    }
+
+    [Fact]
     public async Task Gpu_memory_is_unset_on_cpu()
     {
         await _app.ClientFor().WaitForAsync(new() { ["newbie_model_load_seconds{model=\"scripted\"}"] = 0 });
