@@ -53,8 +53,9 @@ catch (DataDirectoryInUseException e)
     return 3;
 }
 
+app.UseTelemetry();
 app.UseApi();
-app.MapHealth();
+app.MapTelemetry();
 app.MapJobs();
 app.MapSeedContract();
 app.Run();
