@@ -1,3 +1,4 @@
+using NewBie.Host.Accounts;
 using NewBie.Host.Api;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
@@ -7,6 +8,7 @@ using NewBie.Host.Telemetry;
 
 // Verbs: serve (the default). The others (generate, models, users, keys) arrive with their features.
 var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
+if (verb is "users" or "keys") return AccountsCli.Run(verb, args[1..], Console.Out, Console.Error);
 if (verb != "serve")
 {
     Console.Error.WriteLine($"Unknown verb '{verb}'. Usage: NewBie [serve] [--urls URLS] [--data-dir DIR] [--models-dir DIR] [--model auto|tiny|newbie-exp0.1]");
@@ -27,6 +29,7 @@ builder.AddOutputs();
 builder.AddModels();
 builder.AddJobs();
 builder.AddApi();
+builder.AddAccounts();
 
 var app = builder.Build();
 try
@@ -41,6 +44,7 @@ catch (DataDirectoryInUseException e)
 }
 
 app.UseApi();
+app.MapAccounts();
 app.MapHealth();
 app.MapJobs();
 app.MapSeedContract();
