@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Threading.RateLimiting;
 using Microsoft.Extensions.Options;
 
@@ -6,36 +5,44 @@ namespace NewBie.Host.Accounts;
 
 /// <summary>
 /// The request-rate limits: a token bucket per API key for submissions, a fixed window per client IP for the
-/// unauthenticated endpoints, and per-second and per-hour windows over all submissions. The limiters replenish on
-/// timers of the app's TimeProvider (not their own), so tests move time and production uses the system clock.
+/// unauthenticated endpoints, and per-second and per-hour windows over all submissions; all on the app's TimeProvider.
 /// </summary>
 public sealed class Limits : IDisposable
 {
-    private readonly Family<TokenBucketRateLimiter> _perKey;
-    private readonly Family<FixedWindowRateLimiter> _perIp;
-    private readonly Family<FixedWindowRateLimiter> _globalSecond, _globalHour;
+    private readonly PartitionedRateLimiter<string> _perKey, _perIp;
+    private readonly RateLimiter _globalSecond, _globalHour;
 
     public Limits(IOptions<AccountsOptions> options, TimeProvider time)
     {
         var o = options.Value.RateLimits;
-        _perKey = new(time, o.KeyRefillPeriod, o.KeyBurst, () => new TokenBucketRateLimiter(new()
-        {
-            TokenLimit = o.KeyBurst, TokensPerPeriod = 1, ReplenishmentPeriod = o.KeyRefillPeriod, AutoReplenishment = false, QueueLimit = 0,
-        }));
-        _perIp = new(time, TimeSpan.FromMinutes(1), o.AnonymousPerIpPerMinute, () => Window(o.AnonymousPerIpPerMinute, TimeSpan.FromMinutes(1)));
-        _globalSecond = new(time, TimeSpan.FromSeconds(1), o.GlobalPerSecond, () => Window(o.GlobalPerSecond, TimeSpan.FromSeconds(1)));
-        _globalHour = new(time, TimeSpan.FromHours(1), o.GlobalPerHour, () => Window(o.GlobalPerHour, TimeSpan.FromHours(1)));
+        _perKey = PartitionedRateLimiter.Create<string, string>(key =>
+            RateLimitPartition.Get(key, _ => new ClockTokenBucket(time, o.KeyBurst, o.KeyRefillPeriod)));
+        _perIp = PartitionedRateLimiter.Create<string, string>(ip =>
+            RateLimitPartition.Get(ip, _ => new ClockFixedWindow(time, o.AnonymousPerIpPerMinute, TimeSpan.FromMinutes(1))));
+        _globalSecond = new ClockFixedWindow(time, o.GlobalPerSecond, TimeSpan.FromSeconds(1));
+        _globalHour = new ClockFixedWindow(time, o.GlobalPerHour, TimeSpan.FromHours(1));
     }
 
-    /// <summary>Null when the submission may go on, else how long to wait. Checks the caller's bucket first so that one busy key does not use up the global budget.</summary>
+    /// <summary>
+    /// Null when the submission may go on, else how long to wait. The caller's own bucket is checked first so that
+    /// one busy key does not use up the global budget with submissions it is refused anyway.
+    /// </summary>
     public TimeSpan? TrySubmit(string callerKey)
     {
-        if (Acquire(_perKey.For(callerKey)) is { } wait) return wait;
-        return Acquire(_globalSecond.For("")) ?? Acquire(_globalHour.For(""));
+        using var own = _perKey.AttemptAcquire(callerKey);
+        if (Wait(own) is { } wait) return wait;
+        using var second = _globalSecond.AttemptAcquire();
+        if (Wait(second) is { } secondWait) return secondWait;
+        using var hour = _globalHour.AttemptAcquire();
+        return Wait(hour);
     }
 
     /// <summary>Null when an unauthenticated request from this address may go on, else how long to wait.</summary>
-    public TimeSpan? TryAnonymous(string clientIp) => Acquire(_perIp.For(clientIp));
+    public TimeSpan? TryAnonymous(string clientIp)
+    {
+        using var lease = _perIp.AttemptAcquire(clientIp);
+        return Wait(lease);
+    }
 
     public void Dispose()
     {
@@ -45,49 +52,6 @@ public sealed class Limits : IDisposable
         _globalHour.Dispose();
     }
 
-    private static FixedWindowRateLimiter Window(int permits, TimeSpan window) =>
-        new(new() { PermitLimit = permits, Window = window, AutoReplenishment = false, QueueLimit = 0 });
-
-    private static TimeSpan? Acquire(RateLimiter limiter)
-    {
-        using var lease = limiter.AttemptAcquire();
-        if (lease.IsAcquired) return null;
-        return lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) ? retryAfter : TimeSpan.FromSeconds(1);
-    }
-
-    /// <summary>
-    /// One limiter per partition, all replenished by one timer. A partition back at full strength is dropped (not
-    /// disposed: without auto-replenishment it holds nothing), so idle keys and addresses do not pile up.
-    /// </summary>
-    private sealed class Family<T> : IDisposable where T : ReplenishingRateLimiter
-    {
-        private readonly ConcurrentDictionary<string, T> _limiters = new();
-        private readonly Func<T> _create;
-        private readonly long _full;
-        private readonly ITimer _timer;
-
-        public Family(TimeProvider time, TimeSpan period, int full, Func<T> create)
-        {
-            _create = create;
-            _full = full;
-            _timer = time.CreateTimer(_ => Replenish(), null, period, period);
-        }
-
-        public T For(string partition) => _limiters.GetOrAdd(partition, _ => _create());
-
-        public void Dispose()
-        {
-            _timer.Dispose();
-            foreach (var limiter in _limiters.Values) limiter.Dispose();
-        }
-
-        private void Replenish()
-        {
-            foreach (var (partition, limiter) in _limiters)
-            {
-                limiter.TryReplenish();
-                if (limiter.GetStatistics()?.CurrentAvailablePermits >= _full) _limiters.TryRemove(partition, out _);
-            }
-        }
-    }
+    private static TimeSpan? Wait(RateLimitLease lease) =>
+        lease.IsAcquired ? null : lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) ? retryAfter : TimeSpan.FromSeconds(1);
 }
