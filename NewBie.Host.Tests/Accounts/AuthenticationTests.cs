@@ -46,7 +46,7 @@ public sealed class AuthenticationTests : IDisposable
 
         Assert.StartsWith("nb_", key, StringComparison.Ordinal);
         Assert.NotEqual(key, other);
-        var secret = key[(key.LastIndexOf('_') + 1)..];
+        var secret = Secret(key);
         Assert.True(secret.Length * 6 >= 256, $"secret {secret} is under 256 bits");
         Assert.Equal(_app.Time.GetUtcNow().UtcDateTime, accounts.Keys("alice").Single(k => k.Id == ApiKeys.IdOf(key)).LastUsedAt);
         Assert.Null(accounts.Keys("alice").Single(k => k.Id == ApiKeys.IdOf(other)).LastUsedAt);
@@ -85,7 +85,7 @@ public sealed class AuthenticationTests : IDisposable
                 hash = record.Hash;
             }
             var bytes = Directory.EnumerateFiles(folder, "*.db").SelectMany(File.ReadAllBytes).ToArray();
-            var secret = key[(key.LastIndexOf('_') + 1)..];
+            var secret = Secret(key);
 
             Assert.Equal(-1, bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(secret)));
             Assert.Equal(-1, bytes.AsSpan().IndexOf(Encoding.Unicode.GetBytes(secret)));
@@ -161,6 +161,9 @@ public sealed class AuthenticationTests : IDisposable
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
     }
+
+    /// <summary>The part after nb_ID_ (the secret may itself hold '_').</summary>
+    private static string Secret(string key) => key["nb_0123456789ab_".Length..];
 
     /// <summary>A request that the server sees as coming from 192.168.1.50, with an optional key.</summary>
     private async Task<HttpContext> FromLan(string path, string? key = null, params (string Name, string Value)[] headers)
