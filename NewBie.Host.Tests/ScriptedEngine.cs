@@ -29,6 +29,9 @@ public sealed class ScriptedEngine : IImageGenerator
 
     public int Runs => Volatile.Read(ref _runs);
 
+    /// <summary>The prompts of every run, in the order the runs started (what the GPU worker actually claimed).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> RunOrder { get; } = new();
+
     /// <summary>Every following step waits until <see cref="Release"/> (or cancellation).</summary>
     public void Hold() => _open.Reset();
 
@@ -50,6 +53,7 @@ public sealed class ScriptedEngine : IImageGenerator
     public GenerationResult Generate(GenerationRequest request, IProgress<StepProgress>? progress, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _runs);
+        RunOrder.Enqueue(request.Prompt);
         if (Failure is { } failure) throw failure;
         var images = new List<GeneratedImage>();
         for (var i = 0; i < request.Count; i++)

@@ -1,17 +1,20 @@
 using NewBie.Host.Accounts;
 using NewBie.Host.Api;
+using NewBie.Host.Cli;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
 using NewBie.Host.Outputs;
 using NewBie.Host.Storage;
 using NewBie.Host.Telemetry;
 
-// Verbs: serve (the default). The others (generate, models, users, keys) arrive with their features.
+// Verbs: serve (the default), generate, users, keys. The others (models) arrive with their features.
 var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
 if (verb is "users" or "keys") return AccountsCli.Run(verb, args[1..], Console.Out, Console.Error);
+if (verb == "generate") return GenerateCommand.Run(args[1..]);
 if (verb != "serve")
 {
     Console.Error.WriteLine($"Unknown verb '{verb}'. Usage: NewBie [serve] [--urls URLS] [--data-dir DIR] [--models-dir DIR] [--model auto|tiny|newbie-exp0.1]");
+    Console.Error.WriteLine(GenerateCommand.Usage);
     return 2;
 }
 var serveArgs = args is [var v, .. var rest] && v == verb ? rest : args;

@@ -157,6 +157,28 @@ public sealed class JobsApiTests : IDisposable
     }
 
     [Fact]
+    public async Task A_flooding_user_does_not_delay_others_behind_all_their_jobs()
+    {
+        _app.Engine.Hold();
+        var a = _app.ClientFor("alice");
+        var b = _app.ClientFor("bob");
+        var c = _app.ClientFor("carol");
+        var ids = new List<string>();
+        for (var i = 1; i <= 10; i++) ids.Add((await a.SubmitAsync(new { prompt = $"a{i}", width = 256, height = 256, steps = 1 })).Str("id"));
+        await a.WaitForStatusAsync(ids[0], "running");
+        foreach (var (client, name) in new[] { (b, "b"), (c, "c") })
+            for (var i = 1; i <= 2; i++) ids.Add((await client.SubmitAsync(new { prompt = $"{name}{i}", width = 256, height = 256, steps = 1 })).Str("id"));
+        _app.Engine.Release();
+        foreach (var id in ids.Take(10)) await a.WaitForStatusAsync(id, "succeeded", TimeSpan.FromSeconds(60));
+
+        var order = _app.Engine.RunOrder.ToList();
+        Assert.Equal(14, order.Count);
+        foreach (var other in new[] { "b1", "b2", "c1", "c2" })
+            Assert.True(order.IndexOf(other) < order.IndexOf("a4"), $"{other} ran after a4: {string.Join(" ", order)}");
+        Assert.Equal(["a1", "b1", "c1", "a2", "b2", "c2", "a3", "a4"], order.Take(8));
+    }
+
+    [Fact]
     public async Task Queue_positions_follow_fair_order_across_users()
     {
         _app.Engine.Hold();
@@ -246,7 +268,8 @@ public sealed class JobsApiTests : IDisposable
 
 public sealed class EngineUnavailableTests : IDisposable
 {
-    private readonly NewBieApplication _app = new(scriptedEngine: false);
+    // The real model asked for explicitly, with no weights installed: the server runs but cannot serve.
+    private readonly NewBieApplication _app = new(new() { ["Models:Model"] = "newbie-exp0.1" }, scriptedEngine: false);
 
     public void Dispose() => _app.Dispose();
 
@@ -264,8 +287,8 @@ public sealed class EngineUnavailableTests : IDisposable
         }
         Assert.Equal(HttpStatusCode.ServiceUnavailable, readyz.StatusCode);
         Assert.Equal("unavailable", body.Str("engine"));
-        Assert.Equal("tiny", body.Str("model"));
-        Assert.Contains("no inference pipeline", body.Str("problem"));
+        Assert.Contains("incomplete", body.Str("problem"));
+        Assert.Contains("transformer", body.Str("problem"));
 
         using var submit = await client.PostRawAsync("/v1/jobs", new { prompt = "x" });
         Assert.Equal(HttpStatusCode.ServiceUnavailable, submit.StatusCode);
