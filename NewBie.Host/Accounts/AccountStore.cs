@@ -22,6 +22,7 @@ public sealed partial class AccountStore
     private readonly TimeProvider _time;
     private readonly PasswordHasher<UserRecord> _hasher = new();
     private readonly Lock _gate = new();
+    private readonly Lazy<string> _dummyHash;
 
     public AccountStore(AppDatabase database, IOptions<AccountsOptions> options, TimeProvider time)
     {
@@ -32,6 +33,7 @@ public sealed partial class AccountStore
         _usage.EnsureIndex(u => u.Day);
         _options = options;
         _time = time;
+        _dummyHash = new(() => _hasher.HashPassword(new UserRecord(), "not anyone's password"));
     }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
@@ -86,7 +88,12 @@ public sealed partial class AccountStore
     /// <summary>The user whose password this is, or null (unknown user, no password, wrong password).</summary>
     public UserRecord? CheckPassword(string name, string password)
     {
-        if (FindUser(name) is not { PasswordHash: { } hash } user) return null;
+        if (FindUser(name) is not { PasswordHash: { } hash } user)
+        {
+            // The same slow hash as for a real user, so that the answer's timing does not tell which names exist.
+            _hasher.VerifyHashedPassword(new UserRecord(), _dummyHash.Value, password);
+            return null;
+        }
         var result = _hasher.VerifyHashedPassword(user, hash, password);
         if (result == PasswordVerificationResult.SuccessRehashNeeded) UpdateUser(name, u => u.PasswordHash = HashPassword(u, password));
         return result == PasswordVerificationResult.Failed ? null : user;
