@@ -26,8 +26,8 @@ public sealed class ApiKeyAuthenticationHandler(
         if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
             var key = header["Bearer ".Length..].Trim();
-            if (accounts.Authenticate(key) is not var (user, record)) return AuthenticateResult.Fail("Invalid or revoked API key.");
-            return Success(user.Name, user.IsAdmin, record.Id);
+            if (accounts.Authenticate(key) is not { } found) return AuthenticateResult.Fail("Invalid or revoked API key.");
+            return Success(found.User.Name, found.User.IsAdmin, found.Key.Id);
         }
 
         var cookie = await Context.AuthenticateAsync(CookieAuthenticationDefaults.AuthenticationScheme);
