@@ -1,4 +1,5 @@
 using NewBie.Host;
+using NewBie.Host.Accounts;
 using NewBie.Host.Api;
 using NewBie.Host.Cli;
 using NewBie.Host.Jobs;
@@ -7,7 +8,6 @@ using NewBie.Host.Outputs;
 using NewBie.Host.Storage;
 using NewBie.Host.Telemetry;
 
-// Verbs: serve (the default) and generate. The others (models, users, keys) arrive with their features.
 // CJK prompts and progress bars on a Windows console need UTF-8 output (a no-op elsewhere).
 Console.OutputEncoding = System.Text.Encoding.UTF8;
 if (args is ["--version"] or ["version"])
@@ -15,7 +15,9 @@ if (args is ["--version"] or ["version"])
     foreach (var line in AppInfo.VersionLines()) Console.WriteLine(line);
     return 0;
 }
+// Verbs: serve (the default), generate, users, keys.
 var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
+if (verb is "users" or "keys") return AccountsCli.Run(verb, args[1..], Console.Out, Console.Error);
 if (verb == "generate") return GenerateCommand.Run(args[1..]);
 if (verb != "serve")
 {
@@ -40,6 +42,7 @@ builder.AddOutputs();
 builder.AddModels();
 builder.AddJobs();
 builder.AddApi();
+builder.AddAccounts();
 
 var app = builder.Build();
 try
@@ -56,6 +59,7 @@ catch (DataDirectoryInUseException e)
 app.UseTelemetry();
 app.UseApi();
 app.MapTelemetry();
+app.MapAccounts();
 app.MapJobs();
 app.MapSeedContract();
 app.Run();

@@ -1,5 +1,7 @@
 using NewBie.Host.Jobs;
 
+using NewBie.Host.Accounts;
+
 namespace NewBie.Host.Api;
 
 /// <summary>The seed article's contract, kept for its scripts: POST /generate {prompt} → {task_id, status_url}; GET /status/{id}.</summary>
@@ -26,7 +28,7 @@ public static class SeedApi
 
     private static IResult Status(string id, CurrentUser user, JobStore jobs, QueueView queue)
     {
-        if (jobs.Find(id) is not { } job || job.UserId != user.Id) return Problems.NotFound("task");
+        if (jobs.Find(id) is not { } job || !user.CanSee(job)) return Problems.NotFound("task");
         var dto = job.ToDto(queue.PlaceOf(job));
         return TypedResults.Ok(new TaskStatusDto(job.Id, dto.Status, dto.Progress, dto.Images.Select(i => i.Url).ToList(), dto.Error));
     }
