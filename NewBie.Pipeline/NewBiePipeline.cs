@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using NewBie.Pipeline.Configs;
+using NewBie.Pipeline.Memory;
 using NewBie.Pipeline.Sampling;
 using NewBie.Pipeline.Tokenizers;
 using NewBie.Pipeline.Weights;
@@ -23,6 +24,18 @@ public sealed class NewBiePipeline : IImageGenerator
     private readonly FluxVaeDecoder _vae;
     // The networks hold no per-request state, but one generation at a time keeps peak memory predictable.
     private readonly Lock _gate = new();
+    private readonly PromptCache _promptCache;
+    private readonly FaultInjection? _faults;
+    private long _promptCacheHits, _promptCacheMisses, _encoderRuns;
+
+    /// <summary>Raised on every prompt-cache lookup (true = hit), on the generating thread.</summary>
+    public event Action<bool>? PromptCacheLookup;
+
+    public long PromptCacheHits => Interlocked.Read(ref _promptCacheHits);
+    public long PromptCacheMisses => Interlocked.Read(ref _promptCacheMisses);
+    /// <summary>How many prompts actually ran through the text encoders.</summary>
+    internal long EncoderRuns => Interlocked.Read(ref _encoderRuns);
+    internal PromptCache PromptEmbeddings => _promptCache;
 
     public PipelineConfig Config { get; }
     public ModelInfo Model { get; }
@@ -31,8 +44,10 @@ public sealed class NewBiePipeline : IImageGenerator
 
     private NewBiePipeline(PipelineConfig config, ModelInfo model, Device device, ScalarType dtype,
         GemmaTokenizer gemmaTokenizer, XlmRobertaTokenizer jinaTokenizer,
-        GemmaTextEncoder gemma, JinaTextEncoder jina, NextDiT dit, FluxVaeDecoder vae)
+        GemmaTextEncoder gemma, JinaTextEncoder jina, NextDiT dit, FluxVaeDecoder vae, PipelineOptions options)
     {
+        _promptCache = new PromptCache(options.PromptCacheBytes);
+        _faults = options.FaultOom;
         Config = config;
         Model = model;
         Device = device;
@@ -52,10 +67,13 @@ public sealed class NewBiePipeline : IImageGenerator
     /// <summary>
     /// Loads every network from a model folder in the Hugging Face layout. Each checkpoint is checked strictly
     /// (every tensor name and shape) before anything is served; the first mismatch is an error naming the tensors.
+    /// Options default to <see cref="PipelineOptions.FromEnvironment"/>.
     /// </summary>
-    public static NewBiePipeline Load(string folder, PipelineConfig config, Device? device = null, ScalarType? dtype = null)
+    public static NewBiePipeline Load(string folder, PipelineConfig config, Device? device = null, ScalarType? dtype = null,
+        PipelineOptions? options = null)
     {
         config.Validate();
+        options ??= PipelineOptions.FromEnvironment();
         var (defaultDevice, defaultType) = DefaultDevice();
         var dev = device ?? defaultDevice;
         var type = dtype ?? defaultType;
@@ -79,7 +97,7 @@ public sealed class NewBiePipeline : IImageGenerator
             var vae = FluxVaeDecoder.Load(layout.VaeWeights, config.Vae, dev, type); loaded.Add(vae);
             foreach (var m in new nn.Module[] { gemma, jina, dit, vae }) m.eval();
             var info = new ModelInfo(config.Id, config.IsTiny, dev.ToString(), type.ToString(), clock.Elapsed);
-            return new NewBiePipeline(config, info, dev, type, gemmaTokenizer, jinaTokenizer, gemma, jina, dit, vae);
+            return new NewBiePipeline(config, info, dev, type, gemmaTokenizer, jinaTokenizer, gemma, jina, dit, vae, options);
         }
         catch
         {
@@ -104,51 +122,78 @@ public sealed class NewBiePipeline : IImageGenerator
         {
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
-            progress?.Report(new StepProgress(GenerationStage.Encoding, 0, request.Steps, 0, request.Count));
-            // The negative prompt gets the positive prompt's sentence (as the official demo does); an empty one stays empty.
-            var system = PromptTemplate.ResolveSystemPrompt(request.Prompt, request.SystemPrompt);
-            var (cond, promptReport) = Encode(request.Prompt, system);
-            var (uncond, negativeReport) = Encode(request.NegativePrompt, system);
-
-            var images = new List<GeneratedImage>(request.Count);
-            var cfg = CfgSettings.From(request);
-            for (var i = 0; i < request.Count; i++)
+            var evicted = new List<Conditioning>();
+            try
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                using var imageScope = torch.NewDisposeScope();
-                var seed = request.Seed + i;
-                var noise = Noise.FromSeed(seed, request.Width, request.Height, Config.NextDiT.InChannels, Device, DType);
-                var latent = Samplers.Sample(request.Sampler, noise, request.Steps, request.Shift,
-                    Guidance.For(_dit, cond, uncond, cfg), new DenoiseReporting(progress, i, request.Count), cancellationToken);
-                cancellationToken.ThrowIfCancellationRequested();
-                progress?.Report(new StepProgress(GenerationStage.Decoding, request.Steps, request.Steps, i, request.Count));
-                var decoded = _vae.Decode(latent.to(DType), request.TiledDecode ? VaeTiling.Default : null);
-                var rgb = FluxVaeDecoder.ToRgb(decoded)[0];
-                images.Add(new GeneratedImage(i, request.Width, request.Height, seed, rgb));
+                return Run(request, progress, evicted, cancellationToken);
             }
-            return new GenerationResult(images, promptReport, negativeReport);
+            finally
+            {
+                foreach (var c in evicted) PromptCache.Dispose(c);
+            }
         }
+    }
+
+    private GenerationResult Run(GenerationRequest request, IProgress<StepProgress>? progress, List<Conditioning> evicted,
+        CancellationToken cancellationToken)
+    {
+        progress?.Report(new StepProgress(GenerationStage.Encoding, 0, request.Steps, 0, request.Count));
+        // The negative prompt gets the positive prompt's sentence (as the official demo does); an empty one stays empty.
+        var system = PromptTemplate.ResolveSystemPrompt(request.Prompt, request.SystemPrompt);
+        _faults?.Check(PipelineStage.Encode);
+        var (cond, promptReport) = Encode(request.Prompt, system, evicted);
+        var (uncond, negativeReport) = Encode(request.NegativePrompt, system, evicted);
+
+        var images = new List<GeneratedImage>(request.Count);
+        var cfg = CfgSettings.From(request);
+        for (var i = 0; i < request.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var imageScope = torch.NewDisposeScope();
+            var seed = request.Seed + i;
+            var noise = Noise.FromSeed(seed, request.Width, request.Height, Config.NextDiT.InChannels, Device, DType);
+            _faults?.Check(PipelineStage.Denoise);
+            var latent = Samplers.Sample(request.Sampler, noise, request.Steps, request.Shift,
+                Guidance.For(_dit, cond, uncond, cfg), new DenoiseReporting(progress, i, request.Count), cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            progress?.Report(new StepProgress(GenerationStage.Decoding, request.Steps, request.Steps, i, request.Count));
+            _faults?.Check(PipelineStage.Vae);
+            var decoded = _vae.Decode(latent.to(DType), request.TiledDecode ? VaeTiling.Default : null);
+            var rgb = FluxVaeDecoder.ToRgb(decoded)[0];
+            images.Add(new GeneratedImage(i, request.Width, request.Height, seed, rgb));
+        }
+        return new GenerationResult(images, promptReport, negativeReport);
     }
 
     /// <summary>
     /// One prompt → its DiT conditioning. Each prompt is encoded alone with no padding, so every attention call sees
     /// uniform lengths and needs no mask (the fast SDPA path on GPU); that equals the official padded batch.
+    /// The result comes from the prompt cache when the same token ids were encoded before.
     /// </summary>
-    private (Conditioning, PromptReport) Encode(string prompt, string systemPrompt)
+    private (Conditioning, PromptReport) Encode(string prompt, string systemPrompt, List<Conditioning> evicted)
     {
         var texts = PromptTemplate.Apply(prompt, systemPrompt);
         var gemmaTokens = _gemmaTokenizer.Encode(texts.GemmaText);
         var jinaTokens = _jinaTokenizer.Encode(texts.JinaText);
+        var report = new PromptReport(gemmaTokens.Count, gemmaTokens.Dropped, jinaTokens.Count, jinaTokens.Dropped, texts.SystemPrompt);
+
+        var key = PromptCache.Key(gemmaTokens.Ids, jinaTokens.Ids);
+        var hit = _promptCache.TryGet(key, out var cached);
+        Interlocked.Increment(ref hit ? ref _promptCacheHits : ref _promptCacheMisses);
+        PromptCacheLookup?.Invoke(hit);
+        if (hit) return (cached, report);
 
         var gemmaIds = torch.tensor(gemmaTokens.Ids.Select(i => (long)i).ToArray(), dtype: int64, device: Device).unsqueeze(0);
         var gemmaMask = torch.ones_like(gemmaIds);
         var jinaIds = torch.tensor(jinaTokens.Ids.Select(i => (long)i).ToArray(), dtype: int64, device: Device).unsqueeze(0);
         var jinaMask = torch.ones_like(jinaIds);
 
+        Interlocked.Increment(ref _encoderRuns);
         var features = _gemma.forward(gemmaIds, gemmaMask);
         var pooled = _jina.forward(jinaIds, jinaMask);
-        var report = new PromptReport(gemmaTokens.Count, gemmaTokens.Dropped, jinaTokens.Count, jinaTokens.Dropped, texts.SystemPrompt);
-        return (new Conditioning(features, gemmaMask, pooled), report);
+        var conditioning = new Conditioning(features, gemmaMask, pooled);
+        _promptCache.Add(key, conditioning, evicted);
+        return (conditioning, report);
     }
 
     /// <summary>Engine-level limits only; the server applies its own (stricter) policy before a job is accepted.</summary>
@@ -164,6 +209,7 @@ public sealed class NewBiePipeline : IImageGenerator
 
     public void Dispose()
     {
+        _promptCache.Dispose();
         _gemma.Dispose();
         _jina.Dispose();
         _dit.Dispose();
