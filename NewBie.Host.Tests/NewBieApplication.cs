@@ -16,11 +16,14 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
 {
     private readonly Dictionary<string, string?> _settings;
     private readonly bool _scripted;
+    private readonly IEngineFactory? _engineFactory;
 
-    public NewBieApplication(Dictionary<string, string?>? settings = null, bool scriptedEngine = true)
+    /// <param name="engineFactory">An engine of the test's own making (e.g. the tiny model with injected faults) instead of the scripted one.</param>
+    public NewBieApplication(Dictionary<string, string?>? settings = null, bool scriptedEngine = true, IEngineFactory? engineFactory = null)
     {
         _settings = settings ?? [];
         _scripted = scriptedEngine;
+        _engineFactory = engineFactory;
     }
 
     public string DataDir { get; } = Directory.CreateTempSubdirectory("newbie-host-").FullName;
@@ -40,7 +43,8 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         builder.ConfigureServices(services =>
         {
-            if (_scripted) services.AddSingleton<IEngineFactory>(new ScriptedEngineFactory(Engine));
+            if (_engineFactory is not null) services.AddSingleton(_engineFactory);
+            else if (_scripted) services.AddSingleton<IEngineFactory>(new ScriptedEngineFactory(Engine));
             services.AddSingleton<TimeProvider>(Time);
         });
     }

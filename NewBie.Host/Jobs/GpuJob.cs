@@ -4,6 +4,7 @@ using NewBie.Host.Models;
 using NewBie.Host.Outputs;
 using NewBie.Host.Telemetry;
 using NewBie.Pipeline;
+using NewBie.Pipeline.Memory;
 
 namespace NewBie.Host.Jobs;
 
@@ -15,6 +16,7 @@ namespace NewBie.Host.Jobs;
 public sealed class GpuJob(
     JobStore jobs,
     RunningJobs running,
+    JobQueue jobQueue,
     IQueueSnapshot queue,
     RunTimeStats stats,
     OutputStore outputs,
@@ -79,7 +81,7 @@ public sealed class GpuJob(
         try
         {
             var request = job.Params.ToRequest();
-            var result = engine.Generate(request, new JobProgress(jobs, jobId, metrics), run.Token);
+            if (GenerateRecovering(engine, job, request, run.Token) is not { } result) return;
             var images = outputs.Write(job, request, engine.Model.Id, result.Images);
             jobs.Update(jobId, j =>
             {
@@ -110,8 +112,9 @@ public sealed class GpuJob(
         }
         catch (Exception e)
         {
-            var outOfMemory = e is OutOfMemoryException || e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase);
-            logger.LogError(e, "Job {JobId} failed", jobId);
+            var outOfMemory = OutOfMemory.IsOutOfMemory(e);
+            if (outOfMemory) logger.LogError(e, "Job {JobId} failed: out of GPU memory even degraded and after its re-queue", jobId);
+            else logger.LogError(e, "Job {JobId} failed", jobId);
             Finish(jobId, JobStatus.Failed, new JobError
             {
                 Code = outOfMemory ? JobErrorCodes.OutOfMemory : JobErrorCodes.Internal,
@@ -119,6 +122,78 @@ public sealed class GpuJob(
             });
         }
         if (jobs.Find(jobId) is { IsFinished: true } done) metrics.JobRan(done.Status, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Runs the engine with the out-of-memory recovery of design.md §5: free what can be freed and retry degraded
+    /// (tiled VAE decode; the engine already makes one image of a count at a time), and if that runs out of memory
+    /// too, re-queue the job once after a delay and return null. Any later out-of-memory propagates (out_of_memory).
+    /// </summary>
+    private GenerationResult? GenerateRecovering(IImageGenerator engine, JobRecord job, GenerationRequest request, CancellationToken token)
+    {
+        var progress = new JobProgress(jobs, job.Id, metrics);
+        var pipeline = engine as NewBiePipeline;
+        Action<bool> countLookup = hit => { if (hit) metrics.PromptCacheHit(); else metrics.PromptCacheMiss(); };
+        if (pipeline is not null) pipeline.PromptCacheLookup += countLookup;
+        try
+        {
+            if (!job.Degraded)
+            {
+                try
+                {
+                    return engine.Generate(request, progress, token);
+                }
+                catch (Exception e) when (OutOfMemory.IsOutOfMemory(e))
+                {
+                    FreeMemory();
+                    logger.LogWarning("Job {JobId} ran out of GPU memory ({Message}); retrying degraded with tiled VAE decode", job.Id, e.Message);
+                    jobs.Update(job.Id, j =>
+                    {
+                        j.Degraded = true;
+                        j.OomRetries++;
+                        return true;
+                    });
+                }
+            }
+            try
+            {
+                return engine.Generate(request with { TiledDecode = true }, progress, token);
+            }
+            catch (Exception e) when (OutOfMemory.IsOutOfMemory(e) && !job.OomRequeued)
+            {
+                FreeMemory();
+                var delay = options.Value.OomRequeueDelay;
+                var requeued = jobs.Update(job.Id, j =>
+                {
+                    if (j.IsFinished || j.CancelRequested) return false;
+                    j.OomRequeued = true;
+                    j.OomRetries++;
+                    j.Status = JobStatus.Queued;
+                    j.Stage = null;
+                    j.Step = 0;
+                    return true;
+                });
+                if (requeued is null) throw;
+                logger.LogWarning("Job {JobId} ran out of GPU memory again degraded ({Message}); re-queued to run once more in {Delay}", job.Id, e.Message, delay);
+                jobQueue.Requeue(requeued, delay);
+                return null;
+            }
+        }
+        finally
+        {
+            if (pipeline is not null) pipeline.PromptCacheLookup -= countLookup;
+        }
+    }
+
+    /// <summary>
+    /// Lets the tensors of the failed run go: TorchSharp frees device memory when tensors are finalized, and has no
+    /// torch.cuda.empty_cache, so collecting is what can be done from here.
+    /// </summary>
+    private static void FreeMemory()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
     }
 
     private void Finish(string jobId, JobStatus status, JobError? error)

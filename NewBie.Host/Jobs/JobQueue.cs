@@ -78,7 +78,16 @@ public sealed class JobQueue(
         }
     }
 
-    private void Enqueue(JobRecord job)
+    /// <summary>
+    /// Runs a job again after <paramref name="delay"/> (out-of-memory recovery): the jobs queued meanwhile, often
+    /// lighter, go first and the memory they leave free may be enough.
+    /// </summary>
+    public void Requeue(JobRecord job, TimeSpan delay) =>
+        Enqueue(job, delay > TimeSpan.Zero ? new ScheduledState(delay) : new EnqueuedState(GpuQueue));
+
+    private void Enqueue(JobRecord job) => Enqueue(job, new EnqueuedState(GpuQueue));
+
+    private void Enqueue(JobRecord job, IState state)
     {
         var parameters = new Dictionary<string, object>
         {
@@ -87,7 +96,7 @@ public sealed class JobQueue(
             [SeqParameter] = job.Seq,
         };
         var call = Job.FromExpression<GpuJob>(g => g.RunAsync(job.Id, CancellationToken.None), GpuQueue);
-        var hangfireId = hangfire.Create(call, new EnqueuedState(GpuQueue), parameters);
+        var hangfireId = hangfire.Create(call, state, parameters);
         jobs.Update(job.Id, j =>
         {
             j.HangfireJobId = hangfireId;

@@ -32,6 +32,11 @@ public sealed class JobRecord
     public int Priority { get; set; } = JobPriority.Normal;
     public JobParams Params { get; set; } = new();
     public int Attempts { get; set; }
+    /// <summary>The job ran out of GPU memory and runs degraded (tiled VAE decode) from then on.</summary>
+    public bool Degraded { get; set; }
+    /// <summary>Out-of-memory recoveries so far: the degraded retry and the one delayed re-queue.</summary>
+    public int OomRetries { get; set; }
+    public bool OomRequeued { get; set; }
     public string? HangfireJobId { get; set; }
     public string? IdempotencyKey { get; set; }
     public string? RequestHash { get; set; }

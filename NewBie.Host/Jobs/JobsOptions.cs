@@ -15,6 +15,9 @@ public sealed class JobsOptions
     /// <summary>A run longer than this is stopped before its next step and fails with timeout. Default 30 minutes.</summary>
     public TimeSpan MaxRunTime { get; set; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>After a degraded retry also ran out of GPU memory, the job runs once more after this delay. Default 30 s.</summary>
+    public TimeSpan OomRequeueDelay { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Queued jobs of all users together; beyond it submit answers 503 queue_full. Default 1000.</summary>
     [Range(1, 1_000_000)] public int MaxQueuedJobs { get; set; } = 1000;
 
