@@ -81,17 +81,21 @@ public sealed class QueueLimitsTests
     }
 
     [Fact]
-    public async Task Out_of_memory_fails_the_job_with_out_of_memory()
+    public async Task Out_of_memory_that_persists_fails_the_job_with_out_of_memory_after_a_degraded_retry_and_a_requeue()
     {
-        using var app = new NewBieApplication();
-        app.Engine.Failure = new InvalidOperationException("CUDA out of memory. Tried to allocate 2.00 GiB");
+        using var app = new NewBieApplication(new() { ["Jobs:OomRequeueDelay"] = "00:00:00" });
+        // What TorchSharp throws for a failed CUDA allocation.
+        app.Engine.Failure = new System.Runtime.InteropServices.ExternalException("CUDA out of memory. Tried to allocate 2.00 GiB");
         var client = app.ClientFor();
         var id = (await client.SubmitAsync(Small)).Str("id");
 
         var job = await client.WaitForStatusAsync(id, "failed");
 
         Assert.Equal("out_of_memory", job.GetProperty("error").Str("code"));
-        Assert.Equal(1, job.GetProperty("attempts").GetInt32());
+        Assert.Equal(2, job.GetProperty("attempts").GetInt32());
+        Assert.Equal(2, job.GetProperty("oom_retries").GetInt32());
+        // First run, its degraded retry, and the (already degraded) run after the re-queue.
+        Assert.Equal(3, app.Engine.Runs);
     }
 
     [Fact]
