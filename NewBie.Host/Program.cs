@@ -1,4 +1,5 @@
 using NewBie.Host.Api;
+using NewBie.Host.Integrations;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
 using NewBie.Host.Outputs;
@@ -27,6 +28,7 @@ builder.AddOutputs();
 builder.AddModels();
 builder.AddJobs();
 builder.AddApi();
+builder.AddWebhooks();
 
 var app = builder.Build();
 try
@@ -44,6 +46,7 @@ app.UseApi();
 app.MapHealth();
 app.MapJobs();
 app.MapSeedContract();
+app.MapWebhooks();
 app.Run();
 return 0;
 

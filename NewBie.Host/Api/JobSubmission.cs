@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
+using NewBie.Host.Integrations;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
 
@@ -15,6 +16,7 @@ public sealed class JobSubmission(
     JobQueue queue,
     QueueView queueView,
     EngineHost engines,
+    WebhookSecrets webhookSecrets,
     IOptions<LimitsOptions> limits,
     IOptions<JobsOptions> jobsOptions,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json)
@@ -40,6 +42,8 @@ public sealed class JobSubmission(
 
         var (normalised, priority, error) = validator.Validate(submitted);
         if (error is not null) return (null, error.ToResult());
+        var (webhook, webhookProblem) = CheckWebhook(submitted.WebhookUrl, user);
+        if (webhookProblem is not null) return (null, webhookProblem);
 
         if (engines.State == EngineState.Unavailable)
             return (null, Problems.Create(StatusCodes.Status503ServiceUnavailable, ProblemCodes.ModelNotReady, $"No model is loaded: {engines.Problem}"));
@@ -67,6 +71,7 @@ public sealed class JobSubmission(
             Priority = priority,
             Params = normalised!,
             PromptTokens = tokens,
+            Webhook = webhook,
             IdempotencyKey = key.Length == 0 ? null : key,
             RequestHash = key.Length == 0 ? null : Convert.ToHexStringLower(SHA256.HashData(body)),
         };
@@ -78,6 +83,20 @@ public sealed class JobSubmission(
                 $"Idempotency-Key '{key}' was used for job {job!.Id} with a different body.")),
             _ => (null, QueueFull()),
         };
+    }
+
+    /// <summary>
+    /// An absolute http(s) URL, and a secret to sign with. Where it points is checked at delivery, after DNS
+    /// resolution: a check here could be undone by the time the job finishes.
+    /// </summary>
+    private (JobWebhook? Webhook, IResult? Problem) CheckWebhook(string? url, CurrentUser user)
+    {
+        if (url is null) return (null, null);
+        if (url.Length > 2000 || !Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps) || uri.UserInfo.Length > 0)
+            return (null, Problems.InvalidParameter("webhook_url", "webhook_url must be an absolute http or https URL without credentials, at most 2000 characters."));
+        if (webhookSecrets.Find(user.Id) is null)
+            return (null, Problems.InvalidParameter("webhook_url", "Create a signing secret first: POST /v1/webhook-secret."));
+        return (new JobWebhook { Url = uri.AbsoluteUri, State = WebhookState.Pending }, null);
     }
 
     private IResult QueueFull()
