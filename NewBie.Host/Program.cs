@@ -29,6 +29,7 @@ builder.AddModels();
 builder.AddJobs();
 builder.AddApi();
 builder.AddWebhooks();
+builder.AddOpenApiDocument();
 
 var app = builder.Build();
 try
@@ -47,6 +48,7 @@ app.MapHealth();
 app.MapJobs();
 app.MapSeedContract();
 app.MapWebhooks();
+app.MapOpenApiDocument();
 app.Run();
 return 0;
 

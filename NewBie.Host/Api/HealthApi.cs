@@ -6,12 +6,15 @@ namespace NewBie.Host.Api;
 
 public static class HealthApi
 {
+    public sealed record LivenessDto(string Status);
+
     public sealed record ReadinessDto(string Status, string Engine, string? Model, bool? Tiny, string? Problem, int QueuedJobs, int MaxQueuedJobs);
 
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/healthz", () => TypedResults.Ok(new { status = "ok" })).WithTags("Health");
-        routes.MapGet("/readyz", Ready).WithTags("Health");
+        routes.MapGet("/healthz", () => TypedResults.Ok(new LivenessDto("ok"))).WithTags("Health").WithSummary("Liveness: the process answers");
+        routes.MapGet("/readyz", Ready).WithTags("Health").WithSummary("Readiness: a model is loaded and the queue has room")
+            .Produces<ReadinessDto>().Produces<ReadinessDto>(StatusCodes.Status503ServiceUnavailable);
         return routes;
     }
 

@@ -28,7 +28,7 @@ public static class WebhooksSetup
         group.MapPost("/", (CurrentUser user, WebhookSecrets secrets) => TypedResults.Ok(new WebhookSecretDto(secrets.Rotate(user.Id))))
             .WithSummary("Create or rotate the caller's webhook signing secret (shown once)")
             .WithDescription("Returns a Standard Webhooks secret (whsec_…). Deliveries from now on are signed with it; the previous one stops working.")
-            .ProducesProblem(StatusCodes.Status401Unauthorized);
+            .Produces<WebhookSecretDto>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized);
         return group;
     }
 }
