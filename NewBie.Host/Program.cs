@@ -8,9 +8,10 @@ using NewBie.Host.Telemetry;
 
 // Verbs: serve (the default). The others (generate, models, users, keys) arrive with their features.
 var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
+if (verb == "models") return await ModelsCli.RunAsync(args[1..], Spectre.Console.AnsiConsole.Console);
 if (verb != "serve")
 {
-    Console.Error.WriteLine($"Unknown verb '{verb}'. Usage: NewBie [serve] [--urls URLS] [--data-dir DIR] [--models-dir DIR] [--model auto|tiny|newbie-exp0.1]");
+    Console.Error.WriteLine($"Unknown verb '{verb}'. Usage: NewBie [serve] [--urls URLS] [--data-dir DIR] [--models-dir DIR] [--model auto|tiny|newbie-exp0.1]\n       NewBie models pull|verify [--models-dir DIR] (see NewBie models)");
     return 2;
 }
 var serveArgs = args is [var v, .. var rest] && v == verb ? rest : args;
