@@ -49,6 +49,7 @@ app.MapHealth();
 app.MapJobs();
 app.MapSeedContract();
 app.MapWebhooks();
+app.MapOpenAiImages();
 app.MapOpenApiDocument();
 app.Run();
 return 0;

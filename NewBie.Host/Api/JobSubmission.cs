@@ -39,7 +39,15 @@ public sealed class JobSubmission(
             return (null, Problems.Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidJson, $"The body is not a valid job request: {e.Message}"));
         }
         if (submitted is null) return (null, Problems.Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidJson, "The body must be a JSON object."));
+        return Submit(submitted, request.Headers[IdempotencyHeader].ToString(), body, user);
+    }
 
+    /// <summary>
+    /// The submit path after the body is parsed: validation, token inspection, idempotency (keyed on
+    /// <paramref name="body"/>'s hash), queue cap, then the durable record and its Hangfire job.
+    /// </summary>
+    public (JobRecord? Job, IResult? Problem) Submit(SubmitJobRequest submitted, string key, byte[] body, CurrentUser user)
+    {
         var (normalised, priority, error) = validator.Validate(submitted);
         if (error is not null) return (null, error.ToResult());
         var (webhook, webhookProblem) = CheckWebhook(submitted.WebhookUrl, user);
@@ -63,7 +71,6 @@ public sealed class JobSubmission(
                     $"The prompt is {report.GemmaTokens} Gemma tokens; {report.GemmaTokensDropped} would be cut.", "prompt"));
         }
 
-        var key = request.Headers[IdempotencyHeader].ToString();
         if (key.Length > 200) return (null, Problems.InvalidParameter(IdempotencyHeader, "Idempotency-Key is longer than 200 characters."));
         var draft = new JobRecord
         {
@@ -107,7 +114,7 @@ public sealed class JobSubmission(
     }
 
     /// <summary>Reads at most MaxBodyBytes: a larger declared or actual body is 413 without reading the rest.</summary>
-    private async Task<(byte[] Body, IResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    public async Task<(byte[] Body, IResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         var max = limits.Value.MaxBodyBytes;
         var tooLarge = Problems.Create(StatusCodes.Status413PayloadTooLarge, ProblemCodes.PayloadTooLarge, $"The body is larger than {max} bytes.");
