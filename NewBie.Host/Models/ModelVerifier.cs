@@ -23,19 +23,19 @@ public static class ModelVerifier
             findings.Add(await CheckFileAsync(file, modelsDir, cancellationToken));
 
         var folder = new ModelFolder(modelsDir);
-        findings.Add(Architecture("transformer", folder.TransformerWeights, checkpoint =>
+        findings.AddRange(Architecture("transformer", folder.TransformerWeights, checkpoint =>
         {
             var config = ConfigOr(folder.Transformer, NextDiTConfig.Load, NextDiTConfig.NewBie3B);
             using var model = new NextDiT(config, torch.META, torch.ScalarType.BFloat16);
             return WeightLoader.Plan(model, checkpoint, NextDiT.KeyMapFor(checkpoint), "NextDiT").Count;
         }));
-        findings.Add(Architecture("text_encoder", folder.GemmaWeights, checkpoint =>
+        findings.AddRange(Architecture("text_encoder", folder.GemmaWeights, checkpoint =>
         {
             var config = ConfigOr(folder.TextEncoder, GemmaConfig.Read, GemmaConfig.Gemma3_4B);
             using var model = new GemmaTextEncoder(config, torch.META, torch.ScalarType.BFloat16);
             return WeightLoader.Plan(model, checkpoint, GemmaTextEncoder.KeyMap(checkpoint, config), "Gemma-3 text encoder").Count;
         }));
-        findings.Add(Architecture("clip_model", folder.JinaWeights, checkpoint =>
+        findings.AddRange(Architecture("clip_model", folder.JinaWeights, checkpoint =>
         {
             var config = ConfigOr(folder.ClipModel, JinaConfig.Read, JinaConfig.JinaClipV2);
             using var model = new JinaTextEncoder(config, torch.META, torch.ScalarType.BFloat16);
@@ -65,19 +65,20 @@ public static class ModelVerifier
         return new VerifyFinding(file.Path, true, $"{length} bytes (the manifest knows no {(file.Size is null ? "size or " : "")}digest to check)");
     }
 
-    private static VerifyFinding Architecture(string component, string weights, Func<Checkpoint, int> plan)
+    /// <summary>Nothing when the weights are absent: the file check already says so.</summary>
+    private static IEnumerable<VerifyFinding> Architecture(string component, string weights, Func<Checkpoint, int> plan)
     {
+        if (!File.Exists(weights)) return [];
         var subject = $"{component} tensors";
-        if (!File.Exists(weights)) return new VerifyFinding(subject, false, $"no weights at {weights}");
         try
         {
             using var checkpoint = Checkpoint.Open(weights);
             var count = plan(checkpoint);
-            return new VerifyFinding(subject, true, $"{count} tensors match the architecture");
+            return [new VerifyFinding(subject, true, $"{count} tensors match the architecture")];
         }
         catch (Exception e) when (e is WeightLoadException or ArgumentException or InvalidDataException or IOException or System.Text.Json.JsonException)
         {
-            return new VerifyFinding(subject, false, e.Message);
+            return [new VerifyFinding(subject, false, e.Message)];
         }
     }
 
