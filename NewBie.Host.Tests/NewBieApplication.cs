@@ -83,10 +83,10 @@ public static class ApiClient
     public static async Task<JsonElement> GetJobAsync(this HttpClient client, string id) =>
         await client.GetFromJsonAsync<JsonElement>($"/v1/jobs/{id}");
 
-    /// <summary>Polls a job until it reaches <paramref name="status"/> (20 s at most).</summary>
-    public static async Task<JsonElement> WaitForStatusAsync(this HttpClient client, string id, string status)
+    /// <summary>Polls a job until it reaches <paramref name="status"/> (20 s at most unless told otherwise).</summary>
+    public static async Task<JsonElement> WaitForStatusAsync(this HttpClient client, string id, string status, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
         while (true)
         {
             var job = await client.GetJobAsync(id);

@@ -29,10 +29,25 @@ public sealed class ScriptedEngine : IImageGenerator
 
     public int Runs => Volatile.Read(ref _runs);
 
+    /// <summary>The prompts of every run, in the order the runs started (what the GPU worker actually claimed).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> RunOrder { get; } = new();
+
     /// <summary>Every following step waits until <see cref="Release"/> (or cancellation).</summary>
     public void Hold() => _open.Reset();
 
     public void Release() => _open.Set();
+
+    private readonly ManualResetEventSlim _resume = new(initialState: true);
+    private (string Prompt, int Step)? _pause;
+
+    /// <summary>The run of <paramref name="prompt"/> stops right after reporting <paramref name="step"/> until <see cref="Resume"/>.</summary>
+    public void PauseAfter(string prompt, int step)
+    {
+        _pause = (prompt, step);
+        _resume.Reset();
+    }
+
+    public void Resume() => _resume.Set();
 
     /// <summary>Waits until some run has completed <paramref name="count"/> steps in total.</summary>
     public async Task WaitForStepsAsync(int count)
@@ -50,6 +65,7 @@ public sealed class ScriptedEngine : IImageGenerator
     public GenerationResult Generate(GenerationRequest request, IProgress<StepProgress>? progress, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _runs);
+        RunOrder.Enqueue(request.Prompt);
         if (Failure is { } failure) throw failure;
         var images = new List<GeneratedImage>();
         for (var i = 0; i < request.Count; i++)
@@ -64,6 +80,7 @@ public sealed class ScriptedEngine : IImageGenerator
                 Interlocked.Increment(ref _stepsRun);
                 _stepped.Release();
                 progress?.Report(new StepProgress(GenerationStage.Denoising, step, request.Steps, i, request.Count));
+                if (_pause == (request.Prompt, step)) _resume.Wait(cancellationToken);
             }
             progress?.Report(new StepProgress(GenerationStage.Decoding, request.Steps, request.Steps, i, request.Count));
             images.Add(new GeneratedImage(i, request.Width, request.Height, request.Seed + i, Pattern(request.Width, request.Height, request.Seed + i)));

@@ -1,4 +1,5 @@
 using NewBie.Host.Api;
+using NewBie.Host.Cli;
 using NewBie.Host.Integrations;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
@@ -6,12 +7,15 @@ using NewBie.Host.Outputs;
 using NewBie.Host.Storage;
 using NewBie.Host.Telemetry;
 
-// Verbs: serve (the default). The others (generate, models, users, keys) arrive with their features.
+// Verbs: serve (the default), generate and models. The others (users, keys) arrive with their features.
 var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
+if (verb == "generate") return GenerateCommand.Run(args[1..]);
 if (verb == "models") return await ModelsCli.RunAsync(args[1..], Spectre.Console.AnsiConsole.Console);
 if (verb != "serve")
 {
-    Console.Error.WriteLine($"Unknown verb '{verb}'. Usage: NewBie [serve] [--urls URLS] [--data-dir DIR] [--models-dir DIR] [--model auto|tiny|newbie-exp0.1]\n       NewBie models pull|verify [--models-dir DIR] (see NewBie models)");
+    Console.Error.WriteLine($"Unknown verb '{verb}'. Usage: NewBie [serve] [--urls URLS] [--data-dir DIR] [--models-dir DIR] [--model auto|tiny|newbie-exp0.1]");
+    Console.Error.WriteLine(GenerateCommand.Usage);
+    Console.Error.WriteLine(ModelsCli.Usage);
     return 2;
 }
 var serveArgs = args is [var v, .. var rest] && v == verb ? rest : args;

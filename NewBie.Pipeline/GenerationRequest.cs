@@ -26,6 +26,8 @@ public sealed record GenerationRequest
     public int Count { get; init; } = 1;
     /// <summary>"auto" (XML sentence for XML prompts, tag sentence otherwise), "none", or a literal system prompt.</summary>
     public string SystemPrompt { get; init; } = "auto";
+    /// <summary>Decode in overlapping tiles (less memory, a tiny numeric difference): the degraded path after an out-of-memory error.</summary>
+    public bool TiledDecode { get; init; }
 }
 
 public enum GenerationStage { Encoding, Denoising, Decoding }

@@ -39,6 +39,18 @@ public sealed class OpenAiApiTests : IDisposable
     }
 
     [Fact]
+    public async Task Newbie_extensions_steps_seed_and_negative_prompt_reach_the_job()
+    {
+        var client = _app.ClientFor();
+
+        using var response = await client.PostAsJsonAsync("/v1/images/generations", new { prompt = "1girl", size = "256x256", steps = 3, seed = 42, negative_prompt = "blurry" });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var job = (await client.GetFromJsonAsync<JsonElement>("/v1/jobs")).GetProperty("items")[0].GetProperty("params");
+        Assert.Equal((3, 42L, "blurry"), (job.GetProperty("steps").GetInt32(), job.GetProperty("seed").GetInt64(), job.Str("negative_prompt")));
+    }
+
+    [Fact]
     public async Task Url_format_gives_absolute_urls_that_serve_the_png()
     {
         var client = _app.ClientFor();
@@ -92,10 +104,13 @@ public sealed class OpenAiApiTests : IDisposable
     }
 }
 
-/// <summary>The official openai npm SDK against the server on a real Kestrel port (node cannot reach the in-memory test server).</summary>
+/// <summary>
+/// The official openai npm SDK against the server on a real Kestrel port (node cannot reach the in-memory test server),
+/// generating with the real built-in tiny model.
+/// </summary>
 public sealed class OpenAiSdkTests : IDisposable
 {
-    private readonly NewBieApplication _app = new();
+    private readonly NewBieApplication _app = new(new() { ["Models:Model"] = "tiny" }, scriptedEngine: false);
 
     public void Dispose() => _app.Dispose();
 
@@ -111,7 +126,7 @@ public sealed class OpenAiSdkTests : IDisposable
             const fs = require('fs');
             (async () => {
               const client = new OpenAI({ apiKey: 'unused-locally', baseURL: process.env.BASE_URL + '/v1' });
-              const result = await client.images.generate({ prompt: '1girl, smile', n: 1, size: '256x256', response_format: 'b64_json' });
+              const result = await client.images.generate({ prompt: '1girl, smile', n: 1, size: '256x256', response_format: 'b64_json', steps: 2, seed: 3 });
               fs.writeFileSync(process.env.OUT, Buffer.from(result.data[0].b64_json, 'base64'));
               console.log('created', result.created);
             })().catch(e => { console.error(e); process.exit(1); });
@@ -120,7 +135,10 @@ public sealed class OpenAiSdkTests : IDisposable
         var (exit, log) = await NodeScripts.RunAsync(script, new Dictionary<string, string> { ["BASE_URL"] = baseUrl, ["OUT"] = output });
 
         Assert.True(exit == 0, $"{baseUrl}: {log}");
-        var (w, h, _) = PngDecoder.Decode(File.ReadAllBytes(output));
+        var (w, h, rgb) = PngDecoder.Decode(File.ReadAllBytes(output));
         Assert.Equal((256, 256), (w, h));
+        Assert.True(rgb.Distinct().Count() > 16, "the tiny model's image should not be flat");
+        var job = (await _app.CreateClient().GetFromJsonAsync<JsonElement>("/v1/jobs")).GetProperty("items")[0];
+        Assert.Equal((2, 3L), (job.GetProperty("params").GetProperty("steps").GetInt32(), job.GetProperty("params").GetProperty("seed").GetInt64()));
     }
 }

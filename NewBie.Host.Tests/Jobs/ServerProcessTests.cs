@@ -35,24 +35,40 @@ public sealed partial class ServerProcessTests : IDisposable
         Assert.Contains(_dataDir, stderr);
     }
 
-    // Needs an engine in the child process (the built-in tiny model arrives with NewBiePipeline); then it runs on
-    // InMemory too, through the start-up reconcile, and on LiteDbStorage through its crash requeue.
-    [Fact(Skip = "needs LiteDbStorage and the built-in tiny model (NewBiePipeline) in the child process")]
+    [Fact]
     public async Task Server_killed_mid_job_resumes_it_after_restart_with_attempt_two()
     {
         var (server, url) = await StartServerAsync("--model", "tiny");
         using var http = new HttpClient { BaseAddress = new Uri(url) };
-        var id = (await http.SubmitAsync(new { prompt = "1girl", width = 256, height = 256, steps = 20 })).Str("id");
-        await http.WaitForStatusAsync(id, "running");
+        await WaitReadyAsync(http);
+        var interrupted = (await http.SubmitAsync(new { prompt = "1girl", width = 256, height = 256, steps = 16 })).Str("id");
+        var queued = (await http.SubmitAsync(new { prompt = "2girls", width = 256, height = 256, steps = 2 })).Str("id");
+        await http.WaitForStatusAsync(interrupted, "running");
 
         server.Kill(entireProcessTree: true);
         await server.WaitForExitAsync();
         var (_, restarted) = await StartServerAsync("--model", "tiny");
         using var again = new HttpClient { BaseAddress = new Uri(restarted) };
 
-        var job = await again.WaitForStatusAsync(id, "succeeded");
+        var job = await again.WaitForStatusAsync(interrupted, "succeeded", TimeSpan.FromSeconds(120));
         Assert.Equal(2, job.GetProperty("attempts").GetInt32());
         Assert.Single(job.GetProperty("images").EnumerateArray());
+        var other = await again.WaitForStatusAsync(queued, "succeeded", TimeSpan.FromSeconds(60));
+        Assert.Equal(1, other.GetProperty("attempts").GetInt32());
+        // Exactly one set of outputs per job: the interrupted run's files were replaced, not added to.
+        var pngs = Directory.GetFiles(Path.Combine(_dataDir, "outputs"), "*.png", SearchOption.AllDirectories);
+        Assert.Equal(2, pngs.Length);
+        Assert.Empty(Directory.GetFiles(Path.Combine(_dataDir, "outputs"), "*.tmp", SearchOption.AllDirectories));
+    }
+
+    private static async Task WaitReadyAsync(HttpClient http)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (!(await http.GetAsync("/readyz")).IsSuccessStatusCode)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail("the child server never became ready");
+            await Task.Delay(100);
+        }
     }
 
     private async Task<(Process Process, string Url)> StartServerAsync(params string[] extra)
@@ -61,7 +77,13 @@ public sealed partial class ServerProcessTests : IDisposable
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
         {
-            if (ListeningOn().Match(line) is { Success: true } match) return (process, match.Groups[1].Value);
+            if (ListeningOn().Match(line) is { Success: true } match)
+            {
+                // Keep draining both pipes: a child blocked on a full stdout pipe would look like a hung server.
+                _ = process.StandardOutput.ReadToEndAsync();
+                _ = process.StandardError.ReadToEndAsync();
+                return (process, match.Groups[1].Value);
+            }
         }
         Assert.Fail($"the server exited ({process.ExitCode}): {await process.StandardError.ReadToEndAsync()}");
         throw new UnreachableException();

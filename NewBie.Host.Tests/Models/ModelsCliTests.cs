@@ -162,8 +162,9 @@ public sealed class ModelsCliTests : IDisposable
         using (var jina = JinaTextEncoder.CreateRandom(JinaConfig.Tiny, 3, torch.CPU, torch.ScalarType.Float32))
             SafetensorsWriter.Write(Path.Combine(folder.ClipModel, "jina-clip-v2.safetensors"), jina.state_dict());
         File.WriteAllText(Path.Combine(folder.ClipModel, "config.json"), JsonSerializer.Serialize(JinaConfig.Tiny));
-        using (var vae = torch.zeros(4, 4))
-            SafetensorsWriter.Write(Path.Combine(folder.Vae, "diffusion_pytorch_model.safetensors"), new Dictionary<string, torch.Tensor> { ["decoder.conv_in.weight"] = vae });
+        using (var vae = FluxVaeDecoder.CreateRandom(VaeConfig.Tiny, 4, torch.CPU, torch.ScalarType.Float32))
+            SafetensorsWriter.Write(Path.Combine(folder.Vae, "diffusion_pytorch_model.safetensors"), vae.state_dict());
+        File.WriteAllText(Path.Combine(folder.Vae, "config.json"), JsonSerializer.Serialize(VaeConfig.Tiny));
         TinyTokenizers.Write(folder);
     }
 
@@ -179,6 +180,8 @@ public sealed class ModelsCliTests : IDisposable
         Assert.Contains("transformer tensors:", output);
         Assert.Contains("tensors match the architecture", output);
         Assert.Contains("text_encoder/gemma3-4b-it.safetensors:", output);
+        foreach (var component in new[] { "transformer", "text_encoder", "clip_model", "vae" })
+            Assert.Contains($"✓ {component} tensors:", output);
     }
 
     [Fact]

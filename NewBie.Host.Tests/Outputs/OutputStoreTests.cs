@@ -3,6 +3,7 @@ using NewBie.Host.Jobs;
 using NewBie.Host.Outputs;
 using NewBie.Host.Storage;
 using NewBie.Pipeline;
+using NewBie.Pipeline.Imaging;
 
 namespace NewBie.Host.Tests.Outputs;
 
@@ -17,14 +18,21 @@ public sealed class OutputStoreTests : IDisposable
     }
 
     [Fact]
-    public void Png_round_trips_through_an_independent_decoder()
+    public void Written_png_round_trips_through_an_independent_decoder_and_carries_the_parameters()
     {
         var rgb = ScriptedEngine.Pattern(37, 11, 200);
+        var request = new GenerationRequest { Prompt = "1girl, 笑顔", NegativePrompt = "blurry", Seed = 200, Steps = 3, Width = 37, Height = 11 };
+        var written = new OutputStore(_data).Write(new JobRecord { Id = "job2", UserId = "u" }, request, "newbie-tiny", [new GeneratedImage(0, 37, 11, 200, rgb)]);
 
-        var (w, h, decoded) = PngDecoder.Decode(PngEncoder.Encode(37, 11, rgb));
+        var bytes = File.ReadAllBytes(new OutputStore(_data).PathOf(written[0]));
+        var (w, h, decoded) = PngDecoder.Decode(bytes);
 
         Assert.Equal((37, 11), (w, h));
         Assert.Equal(rgb, decoded);
+        var png = PngReader.Read(bytes);
+        Assert.Equal("1girl, 笑顔", png.TextOf("prompt"));
+        Assert.Equal("newbie-tiny", png.TextOf("model"));
+        Assert.Contains("Seed: 200", png.TextOf("parameters"));
     }
 
     [Theory]
@@ -46,8 +54,9 @@ public sealed class OutputStoreTests : IDisposable
         var job = new JobRecord { Id = "job1", UserId = "../evil" };
         GeneratedImage Image(long seed) => new(0, 4, 4, seed, ScriptedEngine.Pattern(4, 4, seed));
 
-        store.Write(job, [Image(1)]);
-        var written = store.Write(job, [Image(2)]);
+        var request = new GenerationRequest { Prompt = "p", Width = 4, Height = 4 };
+        store.Write(job, request, "m", [Image(1)]);
+        var written = store.Write(job, request, "m", [Image(2)]);
 
         var folder = Path.GetDirectoryName(store.PathOf(written[0]))!;
         Assert.StartsWith(Path.Combine(store.Root, OutputStore.UserFolder("../evil")), folder);

@@ -8,14 +8,20 @@ using NewBie.Host.Outputs;
 
 namespace NewBie.Host.Integrations;
 
-/// <summary>Body of POST /v1/images/generations, as the OpenAI images API names it. <c>model</c> is accepted and ignored.</summary>
+/// <summary>
+/// Body of POST /v1/images/generations, as the OpenAI images API names it (<c>model</c> and <c>user</c> are accepted and
+/// not used), plus the job API's <c>negative_prompt</c>, <c>steps</c> and <c>seed</c> for clients that can send them.
+/// </summary>
 public sealed record OpenAiImageRequest(
     [property: JsonPropertyName("prompt")] string? Prompt,
     [property: JsonPropertyName("n")] int? N = null,
     [property: JsonPropertyName("size")] string? Size = null,
     [property: JsonPropertyName("response_format")] string? ResponseFormat = null,
     [property: JsonPropertyName("user")] string? User = null,
-    [property: JsonPropertyName("model")] string? Model = null);
+    [property: JsonPropertyName("model")] string? Model = null,
+    [property: JsonPropertyName("negative_prompt")] string? NegativePrompt = null,
+    [property: JsonPropertyName("steps")] int? Steps = null,
+    [property: JsonPropertyName("seed")] long? Seed = null);
 
 public sealed record OpenAiImage(
     [property: JsonPropertyName("b64_json"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? B64Json,
@@ -45,7 +51,7 @@ public static class OpenAiApi
             .AddEndpointFilter(CurrentUser.Require)
             .WithTags("OpenAI compatible")
             .WithSummary("Generate images (OpenAI images API); answers when the job is done")
-            .WithDescription("prompt, n (1 to Limits:MaxCount), size \"WxH\" (multiples of 16), response_format b64_json (default) or url. Errors use OpenAI's {error: {message, type, param, code}} shape.")
+            .WithDescription("prompt, n (1 to Limits:MaxCount), size \"WxH\" (multiples of 16), response_format b64_json (default) or url; NewBie extensions negative_prompt, steps, seed. Errors use OpenAI's {error: {message, type, param, code}} shape.")
             .Accepts<OpenAiImageRequest>("application/json")
             .Produces<OpenAiImagesResponse>()
             .Produces<OpenAiErrorResponse>(StatusCodes.Status400BadRequest)
@@ -77,7 +83,7 @@ public static class OpenAiApi
         if (request.User is { Length: > 256 })
             return Error(StatusCodes.Status400BadRequest, "user is longer than 256 characters.", "user", "invalid_parameter");
 
-        var (job, problem) = submission.Submit(new SubmitJobRequest(request.Prompt, Width: width, Height: height, Count: request.N ?? 1), "", body, user);
+        var (job, problem) = submission.Submit(new SubmitJobRequest(request.Prompt, NegativePrompt: request.NegativePrompt, Width: width, Height: height, Steps: request.Steps, Seed: request.Seed, Count: request.N ?? 1), "", body, user);
         if (problem is not null) return FromProblem(problem);
 
         try

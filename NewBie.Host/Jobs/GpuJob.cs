@@ -75,8 +75,9 @@ public sealed class GpuJob(
         var clock = Stopwatch.StartNew();
         try
         {
-            var result = engine.Generate(job.Params.ToRequest(), new JobProgress(jobs, jobId), run.Token);
-            var images = outputs.Write(job, result.Images);
+            var request = job.Params.ToRequest();
+            var result = engine.Generate(request, new JobProgress(jobs, jobId), run.Token);
+            var images = outputs.Write(job, request, engine.Model.Id, result.Images);
             jobs.Update(jobId, j =>
             {
                 if (j.IsFinished) return false;

@@ -2,10 +2,11 @@ using Hangfire;
 using Hangfire.AspNetCore;
 using Hangfire.Client;
 using Hangfire.Common;
-using Hangfire.InMemory;
 using Hangfire.Server;
 using Hangfire.States;
 using Microsoft.Extensions.Options;
+using NewBie.Host.Storage;
+using NewBie.JobStorage;
 
 namespace NewBie.Host.Jobs;
 
@@ -23,15 +24,17 @@ public static class JobsSetup
         services.AddSingleton<JobStore>();
         services.AddSingleton<RunningJobs>();
         services.AddSingleton<RunTimeStats>();
-        services.AddSingleton<IQueueSnapshot, AppQueueSnapshot>();
+        services.AddSingleton<IQueueSnapshot, StorageQueueSnapshot>();
         services.AddSingleton<QueueView>();
         services.AddSingleton<JobQueue>();
         services.AddTransient<JobMaintenance>();
         services.AddTransient<GpuJob>();
 
-        // The one place the Hangfire storage is chosen. TODO(issue 5): new LiteDbStorage(dataDirectory.HangfireDatabasePath)
-        // and its GetFairQueue("gpu") behind IQueueSnapshot, once the LiteDB storage is merged.
-        services.AddSingleton<Hangfire.JobStorage>(_ => new InMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = null }));
+        // The one place the Hangfire storage is chosen: our LiteDB storage in the data folder, whose dequeue is the fair
+        // order. The container disposes it after the hosted Hangfire servers have stopped.
+        services.AddSingleton(sp => new LiteDbStorage(sp.GetRequiredService<DataDirectory>().HangfireDatabasePath,
+            new LiteDbStorageOptions { FairQueues = [JobQueue.GpuQueue] }));
+        services.AddSingleton<Hangfire.JobStorage>(sp => sp.GetRequiredService<LiteDbStorage>());
 
         services.AddSingleton<IJobFilterProvider>(sp =>
         {
@@ -74,11 +77,14 @@ public sealed class HangfireServers(IServiceProvider services) : IHostedService
         return Task.CompletedTask;
     }
 
+    // The host may stop twice (e.g. WebApplicationFactory disposal after an explicit stop): the second call has nothing to do.
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        foreach (var server in _servers) server.SendStop();
-        await Task.WhenAll(_servers.Select(s => s.WaitForShutdownAsync(cancellationToken)));
-        foreach (var server in _servers) server.Dispose();
+        var servers = _servers.ToList();
+        _servers.Clear();
+        foreach (var server in servers) server.SendStop();
+        await Task.WhenAll(servers.Select(s => s.WaitForShutdownAsync(cancellationToken)));
+        foreach (var server in servers) server.Dispose();
     }
 
     private BackgroundJobServer Start(BackgroundJobServerOptions options)

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using NewBie.Host.Storage;
 using NewBie.Pipeline;
 
 namespace NewBie.Host.Models;
@@ -12,13 +13,20 @@ public interface IEngineFactory
 }
 
 /// <summary>
-/// The production factory. NewBie.Pipeline does not have its NewBiePipeline yet (it is being written), so no engine
-/// can be built: the server runs, says so on /readyz and refuses submits with model_not_ready.
+/// The production factory: the real NewBie-image-Exp0.1 weights from the models folder, or the built-in tiny model,
+/// which is written once into the data folder (same layout, same loading code, random weights).
 /// </summary>
-public sealed class PipelineEngineFactory : IEngineFactory
+public sealed class PipelineEngineFactory(DataDirectory dataDirectory) : IEngineFactory
 {
-    public IImageGenerator Create(ModelChoice choice, CancellationToken cancellationToken) =>
-        throw new EngineUnavailableException($"This build has no inference pipeline yet, so model '{choice.Id}' cannot be loaded.");
+    public IImageGenerator Create(ModelChoice choice, CancellationToken cancellationToken)
+    {
+        if (choice.IsTiny)
+        {
+            var folder = TinyModel.EnsureFolder(dataDirectory.TinyModelPath);
+            return NewBiePipeline.Load(folder, PipelineConfig.Tiny);
+        }
+        return NewBiePipeline.Load(choice.WeightsDir!, PipelineConfig.NewBieExp01);
+    }
 }
 
 public enum EngineState { Loading, Ready, Unavailable }

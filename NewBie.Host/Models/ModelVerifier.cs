@@ -41,6 +41,12 @@ public static class ModelVerifier
             using var model = new JinaTextEncoder(config, torch.META, torch.ScalarType.BFloat16);
             return WeightLoader.Plan(model, checkpoint, JinaTextEncoder.KeyMapFor(checkpoint).Map, "Jina CLIP v2 text tower").Count;
         }));
+        findings.AddRange(Architecture("vae", folder.VaeWeights, checkpoint =>
+        {
+            var config = ConfigOr(folder.Vae, path => VaeConfig.FromJson(File.ReadAllText(path)), VaeConfig.FluxVae);
+            using var model = new FluxVaeDecoder(config, torch.META, torch.ScalarType.BFloat16);
+            return WeightLoader.Plan(model, checkpoint, FluxVaeDecoder.KeyMap, "FLUX VAE decoder").Count;
+        }));
         return findings;
     }
 

@@ -1,3 +1,5 @@
+using NewBie.Pipeline;
+
 namespace NewBie.Host.Models;
 
 public sealed class ModelsOptions
@@ -16,19 +18,17 @@ public sealed class ModelsOptions
 /// <summary>Which model to load, resolved from the options and what is on disk.</summary>
 public sealed record ModelChoice(string Id, bool IsTiny, string? WeightsDir, string Reason)
 {
-    /// <summary>The sub-folders of the Hugging Face layout that must exist before the real model counts as present.</summary>
-    public static readonly string[] RequiredFolders = ["transformer", "text_encoder", "clip_model", "vae"];
-
     public static ModelChoice Resolve(ModelsOptions options)
     {
         var dir = Path.GetFullPath(options.ModelsDir);
-        var present = RequiredFolders.All(f => Directory.Exists(Path.Combine(dir, f)) && Directory.EnumerateFiles(Path.Combine(dir, f), "*.safetensors").Any());
+        var folder = new ModelFolder(dir);
+        var present = folder.IsComplete;
         return options.Model switch
         {
             ModelsOptions.Tiny => new ModelChoice(ModelsOptions.Tiny, true, null, "--model tiny"),
             ModelsOptions.NewBieExp01 => present
                 ? new ModelChoice(ModelsOptions.NewBieExp01, false, dir, "--model newbie-exp0.1")
-                : throw new EngineUnavailableException($"--model newbie-exp0.1 but no weights in {dir} (expected {string.Join(", ", RequiredFolders)} with .safetensors files)."),
+                : throw new EngineUnavailableException($"--model newbie-exp0.1 but the weights in {dir} are incomplete: missing {string.Join(", ", folder.Missing())}. Run `NewBie models pull`."),
             ModelsOptions.Auto => present
                 ? new ModelChoice(ModelsOptions.NewBieExp01, false, dir, $"weights found in {dir}")
                 : new ModelChoice(ModelsOptions.Tiny, true, null, $"no weights in {dir}: serving the built-in TINY model with random weights, images will be noise"),

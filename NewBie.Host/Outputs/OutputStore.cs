@@ -3,6 +3,7 @@ using System.Text;
 using NewBie.Host.Jobs;
 using NewBie.Host.Storage;
 using NewBie.Pipeline;
+using NewBie.Pipeline.Imaging;
 
 namespace NewBie.Host.Outputs;
 
@@ -19,7 +20,8 @@ public sealed class OutputStore(DataDirectory dataDirectory)
     public static string UserFolder(string userId) =>
         "u" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(userId)))[..24];
 
-    public List<JobImage> Write(JobRecord job, IReadOnlyList<GeneratedImage> images)
+    /// <summary>Writes the images of a run; each PNG carries the generation parameters in its text chunks.</summary>
+    public List<JobImage> Write(JobRecord job, GenerationRequest request, string modelId, IReadOnlyList<GeneratedImage> images)
     {
         var folder = Path.Combine(UserFolder(job.UserId), job.Id);
         Directory.CreateDirectory(Path.Combine(Root, folder));
@@ -27,7 +29,7 @@ public sealed class OutputStore(DataDirectory dataDirectory)
         foreach (var image in images)
         {
             var file = Path.Combine(folder, $"{image.Index}.png");
-            WriteAtomically(Path.Combine(Root, file), PngEncoder.Encode(image.Width, image.Height, image.Rgb));
+            WriteAtomically(Path.Combine(Root, file), PngWriter.Encode(image, GenerationMetadata.For(request, image, modelId)));
             written.Add(new JobImage { Index = image.Index, Width = image.Width, Height = image.Height, Seed = image.Seed, File = file });
         }
         return written;

@@ -42,5 +42,8 @@ public sealed class DataDirectory : IDisposable
 
     public string OutputsPath => Path.Combine(Root, "outputs");
 
+    /// <summary>Where the built-in tiny model is written on first use.</summary>
+    public string TinyModelPath => Path.Combine(Root, "tiny-model");
+
     public void Dispose() => _lock.Dispose();
 }

@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using NewBie.Pipeline.Configs;
+using NewBie.Pipeline.Sampling;
+using NewBie.Pipeline.Tokenizers;
+using NewBie.Pipeline.Weights;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NewBie.Pipeline;
+
+/// <summary>
+/// The whole model: both tokenizers, Gemma-3 and Jina text encoders, NextDiT and the FLUX VAE decoder, loaded once
+/// from a model folder and kept resident. <see cref="Generate"/> runs prompt → conditioning → denoising loop →
+/// decode → RGB, one image of a count at a time, synchronously on the calling thread.
+/// </summary>
+public sealed class NewBiePipeline : IImageGenerator
+{
+    private readonly GemmaTokenizer _gemmaTokenizer;
+    private readonly XlmRobertaTokenizer _jinaTokenizer;
+    private readonly GemmaTextEncoder _gemma;
+    private readonly JinaTextEncoder _jina;
+    private readonly NextDiT _dit;
+    private readonly FluxVaeDecoder _vae;
+    // The networks hold no per-request state, but one generation at a time keeps peak memory predictable.
+    private readonly Lock _gate = new();
+
+    public PipelineConfig Config { get; }
+    public ModelInfo Model { get; }
+    public Device Device { get; }
+    public ScalarType DType { get; }
+
+    private NewBiePipeline(PipelineConfig config, ModelInfo model, Device device, ScalarType dtype,
+        GemmaTokenizer gemmaTokenizer, XlmRobertaTokenizer jinaTokenizer,
+        GemmaTextEncoder gemma, JinaTextEncoder jina, NextDiT dit, FluxVaeDecoder vae)
+    {
+        Config = config;
+        Model = model;
+        Device = device;
+        DType = dtype;
+        _gemmaTokenizer = gemmaTokenizer;
+        _jinaTokenizer = jinaTokenizer;
+        _gemma = gemma;
+        _jina = jina;
+        _dit = dit;
+        _vae = vae;
+    }
+
+    /// <summary>CUDA with bf16 when a GPU is usable, otherwise the CPU in fp32 (design.md §5).</summary>
+    public static (Device Device, ScalarType DType) DefaultDevice() =>
+        torch.cuda.is_available() ? (torch.CUDA, ScalarType.BFloat16) : (torch.CPU, ScalarType.Float32);
+
+    /// <summary>
+    /// Loads every network from a model folder in the Hugging Face layout. Each checkpoint is checked strictly
+    /// (every tensor name and shape) before anything is served; the first mismatch is an error naming the tensors.
+    /// </summary>
+    public static NewBiePipeline Load(string folder, PipelineConfig config, Device? device = null, ScalarType? dtype = null)
+    {
+        config.Validate();
+        var (defaultDevice, defaultType) = DefaultDevice();
+        var dev = device ?? defaultDevice;
+        var type = dtype ?? defaultType;
+        var layout = new ModelFolder(folder);
+        var missing = layout.Missing();
+        if (missing.Count > 0)
+            throw new WeightLoadException($"model folder {folder} is incomplete: missing {string.Join(", ", missing)}");
+
+        var clock = Stopwatch.StartNew();
+        var gemmaTokenizer = GemmaTokenizer.FromFile(layout.GemmaTokenizer);
+        var jinaTokenizer = XlmRobertaTokenizer.FromFile(layout.JinaTokenizer);
+        CheckVocabulary("text_encoder/tokenizer.json", gemmaTokenizer.VocabSize, config.Gemma.VocabSize);
+        CheckVocabulary("clip_model/tokenizer.json", jinaTokenizer.VocabSize, config.Jina.VocabSize);
+
+        var loaded = new List<IDisposable>();
+        try
+        {
+            var gemma = GemmaTextEncoder.Load(layout.GemmaWeights, config.Gemma, dev, type); loaded.Add(gemma);
+            var jina = JinaTextEncoder.Load(layout.JinaWeights, config.Jina, dev, type); loaded.Add(jina);
+            var dit = NextDiT.Load(layout.TransformerWeights, config.NextDiT, dev, type); loaded.Add(dit);
+            var vae = FluxVaeDecoder.Load(layout.VaeWeights, config.Vae, dev, type); loaded.Add(vae);
+            foreach (var m in new nn.Module[] { gemma, jina, dit, vae }) m.eval();
+            var info = new ModelInfo(config.Id, config.IsTiny, dev.ToString(), type.ToString(), clock.Elapsed);
+            return new NewBiePipeline(config, info, dev, type, gemmaTokenizer, jinaTokenizer, gemma, jina, dit, vae);
+        }
+        catch
+        {
+            foreach (var m in loaded) m.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckVocabulary(string file, int tokenizerIds, int embeddingRows)
+    {
+        if (tokenizerIds > embeddingRows)
+            throw new WeightLoadException($"{file} has {tokenizerIds} ids but the embedding has only {embeddingRows} rows");
+    }
+
+    public PromptReport Inspect(string prompt, string systemPrompt) =>
+        PromptTemplate.Inspect(prompt, systemPrompt, _gemmaTokenizer, _jinaTokenizer);
+
+    public GenerationResult Generate(GenerationRequest request, IProgress<StepProgress>? progress, CancellationToken cancellationToken)
+    {
+        Validate(request);
+        lock (_gate)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            progress?.Report(new StepProgress(GenerationStage.Encoding, 0, request.Steps, 0, request.Count));
+            // The negative prompt gets the positive prompt's sentence (as the official demo does); an empty one stays empty.
+            var system = PromptTemplate.ResolveSystemPrompt(request.Prompt, request.SystemPrompt);
+            var (cond, promptReport) = Encode(request.Prompt, system);
+            var (uncond, negativeReport) = Encode(request.NegativePrompt, system);
+
+            var images = new List<GeneratedImage>(request.Count);
+            var cfg = CfgSettings.From(request);
+            for (var i = 0; i < request.Count; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var imageScope = torch.NewDisposeScope();
+                var seed = request.Seed + i;
+                var noise = Noise.FromSeed(seed, request.Width, request.Height, Config.NextDiT.InChannels, Device, DType);
+                var latent = Samplers.Sample(request.Sampler, noise, request.Steps, request.Shift,
+                    Guidance.For(_dit, cond, uncond, cfg), new DenoiseReporting(progress, i, request.Count), cancellationToken);
+                cancellationToken.ThrowIfCancellationRequested();
+                progress?.Report(new StepProgress(GenerationStage.Decoding, request.Steps, request.Steps, i, request.Count));
+                var decoded = _vae.Decode(latent.to(DType), request.TiledDecode ? VaeTiling.Default : null);
+                var rgb = FluxVaeDecoder.ToRgb(decoded)[0];
+                images.Add(new GeneratedImage(i, request.Width, request.Height, seed, rgb));
+            }
+            return new GenerationResult(images, promptReport, negativeReport);
+        }
+    }
+
+    /// <summary>
+    /// One prompt → its DiT conditioning. Each prompt is encoded alone with no padding, so every attention call sees
+    /// uniform lengths and needs no mask (the fast SDPA path on GPU); that equals the official padded batch.
+    /// </summary>
+    private (Conditioning, PromptReport) Encode(string prompt, string systemPrompt)
+    {
+        var texts = PromptTemplate.Apply(prompt, systemPrompt);
+        var gemmaTokens = _gemmaTokenizer.Encode(texts.GemmaText);
+        var jinaTokens = _jinaTokenizer.Encode(texts.JinaText);
+
+        var gemmaIds = torch.tensor(gemmaTokens.Ids.Select(i => (long)i).ToArray(), dtype: int64, device: Device).unsqueeze(0);
+        var gemmaMask = torch.ones_like(gemmaIds);
+        var jinaIds = torch.tensor(jinaTokens.Ids.Select(i => (long)i).ToArray(), dtype: int64, device: Device).unsqueeze(0);
+        var jinaMask = torch.ones_like(jinaIds);
+
+        var features = _gemma.forward(gemmaIds, gemmaMask);
+        var pooled = _jina.forward(jinaIds, jinaMask);
+        var report = new PromptReport(gemmaTokens.Count, gemmaTokens.Dropped, jinaTokens.Count, jinaTokens.Dropped, texts.SystemPrompt);
+        return (new Conditioning(features, gemmaMask, pooled), report);
+    }
+
+    /// <summary>Engine-level limits only; the server applies its own (stricter) policy before a job is accepted.</summary>
+    public static void Validate(GenerationRequest r)
+    {
+        if (r.Prompt is null) throw new ArgumentException("prompt is required");
+        if (r.Width <= 0 || r.Height <= 0 || r.Width % 16 != 0 || r.Height % 16 != 0)
+            throw new ArgumentException($"width and height must be positive multiples of 16, got {r.Width}×{r.Height}");
+        if (r.Steps < 1) throw new ArgumentException($"steps must be at least 1, got {r.Steps}");
+        if (r.Count < 1) throw new ArgumentException($"count must be at least 1, got {r.Count}");
+        if (!(r.Shift > 0)) throw new ArgumentException($"shift must be positive, got {r.Shift}");
+    }
+
+    public void Dispose()
+    {
+        _gemma.Dispose();
+        _jina.Dispose();
+        _dit.Dispose();
+        _vae.Dispose();
+    }
+}
