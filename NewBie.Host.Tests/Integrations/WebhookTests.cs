@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using NewBie.Host.Integrations;
 
 namespace NewBie.Host.Tests.Integrations;
@@ -215,6 +216,73 @@ public sealed class WebhookDeliveryTests : IDisposable
         Assert.Equal("job.canceled", payload.Str("type"));
         Assert.Equal(id, payload.GetProperty("data").Str("id"));
         app.Engine.Release();
+    }
+
+    [Fact]
+    public async Task Failed_job_sends_a_job_failed_event_with_its_error()
+    {
+        using var receiver = new WebhookReceiver();
+        var app = new NewBieApplication(new() { ["Webhooks:AllowPrivateTargets"] = "true" });
+        _apps.Add(app);
+        var client = app.ClientFor();
+        await SecretAsync(client);
+        app.Engine.Failure = new InvalidOperationException("boom");
+
+        var id = (await client.SubmitAsync(new { prompt = "1girl", width = 256, height = 256, steps = 1, webhook_url = receiver.Url })).Str("id");
+        await receiver.WaitForAsync(1);
+
+        var payload = JsonSerializer.Deserialize<JsonElement>(receiver.Requests.Single().Body);
+        Assert.Equal("job.failed", payload.Str("type"));
+        Assert.Equal("boom", payload.GetProperty("data").GetProperty("error").Str("message"));
+        await WaitForWebhookAsync(client, id, "delivered");
+    }
+
+    [Fact]
+    public async Task Expired_job_sends_a_job_expired_event()
+    {
+        using var receiver = new WebhookReceiver();
+        var app = new NewBieApplication(new() { ["Webhooks:AllowPrivateTargets"] = "true" });
+        _apps.Add(app);
+        var client = app.ClientFor();
+        await SecretAsync(client);
+        app.Engine.Hold();
+        var blocker = (await client.SubmitAsync(new { prompt = "first", width = 256, height = 256, steps = 2 })).Str("id");
+        await client.WaitForStatusAsync(blocker, "running");
+        var id = (await client.SubmitAsync(new { prompt = "second", width = 256, height = 256, steps = 2, webhook_url = receiver.Url })).Str("id");
+
+        app.Time.Advance(TimeSpan.FromDays(2));
+        Assert.Equal(1, app.Service<NewBie.Host.Jobs.JobMaintenance>().ExpireStale());
+        await receiver.WaitForAsync(1);
+
+        var payload = JsonSerializer.Deserialize<JsonElement>(receiver.Requests.Single().Body);
+        Assert.Equal("job.expired", payload.Str("type"));
+        Assert.Equal(id, payload.GetProperty("data").Str("id"));
+        app.Engine.Release();
+    }
+
+    [Fact]
+    public async Task Start_up_queues_the_delivery_of_a_finished_job_whose_webhook_has_no_hangfire_job()
+    {
+        using var receiver = new WebhookReceiver();
+        var app = new NewBieApplication(new() { ["Webhooks:AllowPrivateTargets"] = "true" });
+        _apps.Add(app);
+        var client = app.ClientFor();
+        await SecretAsync(client);
+        var jobs = app.Service<NewBie.Host.Jobs.JobStore>();
+        // As a crash between finishing the job and queueing its delivery leaves it.
+        jobs.Insert(new NewBie.Host.Jobs.JobRecord
+        {
+            Id = "orphan0000000000000", UserId = "local", Status = NewBie.Host.Jobs.JobStatus.Succeeded, FinishedAt = app.Time.GetUtcNow().UtcDateTime,
+            Webhook = new NewBie.Host.Jobs.JobWebhook { Url = receiver.Url, State = NewBie.Host.Jobs.WebhookState.Pending },
+        }, maxQueued: 1000);
+        var dispatcher = app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<WebhookDispatcher>().Single();
+
+        await dispatcher.StopAsync(CancellationToken.None);
+        await dispatcher.StartAsync(CancellationToken.None);
+        await receiver.WaitForAsync(1);
+
+        Assert.Equal("msg_orphan0000000000000", receiver.Requests.Single().Headers["webhook-id"]);
+        Assert.NotNull(jobs.Find("orphan0000000000000")!.Webhook!.DeliveryJobId);
     }
 
     [Theory]

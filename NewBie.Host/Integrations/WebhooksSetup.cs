@@ -34,15 +34,21 @@ public static class WebhooksSetup
 }
 
 /// <summary>Queues a webhook delivery on Hangfire's "default" queue when a job that has one finishes, however it finished.</summary>
-public sealed class WebhookDispatcher(JobStore jobs, IBackgroundJobClientV2 hangfire, ILogger<WebhookDispatcher> logger) : IHostedService
+public sealed class WebhookDispatcher(JobStore jobs, IBackgroundJobClientV2 hangfire, Hangfire.JobStorage storage, ILogger<WebhookDispatcher> logger) : IHostedService
 {
+    private static readonly HashSet<string> FinalStates = [DeletedState.StateName, SucceededState.StateName, FailedState.StateName];
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         jobs.Finished += OnFinished;
-        // A finish that happened while the server was down (or before its delivery was queued) is sent now.
+        // A delivery whose Hangfire job never got created, or is gone (a crash, a storage that forgot it), is queued again.
+        using var connection = storage.GetConnection();
         foreach (var status in new[] { JobStatus.Succeeded, JobStatus.Failed, JobStatus.Canceled, JobStatus.Expired })
-            foreach (var job in jobs.WithStatus(status).Where(j => j.Webhook is { State: WebhookState.Pending }))
-                OnFinished(job);
+            foreach (var job in jobs.WithStatus(status).Where(j => j.Webhook is { State: WebhookState.Pending or WebhookState.Delivering }))
+            {
+                if (job.Webhook!.DeliveryJobId is { } id && connection.GetJobData(id) is { } data && !FinalStates.Contains(data.State)) continue;
+                Queue(job.Id);
+            }
         return Task.CompletedTask;
     }
 
@@ -54,9 +60,18 @@ public sealed class WebhookDispatcher(JobStore jobs, IBackgroundJobClientV2 hang
 
     private void OnFinished(JobRecord job)
     {
-        if (job.Webhook is not { State: WebhookState.Pending }) return;
-        var id = job.Id;
-        hangfire.Create(Job.FromExpression<WebhookDelivery>(d => d.DeliverAsync(id, CancellationToken.None), WebhooksSetup.Queue), new EnqueuedState(WebhooksSetup.Queue));
-        logger.LogDebug("Webhook of job {JobId} queued", id);
+        if (job.Webhook is { State: WebhookState.Pending }) Queue(job.Id);
+    }
+
+    private void Queue(string jobId)
+    {
+        var deliveryId = hangfire.Create(Job.FromExpression<WebhookDelivery>(d => d.DeliverAsync(jobId, CancellationToken.None), WebhooksSetup.Queue), new EnqueuedState(WebhooksSetup.Queue));
+        jobs.Update(jobId, j =>
+        {
+            if (j.Webhook is not { } w) return false;
+            w.DeliveryJobId = deliveryId;
+            return true;
+        });
+        logger.LogDebug("Webhook of job {JobId} queued as Hangfire job {DeliveryId}", jobId, deliveryId);
     }
 }

@@ -98,6 +98,8 @@ public sealed class JobWebhook
     /// <summary>The receiver's HTTP status of the last attempt; null when it never answered.</summary>
     public int? LastStatus { get; set; }
     public string? LastError { get; set; }
+    /// <summary>The Hangfire job that delivers it, so that a restart re-queues only a delivery that has none alive.</summary>
+    public string? DeliveryJobId { get; set; }
 }
 
 public enum WebhookState { Pending, Delivering, Delivered, Failed, Refused }
