@@ -13,6 +13,7 @@ public static class NodeScripts
     /// <summary>Why node tests cannot run here, or null when they can.</summary>
     public static string? Missing { get; } =
         Folder is null ? "NewBie.Host.Tests/node was not found above the test binaries"
+        : !OnPath("node") ? "node is not on PATH"
         : !Directory.Exists(Path.Combine(Folder, "node_modules")) ? $"node_modules is absent: run `npm ci` in {Folder} (.ci/run does)"
         : null;
 
@@ -32,6 +33,10 @@ public static class NodeScripts
         await process.WaitForExitAsync(timeout.Token);
         return (process.ExitCode, await stdout + await stderr);
     }
+
+    private static bool OnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Any(dir => File.Exists(Path.Combine(dir, program)) || File.Exists(Path.Combine(dir, program + ".exe")));
 
     private static string? Find()
     {
