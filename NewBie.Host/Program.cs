@@ -1,3 +1,4 @@
+using NewBie.Host;
 using NewBie.Host.Api;
 using NewBie.Host.Cli;
 using NewBie.Host.Integrations;
@@ -8,6 +9,13 @@ using NewBie.Host.Storage;
 using NewBie.Host.Telemetry;
 
 // Verbs: serve (the default), generate and models. The others (users, keys) arrive with their features.
+// CJK prompts and progress bars on a Windows console need UTF-8 output (a no-op elsewhere).
+Console.OutputEncoding = System.Text.Encoding.UTF8;
+if (args is ["--version"] or ["version"])
+{
+    foreach (var line in AppInfo.VersionLines()) Console.WriteLine(line);
+    return 0;
+}
 var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
 if (verb == "generate") return GenerateCommand.Run(args[1..]);
 if (verb == "models") return await ModelsCli.RunAsync(args[1..], Spectre.Console.AnsiConsole.Console);
@@ -27,6 +35,8 @@ builder.Configuration.AddCommandLine(serveArgs, new Dictionary<string, string>
     ["--models-dir"] = $"{ModelsOptions.Section}:{nameof(ModelsOptions.ModelsDir)}",
     ["--model"] = $"{ModelsOptions.Section}:{nameof(ModelsOptions.Model)}",
 });
+// Runs as a Windows service when started by the service manager; does nothing otherwise.
+builder.Services.AddWindowsService(o => o.ServiceName = "NewBie");
 builder.AddTelemetry();
 builder.AddStorage();
 builder.AddOutputs();
@@ -48,8 +58,9 @@ catch (DataDirectoryInUseException e)
     return 3;
 }
 
+app.UseTelemetry();
 app.UseApi();
-app.MapHealth();
+app.MapTelemetry();
 app.MapJobs();
 app.MapSeedContract();
 app.MapWebhooks();

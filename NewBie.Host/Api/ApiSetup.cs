@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Serilog;
 
 namespace NewBie.Host.Api;
 
@@ -21,7 +20,6 @@ public static class ApiSetup
 
     public static WebApplication UseApi(this WebApplication app)
     {
-        app.UseSerilogRequestLogging();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         return app;

@@ -73,7 +73,7 @@ public static class GenerateCommand
             Model = options.GetValueOrDefault("model", ModelsOptions.Auto),
             ModelsDir = options.GetValueOrDefault("models-dir", new ModelsOptions().ModelsDir),
         };
-        var dataDir = Path.GetFullPath(options.GetValueOrDefault("data-dir", new StorageOptions().DataDir));
+        var dataDir = AppInfo.ResolvePath(options.GetValueOrDefault("data-dir", new StorageOptions().DataDir));
 
         ModelChoice choice;
         IImageGenerator engine;

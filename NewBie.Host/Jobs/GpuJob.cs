@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using NewBie.Host.Models;
 using NewBie.Host.Outputs;
+using NewBie.Host.Telemetry;
 using NewBie.Pipeline;
 
 namespace NewBie.Host.Jobs;
@@ -20,13 +21,14 @@ public sealed class GpuJob(
     EngineHost engines,
     IOptions<JobsOptions> options,
     TimeProvider time,
+    NewBieMetrics metrics,
     ILogger<GpuJob> logger)
 {
     public async Task RunAsync(string jobId, CancellationToken cancellationToken)
     {
-        using var logScope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
         var job = jobs.Find(jobId);
         if (job is null || job.IsFinished) return;
+        using var logContext = LoggingSetup.JobContext(jobId, job.UserId);
 
         if (job.Status == JobStatus.Queued && time.GetUtcNow().UtcDateTime - job.CreatedAt > options.Value.MaxQueueWait)
         {
@@ -70,13 +72,14 @@ public sealed class GpuJob(
             return;
         }
         queue.Claimed(job);
+        metrics.JobStarted(job, job.StartedAt!.Value - job.CreatedAt);
         logger.LogInformation("Running job {JobId} of {UserId}, attempt {Attempt}", jobId, job.UserId, job.Attempts);
 
         var clock = Stopwatch.StartNew();
         try
         {
             var request = job.Params.ToRequest();
-            var result = engine.Generate(request, new JobProgress(jobs, jobId), run.Token);
+            var result = engine.Generate(request, new JobProgress(jobs, jobId, metrics), run.Token);
             var images = outputs.Write(job, request, engine.Model.Id, result.Images);
             jobs.Update(jobId, j =>
             {
@@ -88,6 +91,7 @@ public sealed class GpuJob(
                 return true;
             });
             stats.Record(job.Params, clock.Elapsed);
+            metrics.ImagesGenerated(job.UserId, images.Count);
             logger.LogInformation("Job {JobId} succeeded in {ElapsedMs} ms", jobId, clock.ElapsedMilliseconds);
         }
         catch (OperationCanceledException) when (jobs.Find(jobId)?.CancelRequested == true)
@@ -114,26 +118,40 @@ public sealed class GpuJob(
                 Message = outOfMemory ? "The GPU ran out of memory." : e.Message,
             });
         }
+        if (jobs.Find(jobId) is { IsFinished: true } done) metrics.JobRan(done.Status, clock.Elapsed);
     }
 
-    private void Finish(string jobId, JobStatus status, JobError? error) => jobs.Update(jobId, j =>
+    private void Finish(string jobId, JobStatus status, JobError? error)
     {
-        if (j.IsFinished) return false;
-        j.Status = status;
-        j.Error = error;
-        j.FinishedAt = time.GetUtcNow().UtcDateTime;
-        return true;
-    });
+        var finished = false;
+        jobs.Update(jobId, j =>
+        {
+            if (j.IsFinished) return false;
+            j.Status = status;
+            j.Error = error;
+            j.FinishedAt = time.GetUtcNow().UtcDateTime;
+            return finished = true;
+        });
+        if (finished && error is not null) metrics.JobFailed(error.Code);
+    }
 
     /// <summary>Writes progress synchronously on the generating thread (Progress&lt;T&gt; would post it elsewhere, out of order).</summary>
-    private sealed class JobProgress(JobStore jobs, string jobId) : IProgress<StepProgress>
+    private sealed class JobProgress(JobStore jobs, string jobId, NewBieMetrics metrics) : IProgress<StepProgress>
     {
-        public void Report(StepProgress value) => jobs.Update(jobId, j =>
+        private readonly Stopwatch _sinceLastReport = Stopwatch.StartNew();
+
+        public void Report(StepProgress value)
         {
-            j.Stage = value.Stage;
-            j.Steps = value.Steps * value.Images;
-            j.Step = value.Image * value.Steps + value.Step;
-            return true;
-        });
+            // Denoising reports step 0 when it starts and every step after, so the time since the last report is one step.
+            if (value is { Stage: GenerationStage.Denoising, Step: > 0 }) metrics.DenoiseStep(_sinceLastReport.Elapsed);
+            _sinceLastReport.Restart();
+            jobs.Update(jobId, j =>
+            {
+                j.Stage = value.Stage;
+                j.Steps = value.Steps * value.Images;
+                j.Step = value.Image * value.Steps + value.Step;
+                return true;
+            });
+        }
     }
 }

@@ -1,5 +1,6 @@
 using Hangfire.States;
 using Microsoft.Extensions.Options;
+using NewBie.Host.Telemetry;
 
 namespace NewBie.Host.Jobs;
 
@@ -11,7 +12,7 @@ public sealed class WorkerLostException(string message) : Exception(message);
 /// survives any Hangfire storage) and as the Hangfire parameter "Attempt"; past MaxAttempts the job fails with worker_lost
 /// instead of running again.
 /// </summary>
-public sealed class JobAttemptFilter(JobStore jobs, IOptions<JobsOptions> options, TimeProvider time) : IElectStateFilter
+public sealed class JobAttemptFilter(JobStore jobs, IOptions<JobsOptions> options, TimeProvider time, NewBieMetrics metrics) : IElectStateFilter
 {
     public const string AttemptParameter = "Attempt";
 
@@ -38,6 +39,8 @@ public sealed class JobAttemptFilter(JobStore jobs, IOptions<JobsOptions> option
         });
         if (job is null) return;
         context.SetJobParameter(AttemptParameter, job.Attempts);
-        if (lost) context.CandidateState = new FailedState(new WorkerLostException(job.Error!.Message));
+        if (!lost) return;
+        metrics.JobFailed(JobErrorCodes.WorkerLost);
+        context.CandidateState = new FailedState(new WorkerLostException(job.Error!.Message));
     }
 }

@@ -42,7 +42,7 @@ public static class JobsSetup
             {
                 // No automatic retries: a GPU job that threw has a reason (bad input, OOM) that a retry repeats.
                 new AutomaticRetryAttribute { Attempts = 0 },
-                new JobAttemptFilter(sp.GetRequiredService<JobStore>(), sp.GetRequiredService<IOptions<JobsOptions>>(), sp.GetRequiredService<TimeProvider>()),
+                new JobAttemptFilter(sp.GetRequiredService<JobStore>(), sp.GetRequiredService<IOptions<JobsOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<NewBie.Host.Telemetry.NewBieMetrics>()),
             };
             return new JobFilterProviderCollection(filters, new JobFilterAttributeFilterProvider());
         });

@@ -20,7 +20,7 @@ public sealed record ModelChoice(string Id, bool IsTiny, string? WeightsDir, str
 {
     public static ModelChoice Resolve(ModelsOptions options)
     {
-        var dir = Path.GetFullPath(options.ModelsDir);
+        var dir = AppInfo.ResolvePath(options.ModelsDir);
         var folder = new ModelFolder(dir);
         var present = folder.IsComplete;
         return options.Model switch

@@ -18,7 +18,7 @@ public sealed class DataDirectory : IDisposable
 
     public DataDirectory(IOptions<StorageOptions> options)
     {
-        Root = Path.GetFullPath(options.Value.DataDir);
+        Root = AppInfo.ResolvePath(options.Value.DataDir);
         Directory.CreateDirectory(Root);
         try
         {

@@ -1,0 +1,112 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using NewBie.Host.Telemetry;
+
+namespace NewBie.Host.Tests.Telemetry;
+
+public sealed class HealthTests
+{
+    private static readonly object Small = new { prompt = "x", width = 256, height = 256, steps = 2 };
+
+    /// <summary>Polls /readyz until it answers <paramref name="expected"/> (the engine loads in the background).</summary>
+    private static async Task<JsonElement> ReadyzAsync(HttpClient client, HttpStatusCode expected)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            using var response = await client.GetAsync("/readyz");
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+            if (response.StatusCode == expected) return body;
+            if (DateTime.UtcNow > deadline) Assert.Fail($"/readyz answered {(int)response.StatusCode}: {body}");
+            await Task.Delay(20);
+        }
+    }
+
+    private static string[] Reasons(JsonElement body) => body.GetProperty("reasons").EnumerateArray().Select(r => r.GetString()!).ToArray();
+
+    [Fact]
+    public async Task Readyz_is_ready_when_model_storage_and_queue_are_ok()
+    {
+        using var app = new NewBieApplication();
+
+        var body = await ReadyzAsync(app.ClientFor(), HttpStatusCode.OK);
+
+        Assert.Equal("ready", body.Str("status"));
+        Assert.Empty(Reasons(body));
+        foreach (var check in new[] { "model", "storage", "queue" })
+            Assert.Equal("ok", body.GetProperty("checks").GetProperty(check).Str("status"));
+        Assert.Equal("scripted", body.Str("model"));
+        Assert.Equal(0, body.GetProperty("queued_jobs").GetInt32());
+    }
+
+    [Fact]
+    public async Task Healthz_answers_ok_while_not_ready()
+    {
+        using var app = new NewBieApplication(new() { ["Models:Model"] = "newbie-exp0.1" });
+        var client = app.ClientFor();
+        await ReadyzAsync(client, HttpStatusCode.ServiceUnavailable);
+
+        using var response = await client.GetAsync("/healthz");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("ok", (await response.Content.ReadFromJsonAsync<JsonElement>()).Str("status"));
+    }
+
+    [Fact]
+    public async Task Readyz_reports_not_ready_when_the_model_is_not_loaded()
+    {
+        // The real weights are asked for and the models folder is empty: the engine cannot load.
+        using var app = new NewBieApplication(new() { ["Models:Model"] = "newbie-exp0.1" });
+
+        var body = await ReadyzAsync(app.ClientFor(), HttpStatusCode.ServiceUnavailable);
+
+        Assert.Equal("not_ready", body.Str("status"));
+        var reason = Assert.Single(Reasons(body));
+        Assert.StartsWith("model: ", reason);
+        Assert.Contains("--model newbie-exp0.1 but", reason);
+        Assert.Equal(reason, body.Str("problem"));
+        Assert.Equal("unavailable", body.Str("engine"));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("outputs")]
+    public async Task Readyz_reports_not_ready_when_storage_is_not_writable(string folder)
+    {
+        using var app = new NewBieApplication();
+        var client = app.ClientFor();
+        await ReadyzAsync(client, HttpStatusCode.OK);
+        // The probe's file name taken by a directory: the write fails as on a read-only or full disk, even for root.
+        var blocked = Path.Combine(app.DataDir, folder, StorageReadiness.ProbeFileName);
+        Directory.CreateDirectory(blocked);
+
+        var body = await ReadyzAsync(client, HttpStatusCode.ServiceUnavailable);
+
+        var reason = Assert.Single(Reasons(body));
+        Assert.StartsWith("storage: storage is not writable", reason);
+        Assert.Contains(blocked, reason);
+        Assert.Equal("failed", body.GetProperty("checks").GetProperty("storage").Str("status"));
+
+        Directory.Delete(blocked);
+        await ReadyzAsync(client, HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task Readyz_reports_not_ready_when_the_queue_is_full()
+    {
+        using var app = new NewBieApplication(new() { ["Jobs:MaxQueuedJobs"] = "1" });
+        app.Engine.Hold();
+        var client = app.ClientFor();
+        var running = (await client.SubmitAsync(Small)).Str("id");
+        await client.WaitForStatusAsync(running, "running");
+        await ReadyzAsync(client, HttpStatusCode.OK);
+        await client.SubmitAsync(Small);
+
+        var body = await ReadyzAsync(client, HttpStatusCode.ServiceUnavailable);
+
+        Assert.Equal(["queue: the queue is full (1 of 1 queued)"], Reasons(body));
+        Assert.Equal(1, body.GetProperty("queued_jobs").GetInt32());
+        Assert.Equal(1, body.GetProperty("max_queued_jobs").GetInt32());
+    }
+}

@@ -1,0 +1,135 @@
+using System.Text.Json;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using NewBie.Host.Jobs;
+using NewBie.Host.Models;
+using NewBie.Host.Storage;
+
+namespace NewBie.Host.Telemetry;
+
+/// <summary>Ready when the model is loaded; the reason otherwise (loading, or why it failed).</summary>
+public sealed class ModelReadiness(EngineHost engines) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var model = engines.Engine?.Model;
+        var data = new Dictionary<string, object>
+        {
+            ["engine"] = engines.State.ToString().ToLowerInvariant(),
+            ["model"] = (object?)model?.Id ?? engines.Choice?.Id ?? "",
+            ["tiny"] = model?.IsTiny ?? engines.Choice?.IsTiny ?? false,
+        };
+        return Task.FromResult(engines.State == EngineState.Ready
+            ? HealthCheckResult.Healthy($"model {model!.Id} is loaded on {model.Device}", data)
+            : HealthCheckResult.Unhealthy(engines.Problem ?? "the model is not loaded", data: data));
+    }
+}
+
+/// <summary>
+/// Ready when the data folder, the outputs folder and the app database all take a write: a full disk, a read-only
+/// mount or a broken permission shows here before a job fails on it.
+/// </summary>
+public sealed class StorageReadiness(DataDirectory dataDirectory, AppDatabase database, TimeProvider time) : IHealthCheck
+{
+    public const string ProbeFileName = ".write-probe";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        foreach (var folder in new[] { dataDirectory.Root, dataDirectory.OutputsPath })
+        {
+            var probe = Path.Combine(folder, ProbeFileName);
+            try
+            {
+                Directory.CreateDirectory(folder);
+                File.WriteAllBytes(probe, [1]);
+                File.Delete(probe);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return Task.FromResult(HealthCheckResult.Unhealthy($"storage is not writable: cannot write {probe} ({e.Message})"));
+            }
+        }
+        try
+        {
+            database.Collection<ProbeRecord>("health").Upsert(new ProbeRecord { Id = "probe", At = time.GetUtcNow().UtcDateTime });
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or LiteDB.LiteException)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy($"storage is not writable: the app database refused a write ({e.Message})"));
+        }
+        return Task.FromResult(HealthCheckResult.Healthy("the data folder, outputs and the app database take writes"));
+    }
+
+    public sealed class ProbeRecord
+    {
+        public string Id { get; set; } = "";
+        public DateTime At { get; set; }
+    }
+}
+
+/// <summary>Ready while the queue has room for another job (a full queue answers submits with 503 queue_full).</summary>
+public sealed class QueueReadiness(JobStore jobs, IOptions<JobsOptions> options) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var queued = jobs.CountQueued();
+        var max = options.Value.MaxQueuedJobs;
+        var data = new Dictionary<string, object> { ["queued_jobs"] = queued, ["max_queued_jobs"] = max };
+        return Task.FromResult(queued < max
+            ? HealthCheckResult.Healthy($"{queued} of {max} queued", data)
+            : HealthCheckResult.Unhealthy($"the queue is full ({queued} of {max} queued)", data: data));
+    }
+}
+
+public static class HealthEndpoints
+{
+    public const string ReadyTag = "ready";
+
+    public static IHealthChecksBuilder AddReadinessChecks(this IServiceCollection services) => services.AddHealthChecks()
+        .AddCheck<ModelReadiness>("model", tags: [ReadyTag])
+        .AddCheck<StorageReadiness>("storage", tags: [ReadyTag])
+        .AddCheck<QueueReadiness>("queue", tags: [ReadyTag]);
+
+    /// <summary>/healthz: the process answers (no check runs). /readyz: every readiness check, 503 with the reasons when one fails.</summary>
+    public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder routes)
+    {
+        routes.MapHealthChecks("/healthz", new() { Predicate = _ => false, ResponseWriter = WriteLiveness }).WithTags("Health");
+        routes.MapHealthChecks("/readyz", new()
+        {
+            Predicate = check => check.Tags.Contains(ReadyTag),
+            ResultStatusCodes = { [HealthStatus.Degraded] = StatusCodes.Status503ServiceUnavailable },
+            ResponseWriter = WriteReadiness,
+        }).WithTags("Health");
+        return routes;
+    }
+
+    private static Task WriteLiveness(HttpContext http, HealthReport report)
+    {
+        http.Response.ContentType = "application/json";
+        return http.Response.WriteAsync("""{"status":"ok"}""");
+    }
+
+    /// <summary>
+    /// {status: ready|not_ready, problem: the first reason, reasons: [...], checks: {name: {status, description}},
+    /// engine, model, tiny, queued_jobs, max_queued_jobs}.
+    /// </summary>
+    private static async Task WriteReadiness(HttpContext http, HealthReport report)
+    {
+        var reasons = report.Entries.Where(e => e.Value.Status != HealthStatus.Healthy)
+            .Select(e => $"{e.Key}: {e.Value.Description ?? e.Value.Exception?.Message ?? "failed"}").ToList();
+        var body = new Dictionary<string, object?>
+        {
+            ["status"] = reasons.Count == 0 ? "ready" : "not_ready",
+            ["problem"] = reasons.FirstOrDefault(),
+            ["reasons"] = reasons,
+            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new
+            {
+                status = e.Value.Status == HealthStatus.Healthy ? "ok" : "failed",
+                description = e.Value.Description ?? e.Value.Exception?.Message,
+            }),
+        };
+        foreach (var (key, value) in report.Entries.SelectMany(e => e.Value.Data)) body[key] = value;
+        http.Response.ContentType = "application/json";
+        await JsonSerializer.SerializeAsync(http.Response.Body, body, cancellationToken: http.RequestAborted);
+    }
+}
