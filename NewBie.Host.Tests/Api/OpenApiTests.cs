@@ -27,7 +27,9 @@ public sealed class OpenApiTests : IDisposable
     private IEnumerable<(string Path, string Method)> PublicRoutes() =>
         _app.Services.GetServices<EndpointDataSource>().SelectMany(s => s.Endpoints).OfType<RouteEndpoint>()
             .Where(e => e.Metadata.GetMetadata<IExcludeFromDescriptionMetadata>() is not { ExcludeFromDescription: true })
-            .SelectMany(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? []).Select(m => (Normalise(e.RoutePattern.RawText!), m.ToUpperInvariant())));
+            // Middleware endpoints (health checks, /metrics) carry no method: they answer GET.
+            .SelectMany(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods is { Count: > 0 } methods ? methods : ["GET"])
+                .Select(m => (Normalise(e.RoutePattern.RawText!), m.ToUpperInvariant())));
 
     private static string Normalise(string pattern)
     {
@@ -44,6 +46,8 @@ public sealed class OpenApiTests : IDisposable
 
         Assert.Contains(("/v1/jobs", "POST"), routes);
         Assert.Contains(("/v1/webhook-secret", "POST"), routes);
+        Assert.Contains(("/metrics", "GET"), routes);
+        Assert.Contains(("/readyz", "GET"), routes);
         Assert.All(routes, route => Assert.Contains(route, described));
     }
 
