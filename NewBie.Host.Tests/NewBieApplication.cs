@@ -36,6 +36,7 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
         builder.UseSetting("Storage:DataDir", DataDir);
         builder.UseSetting("Models:ModelsDir", Path.Combine(DataDir, "no-models"));
         builder.UseSetting("Serilog:MinimumLevel:Default", "Warning");
+        foreach (var (key, value) in TestAccounts.GenerousLimits) builder.UseSetting(key, value);
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         builder.ConfigureServices(services =>
         {
@@ -44,13 +45,8 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
         });
     }
 
-    /// <summary>A client whose requests carry X-User (no header: the default local user).</summary>
-    public HttpClient ClientFor(string? user = null)
-    {
-        var client = CreateClient();
-        if (user is not null) client.DefaultRequestHeaders.Add("X-User", user);
-        return client;
-    }
+    /// <summary>A client with an API key of <paramref name="user"/> (created as a plain user when missing; default "local").</summary>
+    public HttpClient ClientFor(string? user = null) => this.ClientWithKey(user ?? "local");
 
     protected override void Dispose(bool disposing)
     {

@@ -1,4 +1,5 @@
 using NewBie.Host;
+using NewBie.Host.Accounts;
 using NewBie.Host.Api;
 using NewBie.Host.Cli;
 using NewBie.Host.Integrations;
@@ -8,7 +9,6 @@ using NewBie.Host.Outputs;
 using NewBie.Host.Storage;
 using NewBie.Host.Telemetry;
 
-// Verbs: serve (the default), generate and models. The others (users, keys) arrive with their features.
 // CJK prompts and progress bars on a Windows console need UTF-8 output (a no-op elsewhere).
 Console.OutputEncoding = System.Text.Encoding.UTF8;
 if (args is ["--version"] or ["version"])
@@ -16,7 +16,9 @@ if (args is ["--version"] or ["version"])
     foreach (var line in AppInfo.VersionLines()) Console.WriteLine(line);
     return 0;
 }
+// Verbs: serve (the default), generate, models, users, keys.
 var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
+if (verb is "users" or "keys") return AccountsCli.Run(verb, args[1..], Console.Out, Console.Error);
 if (verb == "generate") return GenerateCommand.Run(args[1..]);
 if (verb == "models") return await ModelsCli.RunAsync(args[1..], Spectre.Console.AnsiConsole.Console);
 if (verb != "serve")
@@ -43,6 +45,7 @@ builder.AddOutputs();
 builder.AddModels();
 builder.AddJobs();
 builder.AddApi();
+builder.AddAccounts();
 builder.AddWebhooks();
 builder.AddOpenApiDocument();
 
@@ -61,6 +64,7 @@ catch (DataDirectoryInUseException e)
 app.UseTelemetry();
 app.UseApi();
 app.MapTelemetry();
+app.MapAccounts();
 app.MapJobs();
 app.MapSeedContract();
 app.MapWebhooks();

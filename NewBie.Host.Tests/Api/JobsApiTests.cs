@@ -206,6 +206,9 @@ public sealed class JobsApiTests : IDisposable
     public async Task Gpu_job_is_created_on_the_gpu_queue_with_the_fair_order_parameters()
     {
         _app.Engine.Hold();
+        var accounts = _app.Service<NewBie.Host.Accounts.AccountStore>();
+        accounts.AddUser("alice", NewBie.Host.Accounts.Roles.User, password: null);
+        accounts.UpdateUser("alice", u => u.PriorityClass = "high");
         var client = _app.ClientFor("alice");
         await client.SubmitAsync(new { prompt = "first", width = 256, height = 256, steps = 1 });
         var id = (await client.SubmitAsync(new { prompt = "second", width = 256, height = 256, steps = 1, priority = "high" })).Str("id");

@@ -64,10 +64,10 @@ public sealed class OpenApiTests : IDisposable
                 Assert.True(operation.Tags?.Count > 0, $"{name} has no tag");
                 Assert.True(operation.Responses?.Keys.Any(k => k.StartsWith('2')) == true, $"{name} has no 2xx response");
                 // Errors are problem+json, except on the OpenAI-compatible route, whose clients expect OpenAI's error object.
-                // (401 comes from the caller check shared by every route.)
+                // (401 and 429 come from the caller check and rate limit shared by every route.)
                 foreach (var (status, response) in operation.Responses!.Where(r => r.Key.StartsWith('4')))
                 {
-                    var errorType = path == "/v1/images/generations" && status != "401" ? "application/json" : "application/problem+json";
+                    var errorType = path == "/v1/images/generations" && status is not ("401" or "429") ? "application/json" : "application/problem+json";
                     Assert.True(response.Content?.TryGetValue(errorType, out var content) == true && content.Schema is not null, $"{name} {status} is not described as {errorType}");
                 }
             }

@@ -121,24 +121,26 @@ public sealed class OpenAiSdkTests : IDisposable
         _app.StartServer();
         var baseUrl = _app.ClientOptions.BaseAddress.ToString().TrimEnd('/');
         var output = Path.Combine(_app.DataDir, "sdk.png");
+        // The SDK's API key is a NewBie API key: the caller is that key's user, as on every route.
+        var key = _app.KeyFor("sdk-user");
         const string script = """
             const OpenAI = require('openai').default;
             const fs = require('fs');
             (async () => {
-              const client = new OpenAI({ apiKey: 'unused-locally', baseURL: process.env.BASE_URL + '/v1' });
+              const client = new OpenAI({ apiKey: process.env.KEY, baseURL: process.env.BASE_URL + '/v1' });
               const result = await client.images.generate({ prompt: '1girl, smile', n: 1, size: '256x256', response_format: 'b64_json', steps: 2, seed: 3 });
               fs.writeFileSync(process.env.OUT, Buffer.from(result.data[0].b64_json, 'base64'));
               console.log('created', result.created);
             })().catch(e => { console.error(e); process.exit(1); });
             """;
 
-        var (exit, log) = await NodeScripts.RunAsync(script, new Dictionary<string, string> { ["BASE_URL"] = baseUrl, ["OUT"] = output });
+        var (exit, log) = await NodeScripts.RunAsync(script, new Dictionary<string, string> { ["BASE_URL"] = baseUrl, ["OUT"] = output, ["KEY"] = key });
 
         Assert.True(exit == 0, $"{baseUrl}: {log}");
         var (w, h, rgb) = PngDecoder.Decode(File.ReadAllBytes(output));
         Assert.Equal((256, 256), (w, h));
         Assert.True(rgb.Distinct().Count() > 16, "the tiny model's image should not be flat");
-        var job = (await _app.CreateClient().GetFromJsonAsync<JsonElement>("/v1/jobs")).GetProperty("items")[0];
+        var job = (await _app.ClientWithBearer(key).GetFromJsonAsync<JsonElement>("/v1/jobs")).GetProperty("items")[0];
         Assert.Equal((2, 3L), (job.GetProperty("params").GetProperty("steps").GetInt32(), job.GetProperty("params").GetProperty("seed").GetInt64()));
     }
 }

@@ -1,3 +1,4 @@
+using NewBie.Host.Accounts;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -59,7 +60,7 @@ public sealed class MetricsTests : IDisposable
     public async Task Job_wait_is_the_time_from_submit_to_start()
     {
         _app.Engine.Hold();
-        var client = _app.ClientFor();
+        var client = _app.ClientWithKey("operator", Roles.Admin); // only admins may ask for the high class
         var first = (await client.SubmitAsync(Job(1, steps: 1))).Str("id");
         await client.WaitForStatusAsync(first, "running");
         var second = (await client.SubmitAsync(Job(1, steps: 1, priority: "high"))).Str("id");
@@ -79,7 +80,7 @@ public sealed class MetricsTests : IDisposable
     public async Task Queue_depth_counts_queued_jobs_by_priority()
     {
         _app.Engine.Hold();
-        var client = _app.ClientFor();
+        var client = _app.ClientWithKey("operator", Roles.Admin); // only admins may ask for the high class
         var running = (await client.SubmitAsync(Job(1))).Str("id");
         await client.WaitForStatusAsync(running, "running");
         await client.SubmitAsync(Job(1, priority: "high"));

@@ -4,6 +4,8 @@ using Microsoft.Extensions.Options;
 using NewBie.Host.Jobs;
 using NewBie.Pipeline;
 
+using NewBie.Host.Accounts;
+
 namespace NewBie.Host.Api;
 
 /// <summary>
@@ -19,7 +21,7 @@ public static class JobEvents
     public static async Task<IResult> StreamAsync(string id, CurrentUser user, JobStore jobs, QueueView queue,
         IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, HttpContext context, CancellationToken cancellationToken)
     {
-        if (jobs.Find(id) is not { } first || first.UserId != user.Id) return Problems.NotFound("job");
+        if (jobs.Find(id) is not { } first || !user.CanSee(first)) return Problems.NotFound("job");
 
         var response = context.Response;
         response.ContentType = "text/event-stream";

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
+using NewBie.Host.Accounts;
 using NewBie.Host.Integrations;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
@@ -9,7 +10,8 @@ namespace NewBie.Host.Api;
 
 /// <summary>
 /// The submit path shared by POST /v1/jobs and the seed contract's POST /generate: bounded body read, JSON,
-/// validation, token inspection, idempotency, queue cap, then the durable record and its Hangfire job.
+/// rate limits, validation, the user's own limits and priority, token inspection, idempotency, daily quota, queue caps,
+/// then the durable record and its Hangfire job.
 /// </summary>
 public sealed class JobSubmission(
     JobRequestValidator validator,
@@ -17,6 +19,8 @@ public sealed class JobSubmission(
     QueueView queueView,
     EngineHost engines,
     WebhookSecrets webhookSecrets,
+    AccountStore accounts,
+    Limits rateLimits,
     IOptions<LimitsOptions> limits,
     IOptions<JobsOptions> jobsOptions,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json)
@@ -26,6 +30,7 @@ public sealed class JobSubmission(
     /// <summary>The stored job (new, or the earlier one an Idempotency-Key replays), or the problem to answer.</summary>
     public async Task<(JobRecord? Job, IResult? Problem)> SubmitAsync(HttpRequest request, CurrentUser user, CancellationToken cancellationToken)
     {
+        if (RateLimit(user) is { } limited) return (null, limited);
         var (body, bodyProblem) = await ReadBodyAsync(request, cancellationToken);
         if (bodyProblem is not null) return (null, bodyProblem);
 
@@ -42,6 +47,13 @@ public sealed class JobSubmission(
         return Submit(submitted, request.Headers[IdempotencyHeader].ToString(), body, user);
     }
 
+    /// <summary>The submission rate limit, checked before the body is read; null when the caller may submit.</summary>
+    public IResult? RateLimit(CurrentUser user) =>
+        // Keyed by API key, so that a user's scripts on separate keys do not starve each other.
+        rateLimits.TrySubmit(user.KeyId ?? $"user:{user.Id}") is { } wait
+            ? RateLimited.Result(wait, "Too many submissions; retry after the time in Retry-After.")
+            : null;
+
     /// <summary>
     /// The submit path after the body is parsed: validation, token inspection, idempotency (keyed on
     /// <paramref name="body"/>'s hash), queue cap, then the durable record and its Hangfire job.
@@ -50,6 +62,12 @@ public sealed class JobSubmission(
     {
         var (normalised, priority, error) = validator.Validate(submitted);
         if (error is not null) return (null, error.ToResult());
+        var own = accounts.LimitsOf(accounts.FindUser(user.Id));
+        if (UserLimitProblem(normalised!, own) is { } limitProblem) return (null, limitProblem);
+        if (submitted.Priority is null) priority = own.Priority;
+        else if (priority > own.Priority && !user.IsAdmin)
+            return (null, Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden,
+                $"priority {submitted.Priority} is above your class ({JobPriority.Name(own.Priority)}); an admin grants higher classes.", "priority"));
         var (webhook, webhookProblem) = CheckWebhook(submitted.WebhookUrl, user);
         if (webhookProblem is not null) return (null, webhookProblem);
 
@@ -82,9 +100,16 @@ public sealed class JobSubmission(
             IdempotencyKey = key.Length == 0 ? null : key,
             RequestHash = key.Length == 0 ? null : Convert.ToHexStringLower(SHA256.HashData(body)),
         };
-        var (outcome, job) = queue.Submit(draft);
+        // Counted before the insert, which may still refuse the job or replay an earlier one: then the images are given back.
+        if (!accounts.TryUseImages(user.Id, normalised!.Count, own.ImagesPerDay))
+            return (null, RateLimited.Result(TimeSpan.FromSeconds(accounts.SecondsUntilQuotaReset()),
+                $"The daily quota of {own.ImagesPerDay} images is used up; it resets at 00:00 UTC.", ProblemCodes.QuotaExceeded));
+        var (outcome, job) = queue.Submit(draft, own.MaxQueuedJobs);
+        if (outcome != SubmitOutcome.Created) accounts.ReturnImages(user.Id, normalised.Count);
         return outcome switch
         {
+            SubmitOutcome.UserQueueFull => (null, RateLimited.Result(TimeSpan.FromSeconds(queueView.SecondsUntilNextSlot()),
+                $"You have {own.MaxQueuedJobs} queued or running jobs, your maximum; retry when one finishes.", ProblemCodes.UserQueueFull)),
             SubmitOutcome.Created or SubmitOutcome.Replayed => (job, null),
             SubmitOutcome.IdempotencyConflict => (null, Problems.Create(StatusCodes.Status409Conflict, ProblemCodes.IdempotencyConflict,
                 $"Idempotency-Key '{key}' was used for job {job!.Id} with a different body.")),
@@ -105,6 +130,16 @@ public sealed class JobSubmission(
             return (null, Problems.InvalidParameter("webhook_url", "Create a signing secret first: POST /v1/webhook-secret."));
         return (new JobWebhook { Url = uri.AbsoluteUri, State = WebhookState.Pending }, null);
     }
+
+    /// <summary>The per-user bounds (Accounts:Defaults or the user's own), on top of the server-wide ones the validator checked.</summary>
+    private static IResult? UserLimitProblem(JobParams p, EffectiveLimits own) =>
+        p.Width * p.Height > own.MaxPixels ? Forbidden("width", $"width × height is above your maximum of {own.MaxPixels} pixels.")
+        : p.Steps > own.MaxSteps ? Forbidden("steps", $"steps is above your maximum of {own.MaxSteps}.")
+        : p.Count > own.MaxCount ? Forbidden("count", $"count is above your maximum of {own.MaxCount}.")
+        : null;
+
+    private static IResult Forbidden(string field, string detail) =>
+        Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden, detail, field);
 
     private IResult QueueFull()
     {

@@ -1,6 +1,8 @@
 using NewBie.Host.Jobs;
 using NewBie.Host.Outputs;
 
+using NewBie.Host.Accounts;
+
 namespace NewBie.Host.Api;
 
 public static class JobsApi
@@ -16,8 +18,9 @@ public static class JobsApi
             .Produces<SubmittedDto>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
-        group.MapGet("/", List).WithSummary("The caller's jobs, newest first")
+        group.MapGet("/", List).WithSummary("The caller's jobs, newest first (admins: ?user=NAME for anyone's, ?user=* for all)")
             .Produces<JobPageDto>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized);
         group.MapGet("/{id}", Get).WithSummary("A job's status, progress, parameters, images and error")
             .Produces<JobDto>().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound);
@@ -42,10 +45,12 @@ public static class JobsApi
     }
 
     private static IResult Get(string id, CurrentUser user, JobStore jobs, QueueView queue) =>
-        jobs.Find(id) is { } job && job.UserId == user.Id ? TypedResults.Ok(job.ToDto(queue.PlaceOf(job))) : Problems.NotFound("job");
+        jobs.Find(id) is { } job && user.CanSee(job) ? TypedResults.Ok(job.ToDto(queue.PlaceOf(job))) : Problems.NotFound("job");
 
-    private static IResult List(CurrentUser user, JobStore jobs, QueueView queue, string? status, int? limit, string? cursor)
+    private static IResult List(CurrentUser user, JobStore jobs, QueueView queue, string? status, int? limit, string? cursor, [Microsoft.AspNetCore.Mvc.FromQuery(Name = "user")] string? owner)
     {
+        if (owner is not null && !user.IsAdmin)
+            return Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden, "Only admins may list other users' jobs.", "user");
         JobStatus? wanted = null;
         if (status is not null)
         {
@@ -62,7 +67,7 @@ public static class JobsApi
                 return Problems.InvalidParameter("cursor", "cursor must be a next_cursor from an earlier page.");
             before = seq;
         }
-        var page = jobs.List(user.Id, wanted, before, size + 1);
+        var page = jobs.List(owner switch { null => user.Id, "*" => null, _ => owner }, wanted, before, size + 1);
         var places = queue.Places();
         var items = page.Take(size).Select(j => j.ToDto(places.GetValueOrDefault(j.Id) ?? new QueuePlace(null, j.IsFinished ? 0 : null))).ToList();
         var next = page.Count > size ? page[size - 1].Seq.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
@@ -71,7 +76,7 @@ public static class JobsApi
 
     private static IResult Cancel(string id, CurrentUser user, JobStore jobs, JobQueue queue, QueueView view)
     {
-        if (jobs.Find(id) is not { } job || job.UserId != user.Id) return Problems.NotFound("job");
+        if (jobs.Find(id) is not { } job || !user.CanSee(job)) return Problems.NotFound("job");
         var outcome = queue.Cancel(id);
         if (outcome == CancelOutcome.AlreadyFinished)
             return Problems.Create(StatusCodes.Status409Conflict, ProblemCodes.NotCancelable, $"The job is already {JobMapping.StatusName(job.Status)}.");
@@ -83,7 +88,7 @@ public static class JobsApi
 
     private static IResult Image(string id, int n, CurrentUser user, JobStore jobs, OutputStore outputs)
     {
-        if (jobs.Find(id) is not { } job || job.UserId != user.Id) return Problems.NotFound("job");
+        if (jobs.Find(id) is not { } job || !user.CanSee(job)) return Problems.NotFound("job");
         if (job.Images.FirstOrDefault(i => i.Index == n) is not { } image) return Problems.NotFound("image");
         return TypedResults.PhysicalFile(outputs.PathOf(image), "image/png");
     }

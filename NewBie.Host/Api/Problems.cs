@@ -6,7 +6,8 @@ public static class ProblemCodes
     public const string InvalidPrompt = "invalid_prompt", InvalidParameter = "invalid_parameter", InvalidJson = "invalid_json",
         Unauthorized = "unauthorized", NotFound = "not_found", IdempotencyConflict = "idempotency_conflict",
         QueueFull = "queue_full", ModelNotReady = "model_not_ready", PayloadTooLarge = "payload_too_large",
-        NotCancelable = "not_cancelable";
+        NotCancelable = "not_cancelable", Forbidden = "forbidden", RateLimited = "rate_limited",
+        UserQueueFull = "user_queue_full", QuotaExceeded = "quota_exceeded";
 }
 
 /// <summary>RFC 9457 application/problem+json with a <c>code</c> extension (and <c>field</c> for a bad parameter).</summary>
@@ -35,6 +36,10 @@ public static class Problems
         ProblemCodes.ModelNotReady => "Model not ready",
         ProblemCodes.PayloadTooLarge => "Payload too large",
         ProblemCodes.NotCancelable => "Job already finished",
+        ProblemCodes.Forbidden => "Forbidden",
+        ProblemCodes.RateLimited => "Too many requests",
+        ProblemCodes.UserQueueFull => "Too many queued jobs",
+        ProblemCodes.QuotaExceeded => "Daily image quota used up",
         _ => code,
     };
 }

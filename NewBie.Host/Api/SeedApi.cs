@@ -1,5 +1,7 @@
 using NewBie.Host.Jobs;
 
+using NewBie.Host.Accounts;
+
 namespace NewBie.Host.Api;
 
 /// <summary>The seed article's contract, kept for its scripts: POST /generate {prompt} → {task_id, status_url}; GET /status/{id}.</summary>
@@ -17,6 +19,7 @@ public static class SeedApi
             .Produces<TaskDto>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/status/{id}", Status).WithSummary("A task's status (seed contract)")
             .Produces<TaskStatusDto>().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound);
@@ -32,7 +35,7 @@ public static class SeedApi
 
     private static IResult Status(string id, CurrentUser user, JobStore jobs, QueueView queue)
     {
-        if (jobs.Find(id) is not { } job || job.UserId != user.Id) return Problems.NotFound("task");
+        if (jobs.Find(id) is not { } job || !user.CanSee(job)) return Problems.NotFound("task");
         var dto = job.ToDto(queue.PlaceOf(job));
         return TypedResults.Ok(new TaskStatusDto(job.Id, dto.Status, dto.Progress, dto.Images.Select(i => i.Url).ToList(), dto.Error));
     }

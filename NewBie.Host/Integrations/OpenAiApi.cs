@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
+using NewBie.Host.Accounts;
 using NewBie.Host.Api;
 using NewBie.Host.Jobs;
 using NewBie.Host.Outputs;
@@ -58,11 +59,13 @@ public static class OpenAiApi
             .Produces<OpenAiErrorResponse>(StatusCodes.Status409Conflict)
             .Produces<OpenAiErrorResponse>(StatusCodes.Status500InternalServerError)
             .Produces<OpenAiErrorResponse>(StatusCodes.Status503ServiceUnavailable)
-            .ProducesProblem(StatusCodes.Status401Unauthorized);
+            .Produces<OpenAiErrorResponse>(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status429TooManyRequests);
 
     private static async Task<IResult> GenerateAsync(HttpContext http, CurrentUser user, JobSubmission submission, JobStore jobs, JobQueue queue, OutputStore outputs, TimeProvider time)
     {
         var aborted = http.RequestAborted;
+        if (submission.RateLimit(user) is { } limited) return limited;
         var (body, bodyProblem) = await submission.ReadBodyAsync(http.Request, aborted);
         if (bodyProblem is not null) return FromProblem(bodyProblem);
         OpenAiImageRequest? request;

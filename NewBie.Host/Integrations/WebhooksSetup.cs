@@ -1,6 +1,7 @@
 using Hangfire;
 using Hangfire.Common;
 using Hangfire.States;
+using NewBie.Host.Accounts;
 using NewBie.Host.Api;
 using NewBie.Host.Jobs;
 

@@ -24,12 +24,12 @@ public sealed class JobQueue(
 
     private static readonly HashSet<string> FinalStates = [DeletedState.StateName, SucceededState.StateName, FailedState.StateName];
 
-    public (SubmitOutcome Outcome, JobRecord? Job) Submit(JobRecord draft)
+    public (SubmitOutcome Outcome, JobRecord? Job) Submit(JobRecord draft, int? maxActiveOfUser = null)
     {
         draft.Id = NewId();
         draft.Status = JobStatus.Queued;
         draft.CreatedAt = time.GetUtcNow().UtcDateTime;
-        var (outcome, job) = jobs.Insert(draft, options.Value.MaxQueuedJobs);
+        var (outcome, job) = jobs.Insert(draft, options.Value.MaxQueuedJobs, maxActiveOfUser);
         if (outcome == SubmitOutcome.Created) Enqueue(job!);
         return (outcome, job);
     }

@@ -3,7 +3,7 @@ using NewBie.Host.Storage;
 
 namespace NewBie.Host.Jobs;
 
-public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull }
+public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull, UserQueueFull }
 
 /// <summary>
 /// The job records in the app database. Read-modify-write sequences run under one lock (LiteDB transactions are
@@ -39,7 +39,7 @@ public sealed class JobStore
     /// Stores a new job, or resolves its Idempotency-Key against an earlier one, or refuses it when the queue is full:
     /// all under one lock so that two identical submits cannot both create a job.
     /// </summary>
-    public (SubmitOutcome Outcome, JobRecord? Job) Insert(JobRecord draft, int maxQueued)
+    public (SubmitOutcome Outcome, JobRecord? Job) Insert(JobRecord draft, int maxQueued, int? maxActiveOfUser = null)
     {
         lock (_gate)
         {
@@ -51,6 +51,7 @@ public sealed class JobStore
                     return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
             }
             if (CountQueued() >= maxQueued) return (SubmitOutcome.QueueFull, null);
+            if (maxActiveOfUser is { } cap && CountActive(draft.UserId) >= cap) return (SubmitOutcome.UserQueueFull, null);
             draft.Seq = ++_lastSeq;
             _jobs.Insert(draft);
         }
@@ -79,13 +80,22 @@ public sealed class JobStore
 
     public int CountQueued() => _jobs.Count(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)));
 
+    /// <summary>A user's queued and running jobs: what the per-user cap counts.</summary>
+    public int CountActive(string userId) =>
+        _jobs.Count(Query.And(Query.EQ(nameof(JobRecord.UserId), userId),
+            Query.Or(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)), Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Running)))));
+
+    public IReadOnlyList<JobRecord> FinishedSince(DateTime from) =>
+        _jobs.Find(j => j.FinishedAt != null && j.FinishedAt >= from).ToList();
+
     public IReadOnlyList<JobRecord> WithStatus(JobStatus status) =>
         _jobs.Find(Query.EQ(nameof(JobRecord.Status), status.ToString())).OrderBy(j => j.Seq).ToList();
 
-    /// <summary>A user's jobs, newest first, older than the cursor's submit sequence.</summary>
-    public IReadOnlyList<JobRecord> List(string userId, JobStatus? status, long? beforeSeq, int limit)
+    /// <summary>A user's jobs (everyone's when <paramref name="userId"/> is null), newest first, older than the cursor's submit sequence.</summary>
+    public IReadOnlyList<JobRecord> List(string? userId, JobStatus? status, long? beforeSeq, int limit)
     {
-        var query = _jobs.Query().Where(j => j.UserId == userId);
+        var query = _jobs.Query();
+        if (userId is not null) query = query.Where(j => j.UserId == userId);
         if (status is { } s) query = query.Where(Query.EQ(nameof(JobRecord.Status), s.ToString()));
         if (beforeSeq is { } before) query = query.Where(j => j.Seq < before);
         return query.OrderByDescending(j => j.Seq).Limit(limit).ToList();

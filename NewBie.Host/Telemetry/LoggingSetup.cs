@@ -1,3 +1,4 @@
+using NewBie.Host.Accounts;
 using Microsoft.Extensions.Options;
 using NewBie.Host.Api;
 using NewBie.Host.Storage;
