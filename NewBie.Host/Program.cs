@@ -2,6 +2,7 @@ using NewBie.Host;
 using NewBie.Host.Accounts;
 using NewBie.Host.Api;
 using NewBie.Host.Cli;
+using NewBie.Host.Integrations;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
 using NewBie.Host.Outputs;
@@ -15,14 +16,16 @@ if (args is ["--version"] or ["version"])
     foreach (var line in AppInfo.VersionLines()) Console.WriteLine(line);
     return 0;
 }
-// Verbs: serve (the default), generate, users, keys.
+// Verbs: serve (the default), generate, models, users, keys.
 var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
 if (verb is "users" or "keys") return AccountsCli.Run(verb, args[1..], Console.Out, Console.Error);
 if (verb == "generate") return GenerateCommand.Run(args[1..]);
+if (verb == "models") return await ModelsCli.RunAsync(args[1..], Spectre.Console.AnsiConsole.Console);
 if (verb != "serve")
 {
     Console.Error.WriteLine($"Unknown verb '{verb}'. Usage: NewBie [serve] [--urls URLS] [--data-dir DIR] [--models-dir DIR] [--model auto|tiny|newbie-exp0.1]");
     Console.Error.WriteLine(GenerateCommand.Usage);
+    Console.Error.WriteLine(ModelsCli.Usage);
     return 2;
 }
 var serveArgs = args is [var v, .. var rest] && v == verb ? rest : args;
@@ -43,6 +46,8 @@ builder.AddModels();
 builder.AddJobs();
 builder.AddApi();
 builder.AddAccounts();
+builder.AddWebhooks();
+builder.AddOpenApiDocument();
 
 var app = builder.Build();
 try
@@ -62,6 +67,9 @@ app.MapTelemetry();
 app.MapAccounts();
 app.MapJobs();
 app.MapSeedContract();
+app.MapWebhooks();
+app.MapOpenAiImages();
+app.MapOpenApiDocument();
 app.Run();
 return 0;
 

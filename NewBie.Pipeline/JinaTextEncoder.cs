@@ -98,18 +98,7 @@ public sealed class JinaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
     private static void LoadInto(JinaTextEncoder model, Checkpoint checkpoint)
     {
         var config = model.Config;
-        var prefix = KnownPrefixes.FirstOrDefault(p =>
-                checkpoint.Contains(p + "embeddings.word_embeddings.weight") || checkpoint.Contains(p + "embeddings.word_embeddings" + Original))
-            ?? throw new WeightLoadException($"{checkpoint.Source}: no embeddings.word_embeddings weight under any known Jina prefix ({string.Join(", ", KnownPrefixes.Where(p => p.Length > 0))} or none)");
-        var pooler = prefix + "pooler.";
-        WeightLoader.KeyMap map = key =>
-        {
-            if (UnusedParts.Any(key.StartsWith) || key.StartsWith(pooler, StringComparison.Ordinal)) return null;
-            if (!key.StartsWith(prefix, StringComparison.Ordinal)) return key;
-            var name = key[prefix.Length..];
-            if (name.EndsWith(LoraA, StringComparison.Ordinal) || name.EndsWith(LoraB, StringComparison.Ordinal)) return null;
-            return name.EndsWith(Original, StringComparison.Ordinal) ? name[..^Original.Length] + ".weight" : name;
-        };
+        var (map, prefix) = KeyMapFor(checkpoint);
         var plan = WeightLoader.Plan(model, checkpoint, map, What);
         var adapters = CheckAdapters(checkpoint, prefix, config);
         var targets = WeightLoader.ModuleTensors(model);
@@ -124,6 +113,24 @@ public sealed class JinaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
                 weight = MergeLora(weight, checkpoint.View(adapter.A)[task], checkpoint.View(adapter.B)[task], adapter.IsEmbedding, config.LoraScaling, model.Device);
             targets[key].copy_(weight);
         }
+    }
+
+    /// <summary>Maps checkpoint keys to module keys for the layout (prefix) the checkpoint uses; LoRA stacks are left to the merge.</summary>
+    internal static (WeightLoader.KeyMap Map, string Prefix) KeyMapFor(Checkpoint checkpoint)
+    {
+        var prefix = KnownPrefixes.FirstOrDefault(p =>
+                checkpoint.Contains(p + "embeddings.word_embeddings.weight") || checkpoint.Contains(p + "embeddings.word_embeddings" + Original))
+            ?? throw new WeightLoadException($"{checkpoint.Source}: no embeddings.word_embeddings weight under any known Jina prefix ({string.Join(", ", KnownPrefixes.Where(p => p.Length > 0))} or none)");
+        var pooler = prefix + "pooler.";
+        WeightLoader.KeyMap map = key =>
+        {
+            if (UnusedParts.Any(key.StartsWith) || key.StartsWith(pooler, StringComparison.Ordinal)) return null;
+            if (!key.StartsWith(prefix, StringComparison.Ordinal)) return key;
+            var name = key[prefix.Length..];
+            if (name.EndsWith(LoraA, StringComparison.Ordinal) || name.EndsWith(LoraB, StringComparison.Ordinal)) return null;
+            return name.EndsWith(Original, StringComparison.Ordinal) ? name[..^Original.Length] + ".weight" : name;
+        };
+        return (map, prefix);
     }
 
     private readonly record struct Adapter(string A, string B, bool IsEmbedding);

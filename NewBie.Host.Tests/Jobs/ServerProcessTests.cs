@@ -1,23 +1,13 @@
 using System.Diagnostics;
-using System.Text.RegularExpressions;
 
 namespace NewBie.Host.Tests.Jobs;
 
 /// <summary>Real server processes (the built NewBie.dll) on one data folder.</summary>
-public sealed partial class ServerProcessTests : IDisposable
+public sealed class ServerProcessTests : IDisposable
 {
-    private readonly string _dataDir = Directory.CreateTempSubdirectory("newbie-proc-").FullName;
-    private readonly List<Process> _processes = [];
+    private readonly NewBieProcesses _processes = new();
 
-    public void Dispose()
-    {
-        foreach (var process in _processes)
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-            process.Dispose();
-        }
-        try { Directory.Delete(_dataDir, recursive: true); } catch (IOException) { }
-    }
+    public void Dispose() => _processes.Dispose();
 
     [Fact]
     public async Task Second_server_on_the_same_data_dir_is_refused_at_start()
@@ -32,7 +22,7 @@ public sealed partial class ServerProcessTests : IDisposable
 
         Assert.NotEqual(0, second.ExitCode);
         Assert.Contains("already in use by another NewBie process", stderr);
-        Assert.Contains(_dataDir, stderr);
+        Assert.Contains(_processes.DataDir, stderr);
     }
 
     [Fact]
@@ -56,9 +46,9 @@ public sealed partial class ServerProcessTests : IDisposable
         var other = await again.WaitForStatusAsync(queued, "succeeded", TimeSpan.FromSeconds(60));
         Assert.Equal(1, other.GetProperty("attempts").GetInt32());
         // Exactly one set of outputs per job: the interrupted run's files were replaced, not added to.
-        var pngs = Directory.GetFiles(Path.Combine(_dataDir, "outputs"), "*.png", SearchOption.AllDirectories);
+        var pngs = Directory.GetFiles(Path.Combine(_processes.DataDir, "outputs"), "*.png", SearchOption.AllDirectories);
         Assert.Equal(2, pngs.Length);
-        Assert.Empty(Directory.GetFiles(Path.Combine(_dataDir, "outputs"), "*.tmp", SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(Path.Combine(_processes.DataDir, "outputs"), "*.tmp", SearchOption.AllDirectories));
     }
 
     private static async Task WaitReadyAsync(HttpClient http)
@@ -71,40 +61,7 @@ public sealed partial class ServerProcessTests : IDisposable
         }
     }
 
-    private async Task<(Process Process, string Url)> StartServerAsync(params string[] extra)
-    {
-        var process = Launch(extra);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-        {
-            if (ListeningOn().Match(line) is { Success: true } match)
-            {
-                // Keep draining both pipes: a child blocked on a full stdout pipe would look like a hung server.
-                _ = process.StandardOutput.ReadToEndAsync();
-                _ = process.StandardError.ReadToEndAsync();
-                return (process, match.Groups[1].Value);
-            }
-        }
-        Assert.Fail($"the server exited ({process.ExitCode}): {await process.StandardError.ReadToEndAsync()}");
-        throw new UnreachableException();
-    }
+    private Task<(Process Process, string Url)> StartServerAsync(params string[] extra) => _processes.StartServerAsync(extra);
 
-    private Process Launch(params string[] extra)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "NewBie.dll");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = _dataDir,
-        };
-        foreach (var arg in new[] { dll, "serve", "--data-dir", _dataDir, "--urls", "http://127.0.0.1:0", "--models-dir", Path.Combine(_dataDir, "models") }.Concat(extra))
-            start.ArgumentList.Add(arg);
-        var process = Process.Start(start)!;
-        _processes.Add(process);
-        return process;
-    }
-
-    [GeneratedRegex(@"Now listening on:?\s*""?(http://127\.0\.0\.1:\d+)")]
-    private static partial Regex ListeningOn();
+    private Process Launch() => _processes.Launch("serve", "--data-dir", _processes.DataDir, "--urls", "http://127.0.0.1:0", "--models-dir", Path.Combine(_processes.DataDir, "models"));
 }

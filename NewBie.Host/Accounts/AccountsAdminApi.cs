@@ -24,22 +24,32 @@ public static class AccountsAdminApi
     public static RouteGroupBuilder MapAccountsAdmin(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/v1/admin").WithTags("Admin").AddEndpointFilter(CurrentUser.RequireAdmin);
-        group.MapGet("/users", (AccountStore a) => TypedResults.Ok(a.Users().Select(ToDto)));
-        group.MapPost("/users", Create);
-        group.MapGet("/users/{name}", (string name, AccountStore a) => a.FindUser(name) is { } u ? TypedResults.Ok(ToDto(u)) : Problems.NotFound("user"));
-        group.MapPatch("/users/{name}", Change);
-        group.MapDelete("/users/{name}", (string name, AccountStore a) => a.RemoveUser(name) ? TypedResults.NoContent() : Problems.NotFound("user"));
+        group.MapGet("/users", (AccountStore a) => TypedResults.Ok(a.Users().Select(ToDto)))
+            .WithSummary("Every user").Produces<IEnumerable<UserDto>>().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
+        group.MapPost("/users", Create).WithSummary("Create a user")
+            .Produces<UserDto>(StatusCodes.Status201Created).ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
+        group.MapGet("/users/{name}", (string name, AccountStore a) => a.FindUser(name) is { } u ? TypedResults.Ok(ToDto(u)) : Problems.NotFound("user"))
+            .WithSummary("One user").Produces<UserDto>().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapPatch("/users/{name}", Change).WithSummary("Change a user's role, password or limits")
+            .Produces<UserDto>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapDelete("/users/{name}", (string name, AccountStore a) => a.RemoveUser(name) ? TypedResults.NoContent() : Problems.NotFound("user"))
+            .WithSummary("Remove a user and their keys").Produces(StatusCodes.Status204NoContent).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/users/{name}/keys", (string name, AccountStore a) =>
-            a.FindUser(name) is null ? Problems.NotFound("user") : TypedResults.Ok(a.Keys(name).Select(ToDto)));
+            a.FindUser(name) is null ? Problems.NotFound("user") : TypedResults.Ok(a.Keys(name).Select(ToDto)))
+            .WithSummary("A user's API keys (never the secrets)").Produces<IEnumerable<KeyDto>>().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPost("/users/{name}/keys", (string name, KeyRequest? body, AccountStore a) =>
             Try(() =>
             {
                 var (key, record) = a.CreateKey(name, body?.Name);
                 return TypedResults.Created($"/v1/admin/users/{name}/keys/{record.Id}", new NewKeyDto(record.Id, record.Name, key));
-            }, notFound: a.FindUser(name) is null));
+            }, notFound: a.FindUser(name) is null))
+            .WithSummary("Issue an API key (the key is shown once)").Produces<NewKeyDto>(StatusCodes.Status201Created)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
         group.MapDelete("/users/{name}/keys/{id}", (string name, string id, AccountStore a) =>
-            a.RevokeKey(name, id) ? TypedResults.NoContent() : Problems.NotFound("key"));
-        group.MapGet("/usage", Usage);
+            a.RevokeKey(name, id) ? TypedResults.NoContent() : Problems.NotFound("key"))
+            .WithSummary("Revoke an API key").Produces(StatusCodes.Status204NoContent).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapGet("/usage", Usage).WithSummary("Images and GPU seconds per user and day")
+            .Produces<IEnumerable<UsageDto>>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         return group;
     }
 

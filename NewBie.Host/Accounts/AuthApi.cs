@@ -13,8 +13,10 @@ public static class AuthApi
     public static RouteGroupBuilder MapAuth(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/v1/auth").WithTags("Accounts");
-        group.MapPost("/login", Login).WithSummary("Sign in with a user name and password (sets the session cookie)");
-        group.MapPost("/logout", (Delegate)Logout).WithSummary("Sign out (clears the session cookie)");
+        group.MapPost("/login", Login).WithSummary("Sign in with a user name and password (sets the session cookie)")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json")
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status429TooManyRequests);
+        group.MapPost("/logout", (Delegate)Logout).WithSummary("Sign out (clears the session cookie)").Produces(StatusCodes.Status204NoContent);
         return group;
     }
 

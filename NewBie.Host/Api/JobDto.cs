@@ -19,13 +19,16 @@ public sealed record JobDto(
     PromptTokensDto? PromptTokens,
     DateTime CreatedAt,
     DateTime? StartedAt,
-    DateTime? FinishedAt);
+    DateTime? FinishedAt,
+    WebhookDto? Webhook = null);
 
 public sealed record ProgressDto(string Stage, int Step, int Steps);
 
 public sealed record ParamsDto(string Prompt, string NegativePrompt, int Width, int Height, int Steps, double Guidance, string Sampler, long Seed, int Count, string SystemPrompt);
 
 public sealed record ImageDto(int Index, string Url, int Width, int Height, long Seed);
+
+public sealed record WebhookDto(string Url, string State, int Attempts, int? LastStatus, string? LastError);
 
 public sealed record ErrorDto(string Code, string Message);
 
@@ -58,7 +61,8 @@ public static class JobMapping
         job.PromptTokens is { } t ? new PromptTokensDto(t.GemmaTokens, t.GemmaTokensDropped, t.JinaTokens, t.JinaTokensDropped) : null,
         job.CreatedAt,
         job.StartedAt,
-        job.FinishedAt);
+        job.FinishedAt,
+        job.Webhook is { } w ? new WebhookDto(w.Url, w.State.ToString().ToLowerInvariant(), w.Attempts, w.LastStatus, w.LastError) : null);
 
     public static SubmittedDto ToSubmitted(this JobRecord job, QueuePlace place) => new(
         job.Id, StatusName(job.Status), place.Position, place.EtaSeconds is { } eta ? Math.Round(eta, 1) : null,

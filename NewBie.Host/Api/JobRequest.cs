@@ -16,7 +16,8 @@ public sealed record SubmitJobRequest(
     long? Seed = null,
     int? Count = null,
     string? SystemPrompt = null,
-    string? Priority = null);
+    string? Priority = null,
+    string? WebhookUrl = null);
 
 /// <summary>A request that failed validation: the problem code, the field at fault (if one), and why.</summary>
 public sealed record RequestError(string Code, string? Field, string Detail)

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using NewBie.Host.Accounts;
+using NewBie.Host.Integrations;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
 
@@ -17,6 +18,7 @@ public sealed class JobSubmission(
     JobQueue queue,
     QueueView queueView,
     EngineHost engines,
+    WebhookSecrets webhookSecrets,
     AccountStore accounts,
     Limits rateLimits,
     IOptions<LimitsOptions> limits,
@@ -28,9 +30,7 @@ public sealed class JobSubmission(
     /// <summary>The stored job (new, or the earlier one an Idempotency-Key replays), or the problem to answer.</summary>
     public async Task<(JobRecord? Job, IResult? Problem)> SubmitAsync(HttpRequest request, CurrentUser user, CancellationToken cancellationToken)
     {
-        // Keyed by API key, so that a user's scripts on separate keys do not starve each other.
-        if (rateLimits.TrySubmit(user.KeyId ?? $"user:{user.Id}") is { } wait)
-            return (null, RateLimited.Result(wait, "Too many submissions; retry after the time in Retry-After."));
+        if (RateLimit(user) is { } limited) return (null, limited);
         var (body, bodyProblem) = await ReadBodyAsync(request, cancellationToken);
         if (bodyProblem is not null) return (null, bodyProblem);
 
@@ -44,7 +44,22 @@ public sealed class JobSubmission(
             return (null, Problems.Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidJson, $"The body is not a valid job request: {e.Message}"));
         }
         if (submitted is null) return (null, Problems.Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidJson, "The body must be a JSON object."));
+        return Submit(submitted, request.Headers[IdempotencyHeader].ToString(), body, user);
+    }
 
+    /// <summary>The submission rate limit, checked before the body is read; null when the caller may submit.</summary>
+    public IResult? RateLimit(CurrentUser user) =>
+        // Keyed by API key, so that a user's scripts on separate keys do not starve each other.
+        rateLimits.TrySubmit(user.KeyId ?? $"user:{user.Id}") is { } wait
+            ? RateLimited.Result(wait, "Too many submissions; retry after the time in Retry-After.")
+            : null;
+
+    /// <summary>
+    /// The submit path after the body is parsed: validation, token inspection, idempotency (keyed on
+    /// <paramref name="body"/>'s hash), queue cap, then the durable record and its Hangfire job.
+    /// </summary>
+    public (JobRecord? Job, IResult? Problem) Submit(SubmitJobRequest submitted, string key, byte[] body, CurrentUser user)
+    {
         var (normalised, priority, error) = validator.Validate(submitted);
         if (error is not null) return (null, error.ToResult());
         var own = accounts.LimitsOf(accounts.FindUser(user.Id));
@@ -53,6 +68,8 @@ public sealed class JobSubmission(
         else if (priority > own.Priority && !user.IsAdmin)
             return (null, Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden,
                 $"priority {submitted.Priority} is above your class ({JobPriority.Name(own.Priority)}); an admin grants higher classes.", "priority"));
+        var (webhook, webhookProblem) = CheckWebhook(submitted.WebhookUrl, user);
+        if (webhookProblem is not null) return (null, webhookProblem);
 
         if (engines.State == EngineState.Unavailable)
             return (null, Problems.Create(StatusCodes.Status503ServiceUnavailable, ProblemCodes.ModelNotReady, $"No model is loaded: {engines.Problem}"));
@@ -72,7 +89,6 @@ public sealed class JobSubmission(
                     $"The prompt is {report.GemmaTokens} Gemma tokens; {report.GemmaTokensDropped} would be cut.", "prompt"));
         }
 
-        var key = request.Headers[IdempotencyHeader].ToString();
         if (key.Length > 200) return (null, Problems.InvalidParameter(IdempotencyHeader, "Idempotency-Key is longer than 200 characters."));
         var draft = new JobRecord
         {
@@ -80,6 +96,7 @@ public sealed class JobSubmission(
             Priority = priority,
             Params = normalised!,
             PromptTokens = tokens,
+            Webhook = webhook,
             IdempotencyKey = key.Length == 0 ? null : key,
             RequestHash = key.Length == 0 ? null : Convert.ToHexStringLower(SHA256.HashData(body)),
         };
@@ -100,6 +117,20 @@ public sealed class JobSubmission(
         };
     }
 
+    /// <summary>
+    /// An absolute http(s) URL, and a secret to sign with. Where it points is checked at delivery, after DNS
+    /// resolution: a check here could be undone by the time the job finishes.
+    /// </summary>
+    private (JobWebhook? Webhook, IResult? Problem) CheckWebhook(string? url, CurrentUser user)
+    {
+        if (url is null) return (null, null);
+        if (url.Length > 2000 || !Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps) || uri.UserInfo.Length > 0)
+            return (null, Problems.InvalidParameter("webhook_url", "webhook_url must be an absolute http or https URL without credentials, at most 2000 characters."));
+        if (webhookSecrets.Find(user.Id) is null)
+            return (null, Problems.InvalidParameter("webhook_url", "Create a signing secret first: POST /v1/webhook-secret."));
+        return (new JobWebhook { Url = uri.AbsoluteUri, State = WebhookState.Pending }, null);
+    }
+
     /// <summary>The per-user bounds (Accounts:Defaults or the user's own), on top of the server-wide ones the validator checked.</summary>
     private static IResult? UserLimitProblem(JobParams p, EffectiveLimits own) =>
         p.Width * p.Height > own.MaxPixels ? Forbidden("width", $"width × height is above your maximum of {own.MaxPixels} pixels.")
@@ -118,7 +149,7 @@ public sealed class JobSubmission(
     }
 
     /// <summary>Reads at most MaxBodyBytes: a larger declared or actual body is 413 without reading the rest.</summary>
-    private async Task<(byte[] Body, IResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    public async Task<(byte[] Body, IResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         var max = limits.Value.MaxBodyBytes;
         var tooLarge = Problems.Create(StatusCodes.Status413PayloadTooLarge, ProblemCodes.PayloadTooLarge, $"The body is larger than {max} bytes.");

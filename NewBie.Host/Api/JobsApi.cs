@@ -12,12 +12,28 @@ public static class JobsApi
     public static RouteGroupBuilder MapJobs(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/v1/jobs").WithTags("Jobs").AddEndpointFilter(CurrentUser.Require);
-        group.MapPost("/", Submit).WithSummary("Submit a generation job");
-        group.MapGet("/", List).WithSummary("The caller's jobs, newest first (admins: ?user=NAME for anyone's, ?user=* for all)");
-        group.MapGet("/{id}", Get).WithSummary("A job's status, progress, parameters, images and error");
-        group.MapDelete("/{id}", Cancel).WithSummary("Cancel a queued or running job");
-        group.MapGet("/{id}/events", JobEvents.StreamAsync).WithSummary("Server-sent events: position, stage, step, done");
-        group.MapGet("/{id}/images/{n:int}", Image).WithSummary("One image of a finished job (PNG)");
+        group.MapPost("/", Submit).WithSummary("Submit a generation job")
+            .WithDescription("Validates, stores and queues the job. An Idempotency-Key header makes a retried submit answer the same job.")
+            .Accepts<SubmitJobRequest>("application/json")
+            .Produces<SubmittedDto>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        group.MapGet("/", List).WithSummary("The caller's jobs, newest first (admins: ?user=NAME for anyone's, ?user=* for all)")
+            .Produces<JobPageDto>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized);
+        group.MapGet("/{id}", Get).WithSummary("A job's status, progress, parameters, images and error")
+            .Produces<JobDto>().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapDelete("/{id}", Cancel).WithSummary("Cancel a queued or running job")
+            .WithDescription("200: canceled at once (it was queued); 202: a running job stops before its next step.")
+            .Produces<JobDto>().Produces<JobDto>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapGet("/{id}/events", JobEvents.StreamAsync).WithSummary("Server-sent events: position, stage, step, done")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapGet("/{id}/images/{n:int}", Image).WithSummary("One image of a finished job (PNG)")
+            .Produces(StatusCodes.Status200OK, contentType: "image/png")
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound);
         return group;
     }
 

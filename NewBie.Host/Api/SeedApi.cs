@@ -14,8 +14,15 @@ public static class SeedApi
     public static RouteGroupBuilder MapSeedContract(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("").WithTags("Seed contract").AddEndpointFilter(CurrentUser.Require);
-        group.MapPost("/generate", Generate);
-        group.MapGet("/status/{id}", Status);
+        group.MapPost("/generate", Generate).WithSummary("Submit a job (seed contract; same body as POST /v1/jobs)")
+            .Accepts<SubmitJobRequest>("application/json")
+            .Produces<TaskDto>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        group.MapGet("/status/{id}", Status).WithSummary("A task's status (seed contract)")
+            .Produces<TaskStatusDto>().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound);
         return group;
     }
 

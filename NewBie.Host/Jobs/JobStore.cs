@@ -30,6 +30,9 @@ public sealed class JobStore
     /// <summary>Completes at the next change of any job (positions of all queued jobs move when one starts).</summary>
     public Task NextChange => Volatile.Read(ref _changed).Task;
 
+    /// <summary>Raised once per job, after the change that finished it is saved (outside the lock).</summary>
+    public event Action<JobRecord>? Finished;
+
     public JobRecord? Find(string id) => _jobs.FindById(id);
 
     /// <summary>
@@ -60,15 +63,18 @@ public sealed class JobStore
     public JobRecord? Update(string id, Func<JobRecord, bool> change)
     {
         JobRecord? job;
-        bool changed;
+        bool changed, finished;
         lock (_gate)
         {
             job = _jobs.FindById(id);
             if (job is null) return null;
+            var wasFinished = job.IsFinished;
             changed = change(job);
             if (changed) _jobs.Update(job);
+            finished = changed && !wasFinished && job.IsFinished;
         }
         if (changed) Pulse();
+        if (finished) Finished?.Invoke(job);
         return job;
     }
 
