@@ -1,5 +1,6 @@
 using NewBie.Host;
 using NewBie.Host.Accounts;
+using NewBie.Host.Admin;
 using NewBie.Host.Api;
 using NewBie.Host.Cli;
 using NewBie.Host.Jobs;
@@ -43,6 +44,7 @@ builder.AddModels();
 builder.AddJobs();
 builder.AddApi();
 builder.AddAccounts();
+builder.AddAdmin();
 
 var app = builder.Build();
 try
@@ -60,6 +62,7 @@ app.UseTelemetry();
 app.UseApi();
 app.MapTelemetry();
 app.MapAccounts();
+app.MapAdmin();
 app.MapJobs();
 app.MapSeedContract();
 app.Run();
