@@ -1,5 +1,6 @@
 using Hangfire;
 using Hangfire.Dashboard;
+using NewBie.Host.Accounts;
 
 namespace NewBie.Host.Admin;
 
@@ -10,6 +11,7 @@ public static class AdminSetup
     public static IHostApplicationBuilder AddAdmin(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<QueueAdmin>();
+        builder.Services.AddRazorComponents();
         return builder;
     }
 
@@ -17,6 +19,9 @@ public static class AdminSetup
     public static WebApplication MapAdmin(this WebApplication app)
     {
         app.MapQueueAdmin();
+        app.Use(GuardAdminPages);
+        app.UseAntiforgery();
+        app.MapRazorComponents<App>();
         // The dashboard middleware itself, on the app's own storage: UseHangfireDashboard would demand AddHangfire,
         // which configures Hangfire's static GlobalConfiguration (shared by every server in the process).
         var options = new DashboardOptions
@@ -28,5 +33,24 @@ public static class AdminSetup
         var storage = app.Services.GetRequiredService<Hangfire.JobStorage>();
         app.Map(DashboardPath, dashboard => dashboard.UseMiddleware<AspNetCoreDashboardMiddleware>(storage, options, DashboardRoutes.Routes));
         return app;
+    }
+
+    /// <summary>The admin pages for admins only: anonymous callers are sent to the login page, other users get 403.</summary>
+    private static async Task GuardAdminPages(HttpContext context, RequestDelegate next)
+    {
+        var path = context.Request.Path;
+        if (path.StartsWithSegments("/admin") && path != "/admin/login")
+        {
+            switch (CurrentUser.From(context.User))
+            {
+                case null:
+                    context.Response.Redirect("/admin/login");
+                    return;
+                case { IsAdmin: false }:
+                    context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                    return;
+            }
+        }
+        await next(context);
     }
 }
