@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.RegularExpressions;
 using NewBie.Host.Accounts;
 
 namespace NewBie.Host.Tests.Admin;
@@ -11,18 +12,26 @@ public sealed class HangfireDashboardTests : IDisposable
     public void Dispose() => _app.Dispose();
 
     [Fact]
-    public async Task Dashboard_is_served_to_an_admin_signed_in_with_the_login_cookie()
+    public async Task Dashboard_is_served_to_an_admin_signed_in_with_the_login_cookie_and_its_posts_need_the_antiforgery_token()
     {
         _app.Service<AccountStore>().AddUser("boss", Roles.Admin, "correct horse battery");
         var browser = _app.CreateClient();
 
         using var login = await browser.PostAsJsonAsync("/v1/auth/login", new { username = "boss", password = "correct horse battery" });
         using var page = await browser.GetAsync("/hangfire");
-        using var stats = await browser.PostAsync("/hangfire/stats", new FormUrlEncodedContent([]));
+        var html = await page.Content.ReadAsStringAsync();
+        using var forged = await browser.PostAsync("/hangfire/stats", new FormUrlEncodedContent([]));
+        // The dashboard's own script sends the antiforgery token its layout carries; a cross-site post cannot.
+        var header = Regex.Match(html, "<meta name=\"csrf-header\" content=\"([^\"]+)\"").Groups[1].Value;
+        var token = Regex.Match(html, "<meta name=\"csrf-token\" content=\"([^\"]+)\"").Groups[1].Value;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/hangfire/stats") { Content = new FormUrlEncodedContent([]) };
+        request.Headers.Add(header, System.Net.WebUtility.HtmlDecode(token));
+        using var stats = await browser.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.OK, login.StatusCode);
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
-        Assert.Contains("Hangfire Dashboard", await page.Content.ReadAsStringAsync());
+        Assert.Contains("Hangfire Dashboard", html);
+        Assert.Equal(HttpStatusCode.Forbidden, forged.StatusCode);
         Assert.Equal(HttpStatusCode.OK, stats.StatusCode);
     }
 
