@@ -95,6 +95,40 @@ public sealed partial class AdminPagesTests : IDisposable
         Assert.False(_app.Service<QueueAdmin>().IsPaused);
     }
 
+    [Fact]
+    public async Task Users_page_creates_a_user_sets_limits_creates_a_key_shown_once_and_revokes_it()
+    {
+        var admin = _app.ClientWithKey("boss", Roles.Admin);
+
+        var (_, created) = await PostFormAsync(admin, "/admin/users", "users", new()
+        {
+            ["Form.Command"] = "save", ["Form.Name"] = "carol", ["Form.Role"] = "user", ["Form.Password"] = "",
+            ["Form.PriorityClass"] = "low", ["Form.MaxQueuedJobs"] = "3", ["Form.ImagesPerDay"] = "",
+        });
+        var (_, changed) = await PostFormAsync(admin, "/admin/users", "users", new() { ["Form.Command"] = "save", ["Form.Name"] = "carol", ["Form.ImagesPerDay"] = "9" });
+        var (_, badNumber) = await PostFormAsync(admin, "/admin/users", "users", new() { ["Form.Command"] = "save", ["Form.Name"] = "carol", ["Form.ImagesPerDay"] = "many" });
+        var (_, keyPage) = await PostFormAsync(admin, "/admin/users", "users", new() { ["Form.Command"] = "key:carol", ["Form.KeyName"] = "laptop" });
+        var key = NewKey().Match(keyPage).Groups[1].Value;
+        using var withKey = await _app.ClientWithBearer(key).GetAsync("/v1/jobs");
+        var shownAgain = await admin.GetStringAsync("/admin/users");
+        var keyId = Assert.Single(_app.Service<AccountStore>().Keys("carol")).Id;
+        var (_, revoked) = await PostFormAsync(admin, "/admin/users", "users", new() { ["Form.Command"] = $"revoke:carol:{keyId}" });
+        using var afterRevoke = await _app.ClientWithBearer(key).GetAsync("/v1/jobs");
+
+        Assert.Contains("User carol created.", created);
+        var carol = _app.Service<AccountStore>().FindUser("carol")!;
+        Assert.Equal(("user", "low", 3, 9), (carol.Role, carol.PriorityClass, carol.MaxQueuedJobs, carol.ImagesPerDay));
+        Assert.Contains("User carol changed.", changed);
+        Assert.Contains("images/day must be a whole number.", badNumber);
+        Assert.StartsWith("nb_", key);
+        Assert.Equal(HttpStatusCode.OK, withKey.StatusCode);
+        Assert.DoesNotContain(key, shownAgain);
+        Assert.Contains($"laptop ({keyId})", shownAgain);
+        Assert.Contains($"Key {keyId} of carol revoked.", revoked);
+        Assert.DoesNotContain($"id=\"key-{keyId}\"", revoked);
+        Assert.Equal(HttpStatusCode.Unauthorized, afterRevoke.StatusCode);
+    }
+
     private static async Task<(HttpStatusCode Status, string Html)> PostFormAsync(HttpClient browser, string path, string form, Dictionary<string, string> fields)
     {
         var page = await browser.GetStringAsync(path);
@@ -108,6 +142,9 @@ public sealed partial class AdminPagesTests : IDisposable
 
     [GeneratedRegex("name=\"__RequestVerificationToken\"[^>]*value=\"([^\"]+)\"")]
     private static partial Regex Token();
+
+    [GeneratedRegex("<code id=\"new-key\">([^<]+)</code>")]
+    private static partial Regex NewKey();
 
     [GeneratedRegex("<tr id=\"job-([0-9a-f]+)\"")]
     private static partial Regex JobRow();
