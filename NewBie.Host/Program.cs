@@ -1,5 +1,6 @@
 using NewBie.Host;
 using NewBie.Host.Accounts;
+using NewBie.Host.Admin;
 using NewBie.Host.Api;
 using NewBie.Host.Cli;
 using NewBie.Host.Integrations;
@@ -48,6 +49,7 @@ builder.AddApi();
 builder.AddAccounts();
 builder.AddWebhooks();
 builder.AddOpenApiDocument();
+builder.AddAdmin();
 
 var app = builder.Build();
 try
@@ -65,6 +67,7 @@ app.UseTelemetry();
 app.UseApi();
 app.MapTelemetry();
 app.MapAccounts();
+app.MapAdmin();
 app.MapJobs();
 app.MapSeedContract();
 app.MapWebhooks();

@@ -276,6 +276,61 @@ public sealed class LiteDbStorageTests : IDisposable
     }
 
     [Fact]
+    public void Paused_queue_is_not_claimed_until_resumed_and_resume_wakes_a_waiting_fetcher()
+    {
+        var storage = Open();
+        var id = Enqueue(storage, "gpu", Fair("A"));
+        storage.PauseQueue("gpu");
+        using var connection = Connect(storage);
+
+        Assert.True(storage.IsQueuePaused("gpu"));
+        Assert.ThrowsAny<OperationCanceledException>(() => connection.FetchNextJob(["gpu"], Cancel(300)));
+        Assert.Equal(id, Assert.Single(storage.GetFairQueue("gpu")).JobId);
+        var clock = Stopwatch.StartNew();
+        using var resumer = new Timer(_ => storage.ResumeQueue("gpu"), null, 200, Timeout.Infinite);
+        using var fetched = connection.FetchNextJob(["gpu"], Cancel(10_000));
+
+        Assert.Equal(id, fetched.JobId);
+        Assert.False(storage.IsQueuePaused("gpu"));
+        // Woken by the resume, not by the (1 minute) poll.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
+        fetched.RemoveFromQueue();
+    }
+
+    [Fact]
+    public void Pausing_one_queue_leaves_the_others_claimable()
+    {
+        var storage = Open();
+        Enqueue(storage, "gpu", Fair("A"));
+        var other = Enqueue(storage, "default");
+        storage.PauseQueue("gpu");
+        using var connection = Connect(storage);
+
+        using var fetched = connection.FetchNextJob(["gpu", "default"], Cancel(1000));
+
+        Assert.Equal(other, fetched.JobId);
+        fetched.RemoveFromQueue();
+    }
+
+    [Fact]
+    public void Raised_priority_of_a_waiting_job_moves_it_ahead_but_a_fetched_job_is_left_alone()
+    {
+        var storage = Open();
+        var first = Enqueue(storage, "gpu", Fair("A"));
+        var second = Enqueue(storage, "gpu", Fair("A"));
+        var third = Enqueue(storage, "gpu", Fair("B"));
+
+        Assert.True(storage.SetQueuedPriority("gpu", third, 3));
+        Assert.Equal(new[] { third, first, second }, storage.GetFairQueue("gpu").Select(e => e.JobId));
+        Assert.Equal(3, storage.GetFairQueue("gpu")[0].Priority);
+        var claimed = Claim(storage, "gpu", 1);
+        Assert.Equal(new[] { third }, claimed);
+        Assert.False(storage.SetQueuedPriority("gpu", third, 0));
+        Assert.False(storage.SetQueuedPriority("gpu", "999999", 3));
+        Assert.False(storage.SetQueuedPriority("gpu", "not-an-id", 3));
+    }
+
+    [Fact]
     public void Job_without_fair_parameters_waits_as_user_nobody_with_normal_priority_in_id_order()
     {
         var storage = Open();

@@ -69,7 +69,12 @@ public static class AccountsAdminApi
     {
         var span = days ?? 7;
         if (span is < 1 or > 366) return Problems.InvalidParameter("days", "days must be 1-366.");
-        var from = time.GetUtcNow().UtcDateTime.Date.AddDays(1 - span);
+        return TypedResults.Ok(UsageRows(accounts, jobs, time.GetUtcNow().UtcDateTime.Date.AddDays(1 - span)));
+    }
+
+    /// <summary>Per user and UTC day from <paramref name="from"/>: images asked for (quota), images made and GPU seconds (finished jobs).</summary>
+    internal static IReadOnlyList<UsageDto> UsageRows(AccountStore accounts, JobStore jobs, DateTime from)
+    {
         var rows = new Dictionary<(string User, DateTime Day), UsageDto>();
         foreach (var u in accounts.Usage(from))
             rows[(u.UserName, u.Day)] = new UsageDto(u.UserName, Day(u.Day), u.ImagesRequested, 0, 0);
@@ -80,7 +85,7 @@ public static class AccountsAdminApi
             var gpu = job.StartedAt is { } started ? (job.FinishedAt.Value - started).TotalSeconds : 0;
             rows[(job.UserId, day)] = row with { ImagesGenerated = row.ImagesGenerated + job.Images.Count, GpuSeconds = row.GpuSeconds + gpu };
         }
-        return TypedResults.Ok(rows.Values.OrderBy(r => r.Day, StringComparer.Ordinal).ThenBy(r => r.User, StringComparer.Ordinal));
+        return rows.Values.OrderBy(r => r.Day, StringComparer.Ordinal).ThenBy(r => r.User, StringComparer.Ordinal).ToList();
     }
 
     /// <summary>The shared "set" of the admin API and the CLI: validates every field before changing any.</summary>

@@ -37,6 +37,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
     private readonly LiteDatabase _db;
     private readonly object _writeGate = new();
     private readonly HashSet<string> _fairQueues;
+    private readonly HashSet<string> _pausedQueues = new(StringComparer.Ordinal);
     private volatile bool _disposed;
 
     /// <summary>Opens (or creates) the database at <paramref name="path"/> and takes its lock file.</summary>
@@ -154,6 +155,44 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
 
     internal bool IsFair(string queue) => _fairQueues.Contains(queue);
 
+    /// <summary>
+    /// Stops workers from claiming jobs of <paramref name="queue"/> (those already fetched run on); the jobs stay
+    /// queued in order. Held in memory: a restart resumes every queue.
+    /// </summary>
+    public void PauseQueue(string queue)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        lock (_writeGate) _pausedQueues.Add(queue);
+    }
+
+    public void ResumeQueue(string queue)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        lock (_writeGate) _pausedQueues.Remove(queue);
+        // Fetchers sleeping on the signal would otherwise wait for the next enqueue or poll.
+        Signal.Raise();
+    }
+
+    public bool IsQueuePaused(string queue)
+    {
+        lock (_writeGate) return _pausedQueues.Contains(queue);
+    }
+
+    /// <summary>Changes the priority of a job still waiting in <paramref name="queue"/>; false once it was fetched or is gone.</summary>
+    public bool SetQueuedPriority(string queue, string jobId, int priority)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        if (!TryParseJobId(jobId, out var id)) return false;
+        return Write(() =>
+        {
+            var row = Queue.FindOne(q => q.Queue == queue && q.JobId == id && q.FetchedAt == null);
+            if (row == null) return false;
+            row.Priority = priority;
+            Queue.Update(row);
+            return true;
+        });
+    }
+
     /// <summary>Runs <paramref name="work"/> as one atomic LiteDB transaction, alone among writers.</summary>
     internal T Write<T>(Func<T> work)
     {
@@ -195,6 +234,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
     {
         foreach (var queue in queues)
         {
+            if (_pausedQueues.Contains(queue)) continue;
             var next = PendingInClaimOrder(queue, firstOnly: true).FirstOrDefault();
             if (next == null) continue;
             if (IsFair(queue))

@@ -5,10 +5,10 @@ namespace NewBie.Host.Jobs;
 
 public enum JobStatus { Queued, Running, Succeeded, Failed, Canceled, Expired }
 
-/// <summary>Priority classes as the fair queue orders them: higher runs first.</summary>
+/// <summary>Priority classes as the fair queue orders them: higher runs first. Front is only set by an admin (move to front).</summary>
 public static class JobPriority
 {
-    public const int Low = 0, Normal = 1, High = 2;
+    public const int Low = 0, Normal = 1, High = 2, Front = 3;
 
     public static int? Parse(string? name) => name switch
     {
@@ -18,7 +18,7 @@ public static class JobPriority
         _ => null,
     };
 
-    public static string Name(int priority) => priority switch { Low => "low", High => "high", _ => "normal" };
+    public static string Name(int priority) => priority switch { Low => "low", High => "high", Front => "front", _ => "normal" };
 }
 
 /// <summary>One generation job as stored in the app database (never sent as is: see JobDto).</summary>

@@ -1,0 +1,38 @@
+using System.Net;
+using NewBie.Host.Accounts;
+
+namespace NewBie.Host.Tests.Admin;
+
+public sealed class SystemPageTests : IDisposable
+{
+    private readonly NewBieApplication _app = new();
+
+    public void Dispose() => _app.Dispose();
+
+    [Fact]
+    public async Task System_page_shows_the_model_device_worker_failures_with_codes_and_usage_bars()
+    {
+        var admin = _app.ClientWithKey("boss", Roles.Admin);
+        var alice = _app.ClientWithKey("alice");
+        var good = (await alice.SubmitAsync(new { prompt = "fine", width = 256, height = 256, steps = 2 })).Str("id");
+        await alice.WaitForStatusAsync(good, "succeeded");
+        _app.Engine.Failure = new InvalidOperationException("the sampler exploded");
+        var bad = (await alice.SubmitAsync(new { prompt = "broken", width = 256, height = 256, steps = 2 })).Str("id");
+        await alice.WaitForStatusAsync(bad, "failed");
+
+        using var response = await admin.GetAsync("/admin/system");
+        var html = await response.Content.ReadAsStringAsync();
+        using var asAlice = await alice.GetAsync("/admin/system");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("scripted (tiny)", html);
+        Assert.Contains("cpu (float32)", html);
+        Assert.Contains("""<td id="worker">running</td>""", html);
+        Assert.Contains($"<td>{bad}</td>", html);
+        Assert.Contains("""<td class="code">internal</td>""", html);
+        Assert.Contains("the sampler exploded", html);
+        Assert.Contains("<rect", html);
+        Assert.Contains("""<td class="images">1</td>""", html);
+        Assert.Equal(HttpStatusCode.Forbidden, asAlice.StatusCode);
+    }
+}
