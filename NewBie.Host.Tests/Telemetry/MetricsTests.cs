@@ -52,6 +52,9 @@ public sealed class MetricsTests : IDisposable
         Assert.Equal(15, samples["newbie_denoise_step_seconds_bucket{le=\"+Inf\"}"]);
         Assert.True(samples["newbie_denoise_step_seconds_sum"] > 0);
         Assert.True(samples["newbie_job_run_seconds_sum{status=\"succeeded\"}"] > 0);
+        // Worker time is charged to each job's owner (every scripted step sleeps, so each run takes measurable time).
+        Assert.True(samples["newbie_gpu_seconds_total{user=\"alice\"}"] > 0);
+        Assert.True(samples["newbie_gpu_seconds_total{user=\"bob\"}"] > 0);
         // The fake clock stands still between submit and start.
         Assert.Equal(0, samples["newbie_job_wait_seconds_sum{priority=\"normal\"}"]);
     }

@@ -121,6 +121,7 @@ public sealed class GpuJob(
                 Message = outOfMemory ? "The GPU ran out of memory." : e.Message,
             });
         }
+        metrics.GpuTime(job.UserId, clock.Elapsed);
         if (jobs.Find(jobId) is { IsFinished: true } done) metrics.JobRan(done.Status, clock.Elapsed);
     }
 

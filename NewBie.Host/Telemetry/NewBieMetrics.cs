@@ -19,6 +19,7 @@ public sealed class NewBieMetrics
 
     private readonly Histogram<double> _jobWait, _jobRun, _denoiseStep;
     private readonly Counter<long> _images, _failures, _rateLimited, _promptCacheHits, _promptCacheMisses;
+    private readonly Counter<double> _gpuSeconds;
 
     public NewBieMetrics(IMeterFactory meters, JobStore jobs, EngineHost engines, IGpuMemory gpu)
     {
@@ -28,6 +29,7 @@ public sealed class NewBieMetrics
         _jobRun = Histogram("newbie_job_run_seconds", "Seconds a job ran on the GPU worker, by final status.", RunBuckets);
         _denoiseStep = Histogram("newbie_denoise_step_seconds", "Seconds per denoising step.", StepBuckets);
         _images = Meter.CreateCounter<long>("newbie_images_generated_total", description: "Images generated, by user.");
+        _gpuSeconds = Meter.CreateCounter<double>("newbie_gpu_seconds_total", unit: "s", description: "Seconds the GPU worker spent running jobs, by user.");
         _failures = Meter.CreateCounter<long>("newbie_job_failures_total", description: "Failed jobs, by error code.");
         _rateLimited = Meter.CreateCounter<long>("newbie_rate_limited_total", description: "Requests refused by a rate limit, by reason.");
         _promptCacheHits = Meter.CreateCounter<long>("newbie_prompt_cache_hits_total", description: "Prompt embeddings served from the cache.");
@@ -51,6 +53,9 @@ public sealed class NewBieMetrics
     public void DenoiseStep(TimeSpan elapsed) => _denoiseStep.Record(elapsed.TotalSeconds);
 
     public void ImagesGenerated(string userId, int count) => _images.Add(count, new KeyValuePair<string, object?>("user", userId));
+
+    /// <summary>Worker time of one run, charged to the job's owner (whatever the run's outcome).</summary>
+    public void GpuTime(string userId, TimeSpan elapsed) => _gpuSeconds.Add(elapsed.TotalSeconds, new KeyValuePair<string, object?>("user", userId));
 
     public void JobFailed(string code) => _failures.Add(1, new KeyValuePair<string, object?>("code", code));
 
