@@ -1,3 +1,4 @@
+using NewBie.Host.Tests.Telemetry;
 using System.Net;
 using System.Net.Http.Json;
 using NewBie.Host.Accounts;
@@ -43,6 +44,8 @@ public sealed class LimitsTests
         Assert.Equal("rate_limited", (await refused.ProblemAsync()).Str("code"));
         Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
         Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
+        // The refusal is counted for operators, by its problem code.
+        await app.ClientWithKey("alice").WaitForAsync(new() { ["newbie_rate_limited_total{reason=\"rate_limited\"}"] = 1 });
     }
 
     [Fact]

@@ -43,14 +43,16 @@ public static class AuthApi
 public static class RateLimited
 {
     public static IResult Result(TimeSpan wait, string detail, string code = ProblemCodes.RateLimited) =>
-        new RetryAfterResult(wait, Problems.Create(StatusCodes.Status429TooManyRequests, code, detail));
+        new RetryAfterResult(wait, code, Problems.Create(StatusCodes.Status429TooManyRequests, code, detail));
 
     public static int Seconds(TimeSpan wait) => Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
 
-    private sealed class RetryAfterResult(TimeSpan wait, IResult inner) : IResult
+    private sealed class RetryAfterResult(TimeSpan wait, string code, IResult inner) : IResult
     {
         public Task ExecuteAsync(HttpContext httpContext)
         {
+            // Every 429 of the server passes here, so the refusal metric counts them all, by problem code.
+            httpContext.RequestServices.GetService<NewBie.Host.Telemetry.NewBieMetrics>()?.RateLimited(code);
             httpContext.Response.Headers.RetryAfter = Seconds(wait).ToString(System.Globalization.CultureInfo.InvariantCulture);
             return inner.ExecuteAsync(httpContext);
         }
