@@ -15,7 +15,13 @@ public sealed class ScriptedEngine : IImageGenerator
     private int _stepsRun;
     private int _runs;
 
-    public ModelInfo Model { get; } = new("scripted", IsTiny: true, Device: "cpu", DType: "float32", LoadTime: TimeSpan.Zero);
+    /// <summary>Settable so a test can claim a CUDA device (with a simulated IGpuMemory) for admission.</summary>
+    public ModelInfo Model { get; set; } = new("scripted", IsTiny: true, Device: "cpu", DType: "float32", LoadTime: TimeSpan.Zero);
+
+    /// <summary>What <see cref="EstimateMemory"/> answers for every request; nothing by default (as on a CPU).</summary>
+    public MemoryNeed MemoryNeed { get; set; }
+
+    public MemoryNeed EstimateMemory(GenerationRequest request) => MemoryNeed;
 
     /// <summary>Gemma tokens the stand-in "fits"; one token per whitespace-separated word.</summary>
     public int GemmaWindow { get; set; } = 512;

@@ -21,6 +21,7 @@ public sealed class GpuJob(
     RunTimeStats stats,
     OutputStore outputs,
     EngineHost engines,
+    MemoryAdmission admission,
     IOptions<JobsOptions> options,
     TimeProvider time,
     NewBieMetrics metrics,
@@ -50,7 +51,8 @@ public sealed class GpuJob(
         }
 
         using var userCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var timeout = new CancellationTokenSource(options.Value.MaxRunTime, time);
+        // Started once the job is admitted: waiting for GPU memory is not run time.
+        using var timeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(userCancel.Token, timeout.Token);
         // Registered before the record says running, so that a cancel arriving in between still reaches this run.
         using var registration = running.Register(jobId, userCancel);
@@ -61,6 +63,7 @@ public sealed class GpuJob(
             j.Status = JobStatus.Running;
             j.StartedAt = time.GetUtcNow().UtcDateTime;
             j.Stage = GenerationStage.Encoding;
+            j.MemoryWait = null;
             j.Step = 0;
             j.Steps = j.Params.Steps * j.Params.Count;
             j.Images = [];
@@ -73,6 +76,9 @@ public sealed class GpuJob(
             Finish(jobId, JobStatus.Canceled, null);
             return;
         }
+        if (await AdmitAsync(engine, job, userCancel.Token, cancellationToken) is not { } admitted) return;
+        job = admitted;
+        timeout.CancelAfter(options.Value.MaxRunTime);
         queue.Claimed(job);
         metrics.JobStarted(job, job.StartedAt!.Value - job.CreatedAt);
         logger.LogInformation("Running job {JobId} of {UserId}, attempt {Attempt}", jobId, job.UserId, job.Attempts);
@@ -126,6 +132,55 @@ public sealed class GpuJob(
     }
 
     /// <summary>
+    /// VRAM-aware admission (design.md §5): starts the job only when free GPU memory covers its estimate; otherwise the
+    /// job waits in the stage waiting_for_memory, polling every Jobs:MemoryPollInterval, until memory frees or it is
+    /// cancelled. A job that could not fit even on an empty GPU fails out_of_memory at once. Returns the record to run,
+    /// or null when the job was finished here.
+    /// </summary>
+    private async Task<JobRecord?> AdmitAsync(IImageGenerator engine, JobRecord job, CancellationToken cancel, CancellationToken shutdown)
+    {
+        var request = job.Params.ToRequest() with { TiledDecode = job.Degraded };
+        var need = engine.EstimateMemory(request);
+        var waited = false;
+        while (true)
+        {
+            var (verdict, message) = admission.Check(engine.Model.Device, need);
+            if (verdict == AdmissionVerdict.Start) break;
+            if (verdict == AdmissionVerdict.Never)
+            {
+                logger.LogError("Job {JobId} can never fit: {Message}", job.Id, message);
+                Finish(job.Id, JobStatus.Failed, new JobError { Code = JobErrorCodes.OutOfMemory, Message = message });
+                return null;
+            }
+            if (!waited) logger.LogWarning("Job {JobId} waits for GPU memory: {Message}", job.Id, message);
+            waited = true;
+            jobs.Update(job.Id, j =>
+            {
+                j.MemoryWait = message;
+                return true;
+            });
+            try
+            {
+                await Task.Delay(options.Value.MemoryPollInterval, time, cancel);
+            }
+            catch (OperationCanceledException) when (!shutdown.IsCancellationRequested)
+            {
+                Finish(job.Id, JobStatus.Canceled, null);
+                return null;
+            }
+        }
+        admission.Started(need);
+        if (!waited) return job;
+        logger.LogInformation("Job {JobId} admitted: GPU memory is free now", job.Id);
+        return jobs.Update(job.Id, j =>
+        {
+            j.MemoryWait = null;
+            j.StartedAt = time.GetUtcNow().UtcDateTime;
+            return true;
+        }) ?? job;
+    }
+
+    /// <summary>
     /// Runs the engine with the out-of-memory recovery of design.md §5: free what can be freed and retry degraded
     /// (tiled VAE decode; the engine already makes one image of a count at a time), and if that runs out of memory
     /// too, re-queue the job once after a delay and return null. Any later out-of-memory propagates (out_of_memory).
@@ -169,13 +224,15 @@ public sealed class GpuJob(
                     if (j.IsFinished || j.CancelRequested) return false;
                     j.OomRequeued = true;
                     j.OomRetries++;
+                    // Behind every normal and high job queued meanwhile, which are often lighter: the memory they leave may be enough.
+                    j.Priority = JobPriority.Low;
                     j.Status = JobStatus.Queued;
                     j.Stage = null;
                     j.Step = 0;
                     return true;
                 });
                 if (requeued is null) throw;
-                logger.LogWarning("Job {JobId} ran out of GPU memory again degraded ({Message}); re-queued to run once more in {Delay}", job.Id, e.Message, delay);
+                logger.LogWarning("Job {JobId} ran out of GPU memory again degraded ({Message}); re-queued at low priority to run once more in {Delay}", job.Id, e.Message, delay);
                 jobQueue.Requeue(requeued, delay);
                 return null;
             }
