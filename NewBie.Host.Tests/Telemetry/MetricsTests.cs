@@ -152,6 +152,8 @@ public sealed class MetricsTests : IDisposable
         {
             ["newbie_gpu_memory_used_bytes"] = 3_000_000_000,
             ["newbie_gpu_memory_free_bytes"] = 77_000_000_000,
+            ["newbie_gpu_memory_total_bytes"] = 80_000_000_000,
+            ["newbie_memory_plan{plan=\"all-resident\"}"] = 1,
         });
         Assert.Equal("cpu", gpu.AskedFor);
     }
