@@ -103,6 +103,22 @@ public sealed class MemoryAdmissionTests
     }
 
     [Fact]
+    public async Task Job_too_big_untiled_but_fitting_tiled_runs_degraded_from_the_start()
+    {
+        var gpu = new FakeGpuMemory(totalBytes: 24 * GiB, freeBytes: 23 * GiB);
+        using var app = App(gpu, new MemoryNeed(ResidentBytes: 18 * GiB, RunBytes: 8 * GiB));
+        app.Engine.TiledMemoryNeed = new MemoryNeed(18 * GiB, 2 * GiB);
+        var client = app.ClientFor();
+
+        var job = await client.WaitForStatusAsync((await client.SubmitAsync(Small)).Str("id"), "succeeded");
+
+        Assert.True(job.GetProperty("degraded").GetBoolean());
+        Assert.Equal(0, job.GetProperty("oom_retries").GetInt32());
+        Assert.Equal(1, app.Engine.Runs);
+        Assert.True(app.Engine.LastRequest!.TiledDecode);
+    }
+
+    [Fact]
     public async Task Cpu_engine_is_never_held_for_memory()
     {
         var gpu = new FakeGpuMemory(totalBytes: 80 * GiB, freeBytes: 0);

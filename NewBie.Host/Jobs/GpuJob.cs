@@ -134,8 +134,8 @@ public sealed class GpuJob(
     /// <summary>
     /// VRAM-aware admission (design.md §5): starts the job only when free GPU memory covers its estimate; otherwise the
     /// job waits in the stage waiting_for_memory, polling every Jobs:MemoryPollInterval, until memory frees or it is
-    /// cancelled. A job that could not fit even on an empty GPU fails out_of_memory at once. Returns the record to run,
-    /// or null when the job was finished here.
+    /// cancelled. A job too big for the GPU even when it is empty runs degraded (tiled VAE decode) from the start when
+    /// that fits, and fails out_of_memory at once otherwise. Returns the record to run, or null when it finished here.
     /// </summary>
     private async Task<JobRecord?> AdmitAsync(IImageGenerator engine, JobRecord job, CancellationToken cancel, CancellationToken shutdown)
     {
@@ -146,6 +146,21 @@ public sealed class GpuJob(
         {
             var (verdict, message) = admission.Check(engine.Model.Device, need);
             if (verdict == AdmissionVerdict.Start) break;
+            if (verdict == AdmissionVerdict.Never && !request.TiledDecode)
+            {
+                var tiled = engine.EstimateMemory(request with { TiledDecode = true });
+                if (admission.Check(engine.Model.Device, tiled).Verdict != AdmissionVerdict.Never)
+                {
+                    logger.LogWarning("Job {JobId} runs degraded from the start (tiled VAE decode): {Message}", job.Id, message);
+                    job = jobs.Update(job.Id, j =>
+                    {
+                        j.Degraded = true;
+                        return true;
+                    }) ?? job;
+                    (request, need) = (request with { TiledDecode = true }, tiled);
+                    continue;
+                }
+            }
             if (verdict == AdmissionVerdict.Never)
             {
                 logger.LogError("Job {JobId} can never fit: {Message}", job.Id, message);
@@ -171,6 +186,7 @@ public sealed class GpuJob(
         }
         admission.Started(need);
         if (!waited) return job;
+        job = jobs.Find(job.Id) ?? job;
         logger.LogInformation("Job {JobId} admitted: GPU memory is free now", job.Id);
         return jobs.Update(job.Id, j =>
         {
