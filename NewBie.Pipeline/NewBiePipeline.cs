@@ -127,6 +127,30 @@ public sealed class NewBiePipeline : IImageGenerator
         }
     }
 
+    /// <summary>
+    /// Any architecture (the full one included) with random weights, placed as <paramref name="options"/>' plan says, and
+    /// the tiny tokenizers written to <paramref name="scratchFolder"/> (their ids are valid in every vocabulary): for
+    /// measuring memory without the released weights (bench/NewBie.Bench --vram).
+    /// </summary>
+    internal static NewBiePipeline CreateRandom(PipelineConfig config, Device device, ScalarType dtype, PipelineOptions options, string scratchFolder)
+    {
+        config.Validate();
+        var layout = new ModelFolder(scratchFolder);
+        Directory.CreateDirectory(layout.TextEncoder);
+        Directory.CreateDirectory(layout.ClipModel);
+        TinyTokenizers.Write(layout.TextEncoder, layout.ClipModel);
+        var clock = Stopwatch.StartNew();
+        var home = EncoderHomeFor(options.MemoryPlan, device);
+        var gemma = GemmaTextEncoder.CreateRandom(config.Gemma, 1, home, dtype);
+        var jina = JinaTextEncoder.CreateRandom(config.Jina, 2, home, dtype);
+        var dit = NextDiT.CreateRandom(config.NextDiT, 3, device, dtype);
+        var vae = FluxVaeDecoder.CreateRandom(config.Vae, 4, device, dtype);
+        foreach (var m in new nn.Module[] { gemma, jina, dit, vae }) m.eval();
+        var info = new ModelInfo(config.Id, config.IsTiny, device.ToString(), dtype.ToString(), clock.Elapsed, options.MemoryPlan);
+        return new NewBiePipeline(config, info, device, dtype, GemmaTokenizer.FromFile(layout.GemmaTokenizer),
+            XlmRobertaTokenizer.FromFile(layout.JinaTokenizer), gemma, jina, dit, vae, options);
+    }
+
     private static void CheckVocabulary(string file, int tokenizerIds, int embeddingRows)
     {
         if (tokenizerIds > embeddingRows)
