@@ -72,6 +72,47 @@ public sealed class MemoryAdmissionTests
     }
 
     [Fact]
+    public async Task Events_stream_announces_the_wait_for_memory_then_the_stages()
+    {
+        var gpu = new FakeGpuMemory(totalBytes: 80 * GiB, freeBytes: 1 * GiB);
+        using var app = App(gpu, new MemoryNeed(20 * GiB, 4 * GiB));
+        var client = app.ClientFor();
+        var id = (await client.SubmitAsync(Small)).Str("id");
+        await WaitForStageAsync(client, id, "waiting_for_memory");
+
+        using var response = await client.GetAsync($"/v1/jobs/{id}/events", HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        using var stop = new CancellationTokenSource();
+        Task? ticking = null;
+        var events = new List<(string Name, JsonElement Data)>();
+        string? name = null;
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (line.StartsWith("event: ", StringComparison.Ordinal)) name = line[7..];
+            else if (line.StartsWith("data: ", StringComparison.Ordinal)) events.Add((name!, JsonDocument.Parse(line[6..]).RootElement.Clone()));
+            if (ticking is null && events.Count > 0)
+            {
+                gpu.FreeBytes = 5 * GiB;
+                ticking = Task.Run(async () =>
+                {
+                    while (!stop.IsCancellationRequested)
+                    {
+                        app.Time.Advance(Poll);
+                        await Task.Delay(20);
+                    }
+                });
+            }
+        }
+        stop.Cancel();
+        await ticking!;
+
+        var stages = events.Where(e => e.Name == "stage").Select(e => e.Data.Str("stage")).ToList();
+        Assert.Equal(new[] { "waiting_for_memory", "encoding", "denoising", "decoding" }, stages);
+        Assert.Contains("needs an estimated 4.0 GiB", events.First(e => e.Name == "stage").Data.Str("message"));
+        Assert.Equal("succeeded", events[^1].Data.Str("status"));
+    }
+
+    [Fact]
     public async Task Job_waiting_for_memory_is_canceled_by_delete_without_running()
     {
         var gpu = new FakeGpuMemory(totalBytes: 80 * GiB, freeBytes: 0);

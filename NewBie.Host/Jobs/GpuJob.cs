@@ -57,13 +57,16 @@ public sealed class GpuJob(
         // Registered before the record says running, so that a cancel arriving in between still reaches this run.
         using var registration = running.Register(jobId, userCancel);
 
+        // A job that must wait for memory shows it from its first running state on, never a premature "encoding".
+        var (firstVerdict, firstMessage) = admission.Check(engine.Model.Device, engine.EstimateMemory(job.Params.ToRequest() with { TiledDecode = job.Degraded }));
+        var mustWait = firstVerdict == AdmissionVerdict.Wait;
         job = jobs.Update(jobId, j =>
         {
             if (j.IsFinished || j.CancelRequested) return false;
             j.Status = JobStatus.Running;
             j.StartedAt = time.GetUtcNow().UtcDateTime;
-            j.Stage = GenerationStage.Encoding;
-            j.MemoryWait = null;
+            j.Stage = mustWait ? null : GenerationStage.Encoding;
+            j.MemoryWait = mustWait ? firstMessage : null;
             j.Step = 0;
             j.Steps = j.Params.Steps * j.Params.Count;
             j.Images = [];
@@ -172,6 +175,7 @@ public sealed class GpuJob(
             jobs.Update(job.Id, j =>
             {
                 j.MemoryWait = message;
+                j.Stage = null;
                 return true;
             });
             try
@@ -191,6 +195,7 @@ public sealed class GpuJob(
         return jobs.Update(job.Id, j =>
         {
             j.MemoryWait = null;
+            j.Stage = GenerationStage.Encoding;
             j.StartedAt = time.GetUtcNow().UtcDateTime;
             return true;
         }) ?? job;

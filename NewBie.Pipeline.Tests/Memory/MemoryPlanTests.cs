@@ -85,6 +85,24 @@ public sealed class MemoryPlanTests(TinyModelFixture tiny) : IClassFixture<TinyM
         Assert.Equal(first, second);
     }
 
+    [Theory]
+    [MemberData(nameof(Plans))]
+    public void Random_weight_pipeline_for_memory_benchmarks_places_the_networks_by_plan_and_generates(MemoryPlan plan)
+    {
+        var scratch = Directory.CreateTempSubdirectory("newbie-random-").FullName;
+        try
+        {
+            using var pipeline = NewBiePipeline.CreateRandom(PipelineConfig.Tiny, torch.CPU, ScalarType.Float32, new PipelineOptions { MemoryPlan = plan }, scratch);
+            Assert.Equal(plan, pipeline.Model.MemoryPlan);
+            Assert.Equal((plan == MemoryPlan.AllResident ? pipeline.Device : torch.CPU).ToString(), Assert.Single(pipeline.ParameterDevices()["gemma"]).ToString());
+            Assert.Single(pipeline.Generate(Request, null, CancellationToken.None).Images);
+        }
+        finally
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
     [Fact]
     public void A_cpu_engine_needs_no_admitted_device_memory()
     {
