@@ -244,8 +244,8 @@ public sealed class NewBiePipeline : IImageGenerator
 
     /// <summary>
     /// Runs one encoder where the plan says. Encoders on demand go to the device for this call only and back after,
-    /// one at a time, so the device holds at most the larger encoder beside the DiT. Module.to replaces the parameters
-    /// in place (the old copies are disposed), so the move back is a device→host copy, not a reload from disk.
+    /// one at a time, so the device holds at most the larger encoder beside the DiT. The move back is a device→host
+    /// copy, not a reload from disk; Module.to disposes the replaced tensors, so the device copy is freed at once.
     /// </summary>
     private Tensor RunEncoder(nn.Module encoder, string name, Func<Tensor> forward)
     {

@@ -1,3 +1,4 @@
+using NewBie.Pipeline.Configs;
 using NewBie.Pipeline.Imaging;
 using NewBie.Pipeline.Memory;
 using NewBie.Pipeline.Tests.EndToEnd;
@@ -101,6 +102,19 @@ public sealed class MemoryPlanTests(TinyModelFixture tiny) : IClassFixture<TinyM
         {
             Directory.Delete(scratch, recursive: true);
         }
+    }
+
+    [Fact]
+    public void Module_to_disposes_the_old_weights_so_an_encoder_moved_back_frees_the_device_at_once()
+    {
+        // Encoders on demand rely on it (else gigabytes wait for the finalizer). The meta device stands in for the GPU.
+        using var encoder = JinaTextEncoder.CreateRandom(JinaConfig.Tiny, 1, torch.CPU, ScalarType.Float32);
+        var before = encoder.parameters().ToList();
+
+        encoder.to(new Device(DeviceType.META));
+
+        Assert.All(encoder.parameters(), p => Assert.Equal(DeviceType.META, p.device_type));
+        Assert.All(before, p => Assert.True(p.IsInvalid));
     }
 
     [Fact]
