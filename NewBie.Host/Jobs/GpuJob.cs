@@ -51,7 +51,7 @@ public sealed class GpuJob(
         }
 
         using var userCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        // Started once the job is admitted: waiting for GPU memory is not run time.
+        // Started by CancelAfter below: waiting for GPU memory is not run time.
         using var timeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(userCancel.Token, timeout.Token);
         // Registered before the record says running, so that a cancel arriving in between still reaches this run.
@@ -60,6 +60,9 @@ public sealed class GpuJob(
         // A job that must wait for memory shows it from its first running state on, never a premature "encoding".
         var (firstVerdict, firstMessage) = admission.Check(engine.Model.Device, engine.EstimateMemory(job.Params.ToRequest() with { TiledDecode = job.Degraded }));
         var mustWait = firstVerdict == AdmissionVerdict.Wait;
+        // The run's clock starts before the record says running (a caller that sees running may already count on it),
+        // except for a job that waits for memory: its clock starts when it is admitted.
+        if (!mustWait) timeout.CancelAfter(options.Value.MaxRunTime);
         job = jobs.Update(jobId, j =>
         {
             if (j.IsFinished || j.CancelRequested) return false;
@@ -80,8 +83,8 @@ public sealed class GpuJob(
             return;
         }
         if (await AdmitAsync(engine, job, userCancel.Token, cancellationToken) is not { } admitted) return;
+        if (mustWait) timeout.CancelAfter(options.Value.MaxRunTime);
         job = admitted;
-        timeout.CancelAfter(options.Value.MaxRunTime);
         queue.Claimed(job);
         metrics.JobStarted(job, job.StartedAt!.Value - job.CreatedAt);
         logger.LogInformation("Running job {JobId} of {UserId}, attempt {Attempt}", jobId, job.UserId, job.Attempts);
@@ -190,7 +193,6 @@ public sealed class GpuJob(
         }
         admission.Started(need);
         if (!waited) return job;
-        job = jobs.Find(job.Id) ?? job;
         logger.LogInformation("Job {JobId} admitted: GPU memory is free now", job.Id);
         return jobs.Update(job.Id, j =>
         {
