@@ -34,6 +34,9 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
 
     public T Service<T>() where T : notnull => Services.GetRequiredService<T>();
 
+    /// <summary>More service registrations, applied last (e.g. a simulated GPU); set before the server starts.</summary>
+    public Action<IServiceCollection>? ConfigureExtra { get; set; }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseSetting("Storage:DataDir", DataDir);
@@ -46,6 +49,7 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
             if (_engineFactory is not null) services.AddSingleton(_engineFactory);
             else if (_scripted) services.AddSingleton<IEngineFactory>(new ScriptedEngineFactory(Engine));
             services.AddSingleton<TimeProvider>(Time);
+            ConfigureExtra?.Invoke(services);
         });
     }
 

@@ -15,7 +15,20 @@ public sealed class ScriptedEngine : IImageGenerator
     private int _stepsRun;
     private int _runs;
 
-    public ModelInfo Model { get; } = new("scripted", IsTiny: true, Device: "cpu", DType: "float32", LoadTime: TimeSpan.Zero);
+    /// <summary>Settable so a test can claim a CUDA device (with a simulated IGpuMemory) for admission.</summary>
+    public ModelInfo Model { get; set; } = new("scripted", IsTiny: true, Device: "cpu", DType: "float32", LoadTime: TimeSpan.Zero);
+
+    /// <summary>What <see cref="EstimateMemory"/> answers for every request; nothing by default (as on a CPU).</summary>
+    public MemoryNeed MemoryNeed { get; set; }
+
+    /// <summary>The answer for requests with tiled VAE decode, when it differs.</summary>
+    public MemoryNeed? TiledMemoryNeed { get; set; }
+
+    public MemoryNeed EstimateMemory(GenerationRequest request) =>
+        request.TiledDecode && TiledMemoryNeed is { } tiled ? tiled : MemoryNeed;
+
+    /// <summary>The request of the latest run.</summary>
+    public GenerationRequest? LastRequest { get; private set; }
 
     /// <summary>Gemma tokens the stand-in "fits"; one token per whitespace-separated word.</summary>
     public int GemmaWindow { get; set; } = 512;
@@ -65,6 +78,7 @@ public sealed class ScriptedEngine : IImageGenerator
     public GenerationResult Generate(GenerationRequest request, IProgress<StepProgress>? progress, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _runs);
+        LastRequest = request;
         RunOrder.Enqueue(request.Prompt);
         if (Failure is { } failure) throw failure;
         var images = new List<GeneratedImage>();

@@ -43,8 +43,19 @@ public sealed record PromptReport(int GemmaTokens, int GemmaTokensDropped, int J
 
 public sealed record GenerationResult(IReadOnlyList<GeneratedImage> Images, PromptReport Prompt, PromptReport Negative);
 
-/// <summary>What is loaded: the real model or the built-in tiny one, where, and in which dtype.</summary>
-public sealed record ModelInfo(string Id, bool IsTiny, string Device, string DType, TimeSpan LoadTime);
+/// <summary>What is loaded: the real model or the built-in tiny one, where, in which dtype, and under which memory plan.</summary>
+public sealed record ModelInfo(string Id, bool IsTiny, string Device, string DType, TimeSpan LoadTime,
+    NewBie.Pipeline.Memory.MemoryPlan MemoryPlan = NewBie.Pipeline.Memory.MemoryPlan.AllResident);
+
+/// <summary>
+/// Device memory of a generation: the weights already resident, and what one run adds at its peak (activations, an
+/// encoder brought in on demand). Zero on a CPU engine, where the device is host memory and nothing is admitted.
+/// </summary>
+public readonly record struct MemoryNeed(long ResidentBytes, long RunBytes)
+{
+    /// <summary>Everything at once, runtime overhead included: more than the whole device can never fit.</summary>
+    public long PeakBytes => ResidentBytes + RunBytes + NewBie.Pipeline.Memory.MemoryEstimate.RuntimeOverheadBytes;
+}
 
 /// <summary>The one call the server uses. Implemented by NewBiePipeline; generation runs synchronously on the calling thread.</summary>
 public interface IImageGenerator : IDisposable
@@ -56,4 +67,7 @@ public interface IImageGenerator : IDisposable
 
     /// <summary>Runs a request. Progress per step; the token is checked between steps (a cancelled run throws OperationCanceledException before the next step).</summary>
     GenerationResult Generate(GenerationRequest request, IProgress<StepProgress>? progress, CancellationToken cancellationToken);
+
+    /// <summary>The device memory a request needs (the worker's admission check); nothing by default.</summary>
+    MemoryNeed EstimateMemory(GenerationRequest request) => default;
 }

@@ -26,7 +26,7 @@ public sealed class NewBiePipeline : IImageGenerator
     private readonly Lock _gate = new();
     private readonly PromptCache _promptCache;
     private readonly FaultInjection? _faults;
-    private long _promptCacheHits, _promptCacheMisses, _encoderRuns;
+    private long _promptCacheHits, _promptCacheMisses, _encoderRuns, _encoderMoves;
 
     /// <summary>Raised on every prompt-cache lookup (true = hit), on the generating thread.</summary>
     public event Action<bool>? PromptCacheLookup;
@@ -36,6 +36,17 @@ public sealed class NewBiePipeline : IImageGenerator
     /// <summary>How many prompts actually ran through the text encoders.</summary>
     internal long EncoderRuns => Interlocked.Read(ref _encoderRuns);
     internal PromptCache PromptEmbeddings => _promptCache;
+    /// <summary>How many times an encoder was moved (to the device to encode, and back), under encoders on demand.</summary>
+    internal long EncoderMoves => Interlocked.Read(ref _encoderMoves);
+
+    /// <summary>Raised as each text encoder runs, with the network's name and the device its weights are on at that moment.</summary>
+    internal event Action<string, Device>? EncoderRunning;
+
+    public MemoryPlan MemoryPlan { get; }
+    /// <summary>Where the text encoders' weights rest between encodes: the device when all resident, the CPU otherwise.</summary>
+    public Device EncoderHome { get; }
+    public long PromptCacheCapacityBytes => _promptCache.CapacityBytes;
+    public MemoryEstimate MemoryEstimate { get; }
 
     public PipelineConfig Config { get; }
     public ModelInfo Model { get; }
@@ -48,6 +59,9 @@ public sealed class NewBiePipeline : IImageGenerator
     {
         _promptCache = new PromptCache(options.PromptCacheBytes);
         _faults = options.FaultOom;
+        MemoryPlan = options.MemoryPlan;
+        EncoderHome = EncoderHomeFor(options.MemoryPlan, device);
+        MemoryEstimate = MemoryEstimate.For(config, dtype);
         Config = config;
         Model = model;
         Device = device;
@@ -63,6 +77,12 @@ public sealed class NewBiePipeline : IImageGenerator
     /// <summary>CUDA with bf16 when a GPU is usable, otherwise the CPU in fp32 (design.md §5).</summary>
     public static (Device Device, ScalarType DType) DefaultDevice() =>
         torch.cuda.is_available() ? (torch.CUDA, ScalarType.BFloat16) : (torch.CPU, ScalarType.Float32);
+
+    /// <summary>
+    /// Encoders rest on the device only when all resident. Off the device they keep the pipeline's dtype: bf16 on the
+    /// CPU works in TorchSharp (torchsharp-notes §1) and halves host memory against fp32.
+    /// </summary>
+    private static Device EncoderHomeFor(MemoryPlan plan, Device device) => plan == MemoryPlan.AllResident ? device : torch.CPU;
 
     /// <summary>
     /// Loads every network from a model folder in the Hugging Face layout. Each checkpoint is checked strictly
@@ -91,12 +111,13 @@ public sealed class NewBiePipeline : IImageGenerator
         var loaded = new List<IDisposable>();
         try
         {
-            var gemma = GemmaTextEncoder.Load(layout.GemmaWeights, config.Gemma, dev, type); loaded.Add(gemma);
-            var jina = JinaTextEncoder.Load(layout.JinaWeights, config.Jina, dev, type); loaded.Add(jina);
+            var encoderHome = EncoderHomeFor(options.MemoryPlan, dev);
+            var gemma = GemmaTextEncoder.Load(layout.GemmaWeights, config.Gemma, encoderHome, type); loaded.Add(gemma);
+            var jina = JinaTextEncoder.Load(layout.JinaWeights, config.Jina, encoderHome, type); loaded.Add(jina);
             var dit = NextDiT.Load(layout.TransformerWeights, config.NextDiT, dev, type); loaded.Add(dit);
             var vae = FluxVaeDecoder.Load(layout.VaeWeights, config.Vae, dev, type); loaded.Add(vae);
             foreach (var m in new nn.Module[] { gemma, jina, dit, vae }) m.eval();
-            var info = new ModelInfo(config.Id, config.IsTiny, dev.ToString(), type.ToString(), clock.Elapsed);
+            var info = new ModelInfo(config.Id, config.IsTiny, dev.ToString(), type.ToString(), clock.Elapsed, options.MemoryPlan);
             return new NewBiePipeline(config, info, dev, type, gemmaTokenizer, jinaTokenizer, gemma, jina, dit, vae, options);
         }
         catch
@@ -104,6 +125,30 @@ public sealed class NewBiePipeline : IImageGenerator
             foreach (var m in loaded) m.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Any architecture (the full one included) with random weights, placed as <paramref name="options"/>' plan says, and
+    /// the tiny tokenizers written to <paramref name="scratchFolder"/> (their ids are valid in every vocabulary): for
+    /// measuring memory without the released weights (bench/NewBie.Bench --vram).
+    /// </summary>
+    internal static NewBiePipeline CreateRandom(PipelineConfig config, Device device, ScalarType dtype, PipelineOptions options, string scratchFolder)
+    {
+        config.Validate();
+        var layout = new ModelFolder(scratchFolder);
+        Directory.CreateDirectory(layout.TextEncoder);
+        Directory.CreateDirectory(layout.ClipModel);
+        TinyTokenizers.Write(layout.TextEncoder, layout.ClipModel);
+        var clock = Stopwatch.StartNew();
+        var home = EncoderHomeFor(options.MemoryPlan, device);
+        var gemma = GemmaTextEncoder.CreateRandom(config.Gemma, 1, home, dtype);
+        var jina = JinaTextEncoder.CreateRandom(config.Jina, 2, home, dtype);
+        var dit = NextDiT.CreateRandom(config.NextDiT, 3, device, dtype);
+        var vae = FluxVaeDecoder.CreateRandom(config.Vae, 4, device, dtype);
+        foreach (var m in new nn.Module[] { gemma, jina, dit, vae }) m.eval();
+        var info = new ModelInfo(config.Id, config.IsTiny, device.ToString(), dtype.ToString(), clock.Elapsed, options.MemoryPlan);
+        return new NewBiePipeline(config, info, device, dtype, GemmaTokenizer.FromFile(layout.GemmaTokenizer),
+            XlmRobertaTokenizer.FromFile(layout.JinaTokenizer), gemma, jina, dit, vae, options);
     }
 
     private static void CheckVocabulary(string file, int tokenizerIds, int embeddingRows)
@@ -189,11 +234,61 @@ public sealed class NewBiePipeline : IImageGenerator
         var jinaMask = torch.ones_like(jinaIds);
 
         Interlocked.Increment(ref _encoderRuns);
-        var features = _gemma.forward(gemmaIds, gemmaMask);
-        var pooled = _jina.forward(jinaIds, jinaMask);
+        // Off-device encoders return their outputs where they ran; the DiT reads them on its device in its dtype.
+        var features = RunEncoder(_gemma, "gemma", () => _gemma.forward(gemmaIds, gemmaMask)).to(DType, Device);
+        var pooled = RunEncoder(_jina, "jina", () => _jina.forward(jinaIds, jinaMask)).to(DType, Device);
         var conditioning = new Conditioning(features, gemmaMask, pooled);
         _promptCache.Add(key, conditioning, evicted);
         return (conditioning, report);
+    }
+
+    /// <summary>
+    /// Runs one encoder where the plan says. Encoders on demand go to the device for this call only and back after,
+    /// one at a time, so the device holds at most the larger encoder beside the DiT. The move back is a device→host
+    /// copy, not a reload from disk; Module.to disposes the replaced tensors, so the device copy is freed at once.
+    /// </summary>
+    private Tensor RunEncoder(nn.Module encoder, string name, Func<Tensor> forward)
+    {
+        if (MemoryPlan != MemoryPlan.EncodersOnDemand)
+        {
+            EncoderRunning?.Invoke(name, ParameterDevice(encoder));
+            return forward();
+        }
+        encoder.to(Device);
+        Interlocked.Increment(ref _encoderMoves);
+        try
+        {
+            EncoderRunning?.Invoke(name, ParameterDevice(encoder));
+            return forward();
+        }
+        finally
+        {
+            encoder.to(EncoderHome);
+            Interlocked.Increment(ref _encoderMoves);
+        }
+    }
+
+    private static Device ParameterDevice(nn.Module module) => module.parameters().First().device;
+
+    /// <summary>The devices the parameters of each network are on now (tests and diagnostics).</summary>
+    internal IReadOnlyDictionary<string, Device[]> ParameterDevices() => new Dictionary<string, Device[]>
+    {
+        ["gemma"] = Devices(_gemma), ["jina"] = Devices(_jina), ["nextdit"] = Devices(_dit), ["vae"] = Devices(_vae),
+    };
+
+    private static Device[] Devices(nn.Module module) =>
+        module.parameters().Select(p => p.device).DistinctBy(d => d.ToString()).ToArray();
+
+    /// <summary>
+    /// What a request needs on the device beyond what is resident (design.md §5 admission), from the memory estimate.
+    /// Nothing on the CPU: there the "device" is host memory, which admission does not manage.
+    /// </summary>
+    public MemoryNeed EstimateMemory(GenerationRequest request)
+    {
+        if (Device.type != DeviceType.CUDA) return default;
+        var resident = MemoryEstimate.ResidentBytes(MemoryPlan);
+        var peak = MemoryEstimate.PeakBytes(MemoryPlan, request.Width, request.Height, request.Count, request.TiledDecode);
+        return new MemoryNeed(resident, peak - resident - MemoryEstimate.RuntimeOverheadBytes);
     }
 
     /// <summary>Engine-level limits only; the server applies its own (stricter) policy before a job is accepted.</summary>

@@ -10,6 +10,9 @@ public sealed record PipelineOptions
     /// <summary>Device bytes the prompt-embedding cache may hold; 0 disables it.</summary>
     public long PromptCacheBytes { get; init; } = DefaultPromptCacheBytes;
 
+    /// <summary>Where the text encoders live (design.md §5); the host chooses it from free VRAM. Default all resident.</summary>
+    public MemoryPlan MemoryPlan { get; init; } = MemoryPlan.AllResident;
+
     /// <summary>Injected out-of-memory faults, for testing recovery; null for none.</summary>
     public FaultInjection? FaultOom { get; init; }
 

@@ -145,13 +145,15 @@ public sealed class MetricsTests : IDisposable
     [Fact]
     public async Task Gpu_memory_gauges_report_what_the_driver_says_for_the_engine_device()
     {
-        var gpu = new FakeGpuMemory(new GpuMemoryInfo(UsedBytes: 3_000_000_000, FreeBytes: 77_000_000_000));
+        var gpu = new FakeGpuMemory(totalBytes: 80_000_000_000, freeBytes: 77_000_000_000);
         using var app = _app.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IGpuMemory>(gpu)));
 
         await app.CreateClient().WaitForAsync(new()
         {
             ["newbie_gpu_memory_used_bytes"] = 3_000_000_000,
             ["newbie_gpu_memory_free_bytes"] = 77_000_000_000,
+            ["newbie_gpu_memory_total_bytes"] = 80_000_000_000,
+            ["newbie_memory_plan{plan=\"all-resident\"}"] = 1,
         });
         Assert.Equal("cpu", gpu.AskedFor);
     }
@@ -169,16 +171,5 @@ public sealed class MetricsTests : IDisposable
         var (exitCode, output) = await Promtool.CheckMetricsAsync(text);
 
         Assert.True(exitCode == 0 && output.Trim().Length == 0, $"promtool check metrics exited {exitCode}:\n{output}\n--- scraped:\n{text}");
-    }
-
-    private sealed class FakeGpuMemory(GpuMemoryInfo info) : IGpuMemory
-    {
-        public string? AskedFor { get; private set; }
-
-        public GpuMemoryInfo? Query(string device)
-        {
-            AskedFor = device;
-            return info;
-        }
     }
 }

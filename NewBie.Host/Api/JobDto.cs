@@ -22,7 +22,8 @@ public sealed record JobDto(
     DateTime? FinishedAt,
     WebhookDto? Webhook = null);
 
-public sealed record ProgressDto(string Stage, int Step, int Steps);
+/// <summary>Stage: encoding, denoising, decoding, or waiting_for_memory (with a message saying what is short).</summary>
+public sealed record ProgressDto(string Stage, int Step, int Steps, string? Message = null);
 
 public sealed record ParamsDto(string Prompt, string NegativePrompt, int Width, int Height, int Steps, double Guidance, string Sampler, long Seed, int Count, string SystemPrompt);
 
@@ -53,7 +54,7 @@ public static class JobMapping
         job.Degraded,
         job.OomRetries,
         JobPriority.Name(job.Priority),
-        job.Stage is { } stage ? new ProgressDto(stage.ToString().ToLowerInvariant(), job.Step, job.Steps) : null,
+        Progress(job),
         new ParamsDto(job.Params.Prompt, job.Params.NegativePrompt, job.Params.Width, job.Params.Height, job.Params.Steps,
             job.Params.Guidance, job.Params.Sampler.ToString().ToLowerInvariant(), job.Params.Seed, job.Params.Count, job.Params.SystemPrompt),
         job.Images.Select(i => new ImageDto(i.Index, $"{JobUrl(job.Id)}/images/{i.Index}", i.Width, i.Height, i.Seed)).ToList(),
@@ -63,6 +64,13 @@ public static class JobMapping
         job.StartedAt,
         job.FinishedAt,
         job.Webhook is { } w ? new WebhookDto(w.Url, w.State.ToString().ToLowerInvariant(), w.Attempts, w.LastStatus, w.LastError) : null);
+
+    public const string WaitingForMemory = "waiting_for_memory";
+
+    private static ProgressDto? Progress(JobRecord job) =>
+        job is { Status: JobStatus.Running, MemoryWait: { } wait } ? new ProgressDto(WaitingForMemory, 0, job.Steps, wait)
+        : job.Stage is { } stage ? new ProgressDto(stage.ToString().ToLowerInvariant(), job.Step, job.Steps)
+        : null;
 
     public static SubmittedDto ToSubmitted(this JobRecord job, QueuePlace place) => new(
         job.Id, StatusName(job.Status), place.Position, place.EtaSeconds is { } eta ? Math.Round(eta, 1) : null,

@@ -31,6 +31,7 @@ public static class JobEvents
 
         int? lastPosition = null;
         GenerationStage? lastStage = null;
+        string? lastWait = null;
         var lastStep = -1;
         try
         {
@@ -43,6 +44,11 @@ public static class JobEvents
                 {
                     lastPosition = place.Position;
                     await SendAsync(response, "position", new { queue_position = place.Position, eta_seconds = place.EtaSeconds is { } e ? Math.Round(e, 1) : (double?)null }, options, cancellationToken);
+                }
+                if (job is { Status: JobStatus.Running, MemoryWait: { } wait } && lastWait is null)
+                {
+                    lastWait = wait;
+                    await SendAsync(response, "stage", new { stage = JobMapping.WaitingForMemory, message = wait }, options, cancellationToken);
                 }
                 // Stages only move forward, so one skipped between two reads is still announced, in order.
                 while (job.Stage is { } stage && (lastStage is null || lastStage < stage))

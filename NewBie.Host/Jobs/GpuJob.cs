@@ -21,6 +21,7 @@ public sealed class GpuJob(
     RunTimeStats stats,
     OutputStore outputs,
     EngineHost engines,
+    MemoryAdmission admission,
     IOptions<JobsOptions> options,
     TimeProvider time,
     NewBieMetrics metrics,
@@ -50,17 +51,25 @@ public sealed class GpuJob(
         }
 
         using var userCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var timeout = new CancellationTokenSource(options.Value.MaxRunTime, time);
+        // Started by CancelAfter below: waiting for GPU memory is not run time.
+        using var timeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(userCancel.Token, timeout.Token);
         // Registered before the record says running, so that a cancel arriving in between still reaches this run.
         using var registration = running.Register(jobId, userCancel);
 
+        // A job that must wait for memory shows it from its first running state on, never a premature "encoding".
+        var (firstVerdict, firstMessage) = admission.Check(engine.Model.Device, engine.EstimateMemory(job.Params.ToRequest() with { TiledDecode = job.Degraded }));
+        var mustWait = firstVerdict == AdmissionVerdict.Wait;
+        // The run's clock starts before the record says running (a caller that sees running may already count on it),
+        // except for a job that waits for memory: its clock starts when it is admitted.
+        if (!mustWait) timeout.CancelAfter(options.Value.MaxRunTime);
         job = jobs.Update(jobId, j =>
         {
             if (j.IsFinished || j.CancelRequested) return false;
             j.Status = JobStatus.Running;
             j.StartedAt = time.GetUtcNow().UtcDateTime;
-            j.Stage = GenerationStage.Encoding;
+            j.Stage = mustWait ? null : GenerationStage.Encoding;
+            j.MemoryWait = mustWait ? firstMessage : null;
             j.Step = 0;
             j.Steps = j.Params.Steps * j.Params.Count;
             j.Images = [];
@@ -73,6 +82,9 @@ public sealed class GpuJob(
             Finish(jobId, JobStatus.Canceled, null);
             return;
         }
+        if (await AdmitAsync(engine, job, userCancel.Token, cancellationToken) is not { } admitted) return;
+        if (mustWait) timeout.CancelAfter(options.Value.MaxRunTime);
+        job = admitted;
         queue.Claimed(job);
         metrics.JobStarted(job, job.StartedAt!.Value - job.CreatedAt);
         logger.LogInformation("Running job {JobId} of {UserId}, attempt {Attempt}", jobId, job.UserId, job.Attempts);
@@ -126,6 +138,72 @@ public sealed class GpuJob(
     }
 
     /// <summary>
+    /// VRAM-aware admission (design.md §5): starts the job only when free GPU memory covers its estimate; otherwise the
+    /// job waits in the stage waiting_for_memory, polling every Jobs:MemoryPollInterval, until memory frees or it is
+    /// cancelled. A job too big for the GPU even when it is empty runs degraded (tiled VAE decode) from the start when
+    /// that fits, and fails out_of_memory at once otherwise. Returns the record to run, or null when it finished here.
+    /// </summary>
+    private async Task<JobRecord?> AdmitAsync(IImageGenerator engine, JobRecord job, CancellationToken cancel, CancellationToken shutdown)
+    {
+        var request = job.Params.ToRequest() with { TiledDecode = job.Degraded };
+        var need = engine.EstimateMemory(request);
+        var waited = false;
+        while (true)
+        {
+            var (verdict, message) = admission.Check(engine.Model.Device, need);
+            if (verdict == AdmissionVerdict.Start) break;
+            if (verdict == AdmissionVerdict.Never && !request.TiledDecode)
+            {
+                var tiled = engine.EstimateMemory(request with { TiledDecode = true });
+                if (admission.Check(engine.Model.Device, tiled).Verdict != AdmissionVerdict.Never)
+                {
+                    logger.LogWarning("Job {JobId} runs degraded from the start (tiled VAE decode): {Message}", job.Id, message);
+                    job = jobs.Update(job.Id, j =>
+                    {
+                        j.Degraded = true;
+                        return true;
+                    }) ?? job;
+                    (request, need) = (request with { TiledDecode = true }, tiled);
+                    continue;
+                }
+            }
+            if (verdict == AdmissionVerdict.Never)
+            {
+                logger.LogError("Job {JobId} can never fit: {Message}", job.Id, message);
+                Finish(job.Id, JobStatus.Failed, new JobError { Code = JobErrorCodes.OutOfMemory, Message = message });
+                return null;
+            }
+            if (!waited) logger.LogWarning("Job {JobId} waits for GPU memory: {Message}", job.Id, message);
+            waited = true;
+            jobs.Update(job.Id, j =>
+            {
+                j.MemoryWait = message;
+                j.Stage = null;
+                return true;
+            });
+            try
+            {
+                await Task.Delay(options.Value.MemoryPollInterval, time, cancel);
+            }
+            catch (OperationCanceledException) when (!shutdown.IsCancellationRequested)
+            {
+                Finish(job.Id, JobStatus.Canceled, null);
+                return null;
+            }
+        }
+        admission.Started(need);
+        if (!waited) return job;
+        logger.LogInformation("Job {JobId} admitted: GPU memory is free now", job.Id);
+        return jobs.Update(job.Id, j =>
+        {
+            j.MemoryWait = null;
+            j.Stage = GenerationStage.Encoding;
+            j.StartedAt = time.GetUtcNow().UtcDateTime;
+            return true;
+        }) ?? job;
+    }
+
+    /// <summary>
     /// Runs the engine with the out-of-memory recovery of design.md §5: free what can be freed and retry degraded
     /// (tiled VAE decode; the engine already makes one image of a count at a time), and if that runs out of memory
     /// too, re-queue the job once after a delay and return null. Any later out-of-memory propagates (out_of_memory).
@@ -169,13 +247,15 @@ public sealed class GpuJob(
                     if (j.IsFinished || j.CancelRequested) return false;
                     j.OomRequeued = true;
                     j.OomRetries++;
+                    // Behind every normal and high job queued meanwhile, which are often lighter: the memory they leave may be enough.
+                    j.Priority = JobPriority.Low;
                     j.Status = JobStatus.Queued;
                     j.Stage = null;
                     j.Step = 0;
                     return true;
                 });
                 if (requeued is null) throw;
-                logger.LogWarning("Job {JobId} ran out of GPU memory again degraded ({Message}); re-queued to run once more in {Delay}", job.Id, e.Message, delay);
+                logger.LogWarning("Job {JobId} ran out of GPU memory again degraded ({Message}); re-queued at low priority to run once more in {Delay}", job.Id, e.Message, delay);
                 jobQueue.Requeue(requeued, delay);
                 return null;
             }

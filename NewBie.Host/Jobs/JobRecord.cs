@@ -42,6 +42,8 @@ public sealed class JobRecord
     public string? RequestHash { get; set; }
     public bool CancelRequested { get; set; }
     public GenerationStage? Stage { get; set; }
+    /// <summary>Why a claimed job has not started yet: the free GPU memory does not cover its estimate. Null otherwise.</summary>
+    public string? MemoryWait { get; set; }
     public int Step { get; set; }
     public int Steps { get; set; }
     public List<JobImage> Images { get; set; } = [];

@@ -18,6 +18,9 @@ public sealed class JobsOptions
     /// <summary>After a degraded retry also ran out of GPU memory, the job runs once more after this delay. Default 30 s.</summary>
     public TimeSpan OomRequeueDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How often a job waiting for GPU memory checks the free memory again. Default 2 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")] public TimeSpan MemoryPollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Queued jobs of all users together; beyond it submit answers 503 queue_full. Default 1000.</summary>
     [Range(1, 1_000_000)] public int MaxQueuedJobs { get; set; } = 1000;
 

@@ -27,6 +27,7 @@ public static class JobsSetup
         services.AddSingleton<IQueueSnapshot, StorageQueueSnapshot>();
         services.AddSingleton<QueueView>();
         services.AddSingleton<JobQueue>();
+        services.AddSingleton<MemoryAdmission>();
         services.AddTransient<JobMaintenance>();
         services.AddTransient<GpuJob>();
 

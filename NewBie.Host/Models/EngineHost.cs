@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using NewBie.Host.Storage;
 using NewBie.Pipeline;
+using NewBie.Pipeline.Memory;
 
 namespace NewBie.Host.Models;
 
@@ -16,16 +17,19 @@ public interface IEngineFactory
 /// The production factory: the real NewBie-image-Exp0.1 weights from the models folder, or the built-in tiny model,
 /// which is written once into the data folder (same layout, same loading code, random weights).
 /// </summary>
-public sealed class PipelineEngineFactory(DataDirectory dataDirectory) : IEngineFactory
+public sealed class PipelineEngineFactory(DataDirectory dataDirectory, MemoryPlanner planner, IOptions<ModelsOptions> options) : IEngineFactory
 {
     public IImageGenerator Create(ModelChoice choice, CancellationToken cancellationToken)
     {
-        if (choice.IsTiny)
+        var config = choice.IsTiny ? PipelineConfig.Tiny : PipelineConfig.NewBieExp01;
+        var folder = choice.IsTiny ? TinyModel.EnsureFolder(dataDirectory.TinyModelPath) : choice.WeightsDir!;
+        var (device, dtype) = NewBiePipeline.DefaultDevice();
+        var pipelineOptions = PipelineOptions.FromEnvironment() with
         {
-            var folder = TinyModel.EnsureFolder(dataDirectory.TinyModelPath);
-            return NewBiePipeline.Load(folder, PipelineConfig.Tiny);
-        }
-        return NewBiePipeline.Load(choice.WeightsDir!, PipelineConfig.NewBieExp01);
+            MemoryPlan = planner.Decide(config, device, dtype),
+            PromptCacheBytes = options.Value.PromptCacheBytes,
+        };
+        return NewBiePipeline.Load(folder, config, device, dtype, pipelineOptions);
     }
 }
 
@@ -46,6 +50,9 @@ public sealed class EngineHost(IEngineFactory factory, IOptions<ModelsOptions> o
     public string? Problem { get; private set; } = "the model is loading";
 
     public ModelChoice? Choice { get; private set; }
+
+    /// <summary>The process's peak resident host memory once loading finished (VmHWM on Linux); null before.</summary>
+    public long? PeakHostBytesAfterLoad { get; private set; }
 
     public IImageGenerator? Engine => State == EngineState.Ready ? _ready.Task.Result : null;
 
@@ -71,11 +78,16 @@ public sealed class EngineHost(IEngineFactory factory, IOptions<ModelsOptions> o
             Choice = choice;
             if (choice.IsTiny) logger.LogWarning("Model: {Model} ({Reason})", choice.Id, choice.Reason);
             else logger.LogInformation("Model: {Model} ({Reason})", choice.Id, choice.Reason);
+            var peakBefore = PeakHostBytes();
             var engine = factory.Create(choice, _stopping.Token);
+            PeakHostBytesAfterLoad = PeakHostBytes();
             Problem = null;
             State = EngineState.Ready;
             _ready.TrySetResult(engine);
-            logger.LogInformation("Engine ready: {Model} on {Device} ({DType}) in {LoadMs} ms", engine.Model.Id, engine.Model.Device, engine.Model.DType, (long)engine.Model.LoadTime.TotalMilliseconds);
+            // Weights are streamed from the mapped files to the device, so the peak should stay near the one before.
+            logger.LogInformation("Engine ready: {Model} on {Device} ({DType}), memory plan {MemoryPlan}, loaded in {LoadMs} ms; peak host RAM {PeakHostMiB} MiB ({PeakHostBeforeMiB} MiB before loading)",
+                engine.Model.Id, engine.Model.Device, engine.Model.DType, engine.Model.MemoryPlan.Name(), (long)engine.Model.LoadTime.TotalMilliseconds,
+                PeakHostBytesAfterLoad >> 20, peakBefore >> 20);
         }
         catch (Exception e)
         {
@@ -84,6 +96,12 @@ public sealed class EngineHost(IEngineFactory factory, IOptions<ModelsOptions> o
             _ready.TrySetException(e as EngineUnavailableException ?? new EngineUnavailableException($"The engine failed to load: {e.Message}", e));
             logger.LogError("No engine: {Problem}", e.Message);
         }
+    }
+
+    private static long PeakHostBytes()
+    {
+        using var process = System.Diagnostics.Process.GetCurrentProcess();
+        return process.PeakWorkingSet64;
     }
 
     public void Dispose()
@@ -99,7 +117,10 @@ public static class ModelsSetup
     {
         builder.Services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.Section)
             .Validate(o => o.Model is ModelsOptions.Auto or ModelsOptions.Tiny or ModelsOptions.NewBieExp01, "Models:Model must be auto, tiny or newbie-exp0.1.")
+            .Validate(o => o.MemoryPlan == MemoryPlans.Auto || MemoryPlans.Parse(o.MemoryPlan) is not null, "Models:MemoryPlan must be auto, all-resident, encoders-on-demand or encoders-on-cpu.")
+            .Validate(o => o.PromptCacheBytes >= 0, "Models:PromptCacheBytes cannot be negative.")
             .ValidateOnStart();
+        builder.Services.AddSingleton<MemoryPlanner>();
         builder.Services.AddSingleton<IEngineFactory, PipelineEngineFactory>();
         builder.Services.AddSingleton<EngineHost>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EngineHost>());

@@ -13,6 +13,15 @@ public sealed class ModelsOptions
 
     /// <summary>auto (the real weights when present, else the built-in tiny model), tiny, or newbie-exp0.1. Default auto. Restart needed.</summary>
     public string Model { get; set; } = Auto;
+
+    /// <summary>
+    /// auto (from free VRAM at start, see README "GPU memory"), all-resident, encoders-on-demand or encoders-on-cpu.
+    /// Default auto. Restart needed.
+    /// </summary>
+    public string MemoryPlan { get; set; } = Auto;
+
+    /// <summary>Device bytes the prompt-embedding cache may hold; 0 disables it. Default 256 MiB. Restart needed.</summary>
+    public long PromptCacheBytes { get; set; } = PipelineOptions.DefaultPromptCacheBytes;
 }
 
 /// <summary>Which model to load, resolved from the options and what is on disk.</summary>

@@ -4,11 +4,12 @@ using Microsoft.Extensions.Options;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
 using NewBie.Host.Storage;
+using NewBie.Pipeline.Memory;
 
 namespace NewBie.Host.Telemetry;
 
 /// <summary>Ready when the model is loaded; the reason otherwise (loading, or why it failed).</summary>
-public sealed class ModelReadiness(EngineHost engines) : IHealthCheck
+public sealed class ModelReadiness(EngineHost engines, MemoryPlanner planner) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -18,6 +19,9 @@ public sealed class ModelReadiness(EngineHost engines) : IHealthCheck
             ["engine"] = engines.State.ToString().ToLowerInvariant(),
             ["model"] = (object?)model?.Id ?? engines.Choice?.Id ?? "",
             ["tiny"] = model?.IsTiny ?? engines.Choice?.IsTiny ?? false,
+            // The planner's description names the GPU ("cuda:0 NVIDIA H100 80GB HBM3"); an engine built elsewhere says only its device.
+            ["device"] = planner.Decision?.Description ?? model?.Device ?? "",
+            ["memory_plan"] = (model?.MemoryPlan ?? planner.Decision?.Plan)?.Name() ?? "",
         };
         return Task.FromResult(engines.State == EngineState.Ready
             ? HealthCheckResult.Healthy($"model {model!.Id} is loaded on {model.Device}", data)
@@ -111,7 +115,7 @@ public static class HealthEndpoints
 
     /// <summary>
     /// {status: ready|not_ready, problem: the first reason, reasons: [...], checks: {name: {status, description}},
-    /// engine, model, tiny, queued_jobs, max_queued_jobs}.
+    /// engine, model, tiny, device, memory_plan, queued_jobs, max_queued_jobs}.
     /// </summary>
     private static async Task WriteReadiness(HttpContext http, HealthReport report)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
+using NewBie.Pipeline.Memory;
 
 namespace NewBie.Host.Telemetry;
 
@@ -40,6 +41,8 @@ public sealed class NewBieMetrics
         // Unset (no series) while the engine is not on a CUDA device or the driver cannot say: 0 would read as a full GPU.
         Meter.CreateObservableGauge("newbie_gpu_memory_used_bytes", () => GpuMemory(engines, gpu, used: true), unit: "By", description: "GPU memory in use on the engine's device (all processes).");
         Meter.CreateObservableGauge("newbie_gpu_memory_free_bytes", () => GpuMemory(engines, gpu, used: false), unit: "By", description: "GPU memory free on the engine's device.");
+        Meter.CreateObservableGauge("newbie_gpu_memory_total_bytes", () => GpuMemoryTotal(engines, gpu), unit: "By", description: "GPU memory in all on the engine's device.");
+        Meter.CreateObservableGauge("newbie_memory_plan", () => Plan(engines), description: "1 for the memory plan of the loaded engine (all-resident, encoders-on-demand, encoders-on-cpu).");
     }
 
     public Meter Meter { get; }
@@ -79,6 +82,16 @@ public sealed class NewBieMetrics
     private static IEnumerable<Measurement<double>> ModelLoad(EngineHost engines) =>
         engines.Engine?.Model is { } model
             ? [new Measurement<double>(model.LoadTime.TotalSeconds, new KeyValuePair<string, object?>("model", model.Id))]
+            : [];
+
+    private static IEnumerable<Measurement<long>> GpuMemoryTotal(EngineHost engines, IGpuMemory gpu) =>
+        engines.Engine?.Model.Device is { } device && gpu.Query(device) is { } memory
+            ? [new Measurement<long>(memory.TotalBytes)]
+            : [];
+
+    private static IEnumerable<Measurement<int>> Plan(EngineHost engines) =>
+        engines.Engine?.Model is { } model
+            ? [new Measurement<int>(1, new KeyValuePair<string, object?>("plan", model.MemoryPlan.Name()))]
             : [];
 
     private static IEnumerable<Measurement<long>> GpuMemory(EngineHost engines, IGpuMemory gpu, bool used) =>

@@ -3,12 +3,14 @@ using System.Globalization;
 using System.Text;
 using NewBie.Pipeline;
 using NewBie.Pipeline.Configs;
+using NewBie.Pipeline.Memory;
 using NewBie.Pipeline.Sampling;
 using TorchSharp;
 using static TorchSharp.torch;
 
 // Times the NextDiT step and the denoising loop, prints a markdown table and writes it to BENCHMARKS.md.
 // Usage: dotnet run -c Release --project bench/NewBie.Bench [-- --out PATH]
+// (--vram-plan PLAN [--tiny] is the child process that measures one memory plan's peak VRAM, see VramBench.)
 namespace NewBie.Bench;
 
 internal static class Program
@@ -19,6 +21,7 @@ internal static class Program
 
     private static int Main(string[] args)
     {
+        if (args is ["--vram-plan", var plan, .. var rest]) return VramBench.RunPlan(plan, tiny: rest is ["--tiny"]);
         var outPath = args.Length == 2 && args[0] == "--out" ? args[1] : Path.Combine(RepositoryRoot(), "BENCHMARKS.md");
         var rows = new List<Row>();
         using (torch.no_grad())
@@ -26,7 +29,7 @@ internal static class Program
             rows.AddRange(TinyOnCpu());
             rows.Add(FullOnGpu());
         }
-        var report = Report(rows);
+        var report = Report(rows, VramBench.Measure());
         Console.WriteLine(report);
         File.WriteAllText(outPath, report);
         Console.WriteLine($"written to {outPath}");
@@ -107,7 +110,7 @@ internal static class Program
 
     private static string GFlops(double flops, TimeSpan t) => $"{flops / 1e9:F1} GFLOP / t = {flops / t.TotalSeconds / 1e9:F1} GFLOP/s";
 
-    private static string Report(List<Row> rows)
+    private static string Report(List<Row> rows, List<VramBench.Cell> vram)
     {
         var sb = new StringBuilder();
         sb.AppendLine("# Benchmarks");
@@ -120,6 +123,17 @@ internal static class Program
         sb.AppendLine("| what | device | dtype | size | time | effective throughput |");
         sb.AppendLine("|---|---|---|---|---|---|");
         foreach (var r in rows) sb.AppendLine($"| {r.What} | {r.Device} | {r.DType} | {r.Shape} | {r.Time} | {r.Throughput} |");
+        sb.AppendLine();
+        sb.AppendLine("## Peak VRAM per plan");
+        sb.AppendLine();
+        sb.AppendLine("NewBie-image-Exp0.1 architecture with random weights (bf16), one image, 2 Euler steps, untiled VAE decode; peak = the NVIDIA driver's used memory");
+        sb.AppendLine("during the job minus before the model existed, each plan in its own process (bench/NewBie.Bench/VramBench.cs). Measured by the same command");
+        sb.AppendLine("as above on a CUDA machine (`dotnet run -c Release -p:NewBieBackend=cuda --project bench/NewBie.Bench`); compare with the estimates in README \"GPU memory\".");
+        sb.AppendLine();
+        sb.AppendLine("| plan | " + string.Join(" | ", VramBench.Sides.Select(s => $"{s}²")) + " |");
+        sb.AppendLine("|---|" + string.Concat(VramBench.Sides.Select(_ => "---|")));
+        foreach (var plan in vram.GroupBy(c => c.Plan))
+            sb.AppendLine($"| `{plan.Key.Name()}` | " + string.Join(" | ", plan.Select(c => c.Peak)) + " |");
         return sb.ToString();
     }
 
