@@ -10,7 +10,7 @@ public sealed class SystemPageTests : IDisposable
     public void Dispose() => _app.Dispose();
 
     [Fact]
-    public async Task System_page_shows_the_model_device_worker_failures_with_codes_and_usage_bars()
+    public async Task System_page_shows_the_model_device_worker_and_failures_with_codes_and_the_usage_page_its_bars()
     {
         var admin = _app.ClientWithKey("boss", Roles.Admin);
         var alice = _app.ClientWithKey("alice");
@@ -23,6 +23,9 @@ public sealed class SystemPageTests : IDisposable
         using var response = await admin.GetAsync("/admin/system");
         var html = await response.Content.ReadAsStringAsync();
         using var asAlice = await alice.GetAsync("/admin/system");
+        using var usageResponse = await admin.GetAsync("/admin/usage");
+        var usage = await usageResponse.Content.ReadAsStringAsync();
+        using var usageAsAlice = await alice.GetAsync("/admin/usage");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("scripted (tiny)", html);
@@ -31,8 +34,10 @@ public sealed class SystemPageTests : IDisposable
         Assert.Contains($"<td>{bad}</td>", html);
         Assert.Contains("""<td class="code">internal</td>""", html);
         Assert.Contains("the sampler exploded", html);
-        Assert.Contains("<rect", html);
-        Assert.Contains("""<td class="images">1</td>""", html);
         Assert.Equal(HttpStatusCode.Forbidden, asAlice.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, usageResponse.StatusCode);
+        Assert.Contains("<rect", usage);
+        Assert.Contains("""<td class="images">1</td>""", usage);
+        Assert.Equal(HttpStatusCode.Forbidden, usageAsAlice.StatusCode);
     }
 }

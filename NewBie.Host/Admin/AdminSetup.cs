@@ -8,10 +8,13 @@ public static class AdminSetup
 {
     public const string DashboardPath = "/hangfire";
 
+    /// <summary>Where interactive server components keep their SignalR connection (the framework's fixed path).</summary>
+    public const string CircuitHubPath = "/_blazor";
+
     public static IHostApplicationBuilder AddAdmin(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<QueueAdmin>();
-        builder.Services.AddRazorComponents();
+        builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         return builder;
     }
 
@@ -20,9 +23,12 @@ public static class AdminSetup
     {
         app.MapQueueAdmin();
         app.Use(GuardAdminPages);
+        // Only the static sign-in form posts; the interactive pages act over the circuit.
         app.UseAntiforgery();
+        // blazor.web.js and the other framework assets, from the build's static web asset manifest.
+        app.MapStaticAssets().ExcludeFromDescription();
         // The pages are HTML for people, not API: they stay out of the OpenAPI document.
-        app.MapRazorComponents<App>().ExcludeFromDescription();
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode().ExcludeFromDescription();
         // The dashboard middleware itself, on the app's own storage: UseHangfireDashboard would demand AddHangfire,
         // which configures Hangfire's static GlobalConfiguration (shared by every server in the process).
         var options = new DashboardOptions
@@ -36,11 +42,23 @@ public static class AdminSetup
         return app;
     }
 
-    /// <summary>The admin pages for admins only: anonymous callers are sent to the login page, other users get 403.</summary>
+    /// <summary>
+    /// The admin pages for admins only: anonymous callers are sent to the login page, other users get 403. The
+    /// pages' circuit hub too: every interactive component acts with the server's full rights, so nobody but an
+    /// admin may open one (a circuit outlives the page request, so guarding the page alone is not enough).
+    /// </summary>
     private static async Task GuardAdminPages(HttpContext context, RequestDelegate next)
     {
         var path = context.Request.Path;
-        if (path.StartsWithSegments("/admin") && path != "/admin/login")
+        if (path.StartsWithSegments(CircuitHubPath))
+        {
+            if (CurrentUser.From(context.User) is not { IsAdmin: true })
+            {
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return;
+            }
+        }
+        else if (path.StartsWithSegments("/admin") && path != "/admin/login")
         {
             switch (CurrentUser.From(context.User))
             {
