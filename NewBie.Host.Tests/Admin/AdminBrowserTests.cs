@@ -19,7 +19,7 @@ public sealed class AdminBrowserTests(ITestOutputHelper output) : IDisposable
     public void Dispose() => _app.Dispose();
 
     [ChromiumFact]
-    public async Task Admin_in_a_browser_sees_the_queue_live_cancels_a_job_pauses_and_resumes_manages_keys_and_a_non_admin_is_refused()
+    public async Task Admin_in_a_browser_watches_the_queue_live_reorders_cancels_pauses_and_resumes_manages_keys_and_a_non_admin_is_refused()
     {
         Assert.True(Chromium.Path is not null, "chromium is required (NEWBIE_REQUIRE_CHROMIUM is set) but /usr/bin/chromium is missing");
         Assert.True(NodeScripts.Missing is null, NodeScripts.Missing);
@@ -31,10 +31,11 @@ public sealed class AdminBrowserTests(ITestOutputHelper output) : IDisposable
         // Bob's job holds the worker, so alice's stays queued for as long as the scenario needs it.
         _app.Engine.Hold();
         var bob = _app.ClientWithKey("bob");
-        var running = (await bob.SubmitAsync(new { prompt = "held", width = 256, height = 256, steps = 2 })).Str("id");
+        var running = (await bob.SubmitAsync(new { prompt = "held", width = 1024, height = 1024, steps = 28 })).Str("id");
         await bob.WaitForStatusAsync(running, "running");
         var alice = _app.ClientWithBearer(aliceKey);
-        var queued = (await alice.SubmitAsync(new { prompt = "waiting", width = 256, height = 256, steps = 2 })).Str("id");
+        var queued = (await alice.SubmitAsync(new { prompt = "waiting", width = 768, height = 1344, steps = 28 })).Str("id");
+        await bob.SubmitAsync(new { prompt = "also waiting", width = 1024, height = 1024, count = 2, steps = 28 });
         var screenshot = ArtifactPath("admin-queue.png");
 
         // The pages' refresh timer runs on the app's fake clock: keep it moving while the browser watches.

@@ -54,19 +54,26 @@ const live = (page) => page.waitForSelector('#live.live', { timeout });
     const row = page.locator(`#job-${job}`);
     await row.waitFor();
     expect(await row.locator('.user').innerText() === env('USER'), 'the job\'s user in its row');
-    expect(/256×256/.test(await row.locator('.size').innerText()), 'the job\'s size in its row');
+    expect(/768×1344/.test(await row.locator('.size').innerText()), 'the job\'s size in its row');
     await live(page);
     step('admin signed in and sees the queued job');
 
     // A job submitted after the page opened shows up without a reload: the component's timer pushes it.
-    const later = await api('POST', '/v1/jobs', env('USER_KEY'), { prompt: 'later', width: 512, height: 256, steps: 3 });
+    const later = await api('POST', '/v1/jobs', env('USER_KEY'), { prompt: 'later', width: 512, height: 768, steps: 20 });
     expect(later.status === 202, `a second submit accepted, not ${later.status}`);
-    await page.locator(`#job-${later.body.id}`).waitFor();
+    const laterRow = page.locator(`#job-${later.body.id}`);
+    await laterRow.waitFor();
     step('a job submitted later appeared without a reload');
 
     await page.screenshot({ path: env('SCREENSHOT'), fullPage: true });
     step(`screenshot ${env('SCREENSHOT')}`);
     if (process.env.ONLY_SCREENSHOT === '1') return;
+
+    await laterRow.locator('button.front').click();
+    await page.waitForFunction((id) => document.querySelector(`#job-${id} .position`)?.textContent === '1', later.body.id);
+    await laterRow.locator('select.priority').selectOption('low');
+    await page.waitForFunction((id) => document.querySelector(`#job-${id} .position`)?.textContent === '3', later.body.id);
+    step('moved a job to the front, then down to low priority');
 
     await row.locator('button.cancel').click();
     await row.waitFor({ state: 'detached' });
