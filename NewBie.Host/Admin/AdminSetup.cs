@@ -25,8 +25,9 @@ public static class AdminSetup
         app.Use(GuardAdminPages);
         // Only the static sign-in form posts; the interactive pages act over the circuit.
         app.UseAntiforgery();
-        // blazor.web.js and the other framework assets, from the build's static web asset manifest.
-        app.MapStaticAssets().ExcludeFromDescription();
+        // blazor.web.js, the one static file: from the framework's static web assets while developing, from wwwroot/
+        // once published. Plain middleware, not MapStaticAssets, whose development fallback is a catch-all GET route.
+        app.UseStaticFiles();
         // The pages are HTML for people, not API: they stay out of the OpenAPI document.
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode().ExcludeFromDescription();
         // The dashboard middleware itself, on the app's own storage: UseHangfireDashboard would demand AddHangfire,
