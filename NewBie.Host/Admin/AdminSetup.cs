@@ -1,5 +1,6 @@
 using Hangfire;
 using Hangfire.Dashboard;
+using Microsoft.AspNetCore.Hosting.StaticWebAssets;
 using NewBie.Host.Accounts;
 
 namespace NewBie.Host.Admin;
@@ -25,8 +26,11 @@ public static class AdminSetup
         app.Use(GuardAdminPages);
         // Only the static sign-in form posts; the interactive pages act over the circuit.
         app.UseAntiforgery();
-        // blazor.web.js, the one static file: from the framework's static web assets while developing, from wwwroot/
-        // once published. Plain middleware, not MapStaticAssets, whose development fallback is a catch-all GET route.
+        // blazor.web.js, the one static file: a static web asset of the framework. A build run outside Development
+        // (dotnet run, the built NewBie.dll) finds it through the build's manifest beside the binary, as Development
+        // does by itself; a published binary has no manifest (this is then a no-op) and serves it from wwwroot/
+        // beside itself. Plain middleware, not MapStaticAssets, whose development fallback is a catch-all GET route.
+        if (!app.Environment.IsDevelopment()) StaticWebAssetsLoader.UseStaticWebAssets(app.Environment, app.Configuration);
         app.UseStaticFiles();
         // The pages are HTML for people, not API: they stay out of the OpenAPI document.
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode().ExcludeFromDescription();
