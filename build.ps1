@@ -6,7 +6,8 @@
   test     runs the README's test command (every test project in NewBie.slnx).
   publish  produces the single NewBie binary for one runtime and backend in -Output:
            NewBie(.exe) (self-contained, single-file, ReadyToRun) + the native libtorch libraries beside it
-           (they cannot live inside a single-file bundle) + appsettings.json + models.manifest.json + README.md.
+           (they cannot live inside a single-file bundle) + wwwroot/ (the admin pages' blazor.web.js)
+           + appsettings.json + models.manifest.json + README.md.
   On Linux, run it through the pinned PowerShell tool: `dotnet tool restore && dotnet pwsh build.ps1 publish`.
 .EXAMPLE
   ./build.ps1 publish -Runtime win-x64 -Backend cuda -Output out/win-cuda

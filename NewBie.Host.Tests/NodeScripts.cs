@@ -17,7 +17,7 @@ public static class NodeScripts
         : !Directory.Exists(Path.Combine(Folder, "node_modules")) ? $"node_modules is absent: run `npm ci` in {Folder} (.ci/run does)"
         : null;
 
-    public static async Task<(int ExitCode, string Output)> RunAsync(string script, IDictionary<string, string>? environment = null)
+    public static async Task<(int ExitCode, string Output)> RunAsync(string script, IDictionary<string, string>? environment = null, TimeSpan? timeout = null)
     {
         var start = new ProcessStartInfo("node", ["-e", script])
         {
@@ -29,8 +29,18 @@ public static class NodeScripts
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
+        using var limit = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // A hung script (or the browser it started) must not outlive the test.
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            return (-1, $"node ran past {timeout ?? TimeSpan.FromSeconds(60)} and was killed\n" + await stdout + await stderr);
+        }
         return (process.ExitCode, await stdout + await stderr);
     }
 

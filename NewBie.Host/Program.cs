@@ -31,7 +31,13 @@ if (verb != "serve")
 }
 var serveArgs = args is [var v, .. var rest] && v == verb ? rest : args;
 
-var builder = WebApplication.CreateBuilder(serveArgs);
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = serveArgs,
+    // A single-file binary is started from any folder: its static web assets (the admin pages' blazor.web.js) are
+    // published beside it, not under the working folder that is the content root.
+    WebRootPath = AppInfo.IsSingleFile ? Path.Combine(AppContext.BaseDirectory, "wwwroot") : null,
+});
 builder.Configuration.AddCommandLine(serveArgs, new Dictionary<string, string>
 {
     ["--data-dir"] = $"{StorageOptions.Section}:{nameof(StorageOptions.DataDir)}",

@@ -2,11 +2,13 @@ using System.Net;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Mvc.Testing;
 using NewBie.Host.Accounts;
-using NewBie.Host.Admin;
 
 namespace NewBie.Host.Tests.Admin;
 
-/// <summary>The server-rendered admin pages, driven as a browser without scripts would: GET, then POST the form with its antiforgery token.</summary>
+/// <summary>
+/// The admin pages over plain HTTP: the static sign-in form (posted with its antiforgery token), who may load the
+/// pages and open their circuit, and what the prerendered pages show. Clicking through them is AdminBrowserTests.
+/// </summary>
 public sealed partial class AdminPagesTests : IDisposable
 {
     private const string Password = "correct horse battery";
@@ -21,7 +23,7 @@ public sealed partial class AdminPagesTests : IDisposable
         var browser = _app.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
 
         using var page = await browser.GetAsync("/admin");
-        var (status, html) = await PostFormAsync(browser, "/admin/login", "login", new() { ["Form.Username"] = "alice", ["Form.Password"] = Password });
+        var (status, html) = await PostLoginAsync(browser, "alice", Password);
         using var after = await browser.GetAsync("/admin");
         using var withKey = await _app.ClientWithKey("bob").GetAsync("/admin");
 
@@ -39,7 +41,7 @@ public sealed partial class AdminPagesTests : IDisposable
         _app.Service<AccountStore>().AddUser("boss", Roles.Admin, Password);
         var browser = _app.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
 
-        var (_, html) = await PostFormAsync(browser, "/admin/login", "login", new() { ["Form.Username"] = "boss", ["Form.Password"] = "wrong password" });
+        var (_, html) = await PostLoginAsync(browser, "boss", "wrong password");
         using var after = await browser.GetAsync("/admin");
 
         Assert.Contains("Unknown user or wrong password.", html);
@@ -47,7 +49,23 @@ public sealed partial class AdminPagesTests : IDisposable
     }
 
     [Fact]
-    public async Task Admin_signs_in_sees_the_queue_in_claim_order_and_cancels_a_waiting_job()
+    public async Task Login_form_without_its_antiforgery_token_is_refused()
+    {
+        _app.Service<AccountStore>().AddUser("boss", Roles.Admin, Password);
+        var browser = _app.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
+
+        using var response = await browser.PostAsync("/admin/login", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["_handler"] = "login", ["Form.Username"] = "boss", ["Form.Password"] = Password,
+        }));
+        using var after = await browser.GetAsync("/admin");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(HttpStatusCode.Redirect, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task Admin_signs_in_with_the_form_and_gets_the_queue_page_in_claim_order_with_its_circuit_script()
     {
         _app.Service<AccountStore>().AddUser("boss", Roles.Admin, Password);
         _app.Engine.Hold();
@@ -58,93 +76,81 @@ public sealed partial class AdminPagesTests : IDisposable
         var second = (await alice.SubmitAsync(new { prompt = "c", width = 256, height = 256, steps = 2 })).Str("id");
         var browser = _app.CreateClient();
 
-        var (signedIn, queueHtml) = await PostFormAsync(browser, "/admin/login", "login", new() { ["Form.Username"] = "boss", ["Form.Password"] = Password });
-        var (_, afterCancel) = await PostFormAsync(browser, "/admin", "queue", new() { ["Command"] = $"cancel:{first}" });
+        var (signedIn, html) = await PostLoginAsync(browser, "boss", Password);
         _app.Engine.Release();
 
         Assert.Equal(HttpStatusCode.OK, signedIn);
-        var rows = JobRow().Matches(queueHtml).Select(m => m.Groups[1].Value).ToList();
-        Assert.Equal(new[] { running, first, second }, rows);
-        Assert.Contains("512×256", queueHtml);
-        Assert.Contains("alice", queueHtml);
-        Assert.Equal(new[] { running, second }, JobRow().Matches(afterCancel).Select(m => m.Groups[1].Value));
-        Assert.Contains($"Job {first}: Canceled.", afterCancel);
-        Assert.Equal("canceled", (await alice.GetJobAsync(first)).Str("status"));
+        Assert.Equal(new[] { running, first, second }, JobRow().Matches(html).Select(m => m.Groups[1].Value));
+        Assert.Contains("512×256", html);
+        Assert.Contains("alice", html);
+        Assert.Contains("""<script src="_framework/blazor.web.js"></script>""", html);
+        // The prerendered page carries the marker from which the script opens the interactive circuit.
+        Assert.Contains("<!--Blazor:{\"type\":\"server\"", html);
+        Assert.DoesNotContain("http-equiv=\"refresh\"", html);
     }
 
     [Fact]
-    public async Task Queue_page_pauses_and_resumes_the_worker_and_moves_a_job_to_the_front()
+    public async Task Framework_script_of_the_interactive_pages_is_served_to_anyone()
     {
-        _app.Engine.Hold();
-        var admin = _app.ClientWithKey("boss", Roles.Admin);
-        var running = (await admin.SubmitAsync(new { prompt = "a", width = 256, height = 256, steps = 2 })).Str("id");
-        await admin.WaitForStatusAsync(running, "running");
-        await admin.SubmitAsync(new { prompt = "b", width = 256, height = 256, steps = 2 });
-        var last = (await admin.SubmitAsync(new { prompt = "c", width = 256, height = 256, steps = 2 })).Str("id");
+        using var response = await _app.CreateClient().GetAsync("/_framework/blazor.web.js");
 
-        var (_, paused) = await PostFormAsync(admin, "/admin", "queue", new() { ["Command"] = "pause" });
-        var pausedNow = _app.Service<QueueAdmin>().IsPaused;
-        var (_, moved) = await PostFormAsync(admin, "/admin", "queue", new() { ["Command"] = $"front:{last}" });
-        var (_, resumed) = await PostFormAsync(admin, "/admin", "queue", new() { ["Command"] = "resume" });
-        _app.Engine.Release();
-
-        Assert.True(pausedNow);
-        Assert.Contains("""<b id="worker-state" class="paused">paused</b>""", paused);
-        Assert.Equal(last, JobRow().Matches(moved).Select(m => m.Groups[1].Value).ElementAt(1));
-        Assert.Contains("""<b id="worker-state" class="">running</b>""", resumed);
-        Assert.False(_app.Service<QueueAdmin>().IsPaused);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/javascript", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("Blazor", await response.Content.ReadAsStringAsync());
     }
 
     [Fact]
-    public async Task Users_page_creates_a_user_sets_limits_creates_a_key_shown_once_and_revokes_it()
+    public async Task Circuit_hub_opens_only_for_an_admin()
     {
+        var anonymous = _app.CreateClient();
+        var user = _app.ClientWithKey("alice");
         var admin = _app.ClientWithKey("boss", Roles.Admin);
 
-        var (_, created) = await PostFormAsync(admin, "/admin/users", "users", new()
+        using var asAnonymous = await Negotiate(anonymous);
+        using var asUser = await Negotiate(user);
+        using var asAdmin = await Negotiate(admin);
+        using var disconnectAsUser = await user.PostAsync("/_blazor/disconnect", null);
+
+        Assert.Equal(HttpStatusCode.Forbidden, asAnonymous.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, asUser.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, asAdmin.StatusCode);
+        Assert.Contains("connectionToken", await asAdmin.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Forbidden, disconnectAsUser.StatusCode);
+    }
+
+    [Fact]
+    public async Task Interactive_pages_take_no_form_posts()
+    {
+        var admin = _app.ClientWithKey("boss", Roles.Admin);
+        var page = await admin.GetStringAsync("/admin");
+
+        using var posted = await admin.PostAsync("/admin", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["Form.Command"] = "save", ["Form.Name"] = "carol", ["Form.Role"] = "user", ["Form.Password"] = "",
-            ["Form.PriorityClass"] = "low", ["Form.MaxQueuedJobs"] = "3", ["Form.ImagesPerDay"] = "",
-        });
-        var (_, changed) = await PostFormAsync(admin, "/admin/users", "users", new() { ["Form.Command"] = "save", ["Form.Name"] = "carol", ["Form.ImagesPerDay"] = "9" });
-        var (_, badNumber) = await PostFormAsync(admin, "/admin/users", "users", new() { ["Form.Command"] = "save", ["Form.Name"] = "carol", ["Form.ImagesPerDay"] = "many" });
-        var (_, keyPage) = await PostFormAsync(admin, "/admin/users", "users", new() { ["Form.Command"] = "key:carol", ["Form.KeyName"] = "laptop" });
-        var key = NewKey().Match(keyPage).Groups[1].Value;
-        using var withKey = await _app.ClientWithBearer(key).GetAsync("/v1/jobs");
-        var shownAgain = await admin.GetStringAsync("/admin/users");
-        var keyId = Assert.Single(_app.Service<AccountStore>().Keys("carol")).Id;
-        var (_, revoked) = await PostFormAsync(admin, "/admin/users", "users", new() { ["Form.Command"] = $"revoke:carol:{keyId}" });
-        using var afterRevoke = await _app.ClientWithBearer(key).GetAsync("/v1/jobs");
+            ["__RequestVerificationToken"] = "", ["_handler"] = "queue", ["Command"] = "pause",
+        }));
 
-        Assert.Contains("User carol created.", created);
-        var carol = _app.Service<AccountStore>().FindUser("carol")!;
-        Assert.Equal(("user", "low", 3, 9), (carol.Role, carol.PriorityClass, carol.MaxQueuedJobs, carol.ImagesPerDay));
-        Assert.Contains("User carol changed.", changed);
-        Assert.Contains("images/day must be a whole number.", badNumber);
-        Assert.StartsWith("nb_", key);
-        Assert.Equal(HttpStatusCode.OK, withKey.StatusCode);
-        Assert.DoesNotContain(key, shownAgain);
-        Assert.Contains($"laptop ({keyId})", shownAgain);
-        Assert.Contains($"Key {keyId} of carol revoked.", revoked);
-        Assert.DoesNotContain($"id=\"key-{keyId}\"", revoked);
-        Assert.Equal(HttpStatusCode.Unauthorized, afterRevoke.StatusCode);
+        Assert.DoesNotContain("<form", page);
+        Assert.NotEqual(HttpStatusCode.OK, posted.StatusCode);
+        Assert.False(_app.Service<NewBie.Host.Admin.QueueAdmin>().IsPaused);
     }
 
-    private static async Task<(HttpStatusCode Status, string Html)> PostFormAsync(HttpClient browser, string path, string form, Dictionary<string, string> fields)
+    private static Task<HttpResponseMessage> Negotiate(HttpClient client) => client.PostAsync("/_blazor/negotiate?negotiateVersion=1", null);
+
+    private static async Task<(HttpStatusCode Status, string Html)> PostLoginAsync(HttpClient browser, string user, string password)
     {
-        var page = await browser.GetStringAsync(path);
+        var page = await browser.GetStringAsync("/admin/login");
         var token = Token().Match(page);
-        Assert.True(token.Success, $"no antiforgery token on {path}: {page}");
-        fields["__RequestVerificationToken"] = WebUtility.HtmlDecode(token.Groups[1].Value);
-        fields["_handler"] = form;
-        using var response = await browser.PostAsync(path, new FormUrlEncodedContent(fields));
+        Assert.True(token.Success, $"no antiforgery token on the login page: {page}");
+        using var response = await browser.PostAsync("/admin/login", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["__RequestVerificationToken"] = WebUtility.HtmlDecode(token.Groups[1].Value),
+            ["_handler"] = "login", ["Form.Username"] = user, ["Form.Password"] = password,
+        }));
         return (response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
     [GeneratedRegex("name=\"__RequestVerificationToken\"[^>]*value=\"([^\"]+)\"")]
     private static partial Regex Token();
-
-    [GeneratedRegex("<code id=\"new-key\">([^<]+)</code>")]
-    private static partial Regex NewKey();
 
     [GeneratedRegex("<tr id=\"job-([0-9a-f]+)\"")]
     private static partial Regex JobRow();

@@ -1,5 +1,8 @@
 using System.Net;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using NewBie.Host.Accounts;
+using NewBie.Host.Telemetry;
 
 namespace NewBie.Host.Tests.Admin;
 
@@ -10,7 +13,7 @@ public sealed class SystemPageTests : IDisposable
     public void Dispose() => _app.Dispose();
 
     [Fact]
-    public async Task System_page_shows_the_model_device_worker_failures_with_codes_and_usage_bars()
+    public async Task System_page_shows_the_model_device_worker_and_failures_with_codes_and_the_usage_page_its_bars()
     {
         var admin = _app.ClientWithKey("boss", Roles.Admin);
         var alice = _app.ClientWithKey("alice");
@@ -23,16 +26,49 @@ public sealed class SystemPageTests : IDisposable
         using var response = await admin.GetAsync("/admin/system");
         var html = await response.Content.ReadAsStringAsync();
         using var asAlice = await alice.GetAsync("/admin/system");
+        using var usageResponse = await admin.GetAsync("/admin/usage");
+        var usage = await usageResponse.Content.ReadAsStringAsync();
+        using var usageAsAlice = await alice.GetAsync("/admin/usage");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("scripted (tiny)", html);
         Assert.Contains("cpu (float32)", html);
         Assert.Contains("""<td id="worker">running</td>""", html);
+        Assert.Contains("""<td id="vram">not reported (no GPU, or the NVIDIA driver cannot be asked)</td>""", html);
         Assert.Contains($"<td>{bad}</td>", html);
         Assert.Contains("""<td class="code">internal</td>""", html);
         Assert.Contains("the sampler exploded", html);
-        Assert.Contains("<rect", html);
-        Assert.Contains("""<td class="images">1</td>""", html);
         Assert.Equal(HttpStatusCode.Forbidden, asAlice.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, usageResponse.StatusCode);
+        Assert.Contains("<rect", usage);
+        Assert.Contains("""<td class="images">1</td>""", usage);
+        Assert.Equal(HttpStatusCode.Forbidden, usageAsAlice.StatusCode);
+    }
+
+    [Fact]
+    public async Task System_page_shows_the_gpu_memory_the_driver_reports_for_the_engine_device()
+    {
+        var gpu = new FakeGpuMemory(new GpuMemoryInfo(UsedBytes: 3L << 30, FreeBytes: 75L << 30));
+        using var app = _app.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IGpuMemory>(gpu)));
+        var accounts = app.Services.GetRequiredService<AccountStore>();
+        accounts.AddUser("boss", Roles.Admin, password: null);
+        var admin = app.CreateClient();
+        admin.DefaultRequestHeaders.Authorization = new("Bearer", accounts.CreateKey("boss", "test").Key);
+
+        var html = await admin.GetStringAsync("/admin/system");
+
+        Assert.Contains("""<td id="vram">3.0 GiB used, 75.0 GiB free</td>""", html);
+        Assert.Equal("cpu", gpu.AskedFor);
+    }
+
+    private sealed class FakeGpuMemory(GpuMemoryInfo info) : IGpuMemory
+    {
+        public string? AskedFor { get; private set; }
+
+        public GpuMemoryInfo? Query(string device)
+        {
+            AskedFor = device;
+            return info;
+        }
     }
 }

@@ -1,5 +1,6 @@
 using Hangfire;
 using Hangfire.Dashboard;
+using Microsoft.AspNetCore.Hosting.StaticWebAssets;
 using NewBie.Host.Accounts;
 
 namespace NewBie.Host.Admin;
@@ -8,10 +9,13 @@ public static class AdminSetup
 {
     public const string DashboardPath = "/hangfire";
 
+    /// <summary>Where interactive server components keep their SignalR connection (the framework's fixed path).</summary>
+    public const string CircuitHubPath = "/_blazor";
+
     public static IHostApplicationBuilder AddAdmin(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<QueueAdmin>();
-        builder.Services.AddRazorComponents();
+        builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         return builder;
     }
 
@@ -20,9 +24,16 @@ public static class AdminSetup
     {
         app.MapQueueAdmin();
         app.Use(GuardAdminPages);
+        // Only the static sign-in form posts; the interactive pages act over the circuit.
         app.UseAntiforgery();
+        // blazor.web.js, the one static file: a static web asset of the framework. A build run outside Development
+        // (dotnet run, the built NewBie.dll) finds it through the build's manifest beside the binary, as Development
+        // does by itself; a published binary has no manifest (this is then a no-op) and serves it from wwwroot/
+        // beside itself. Plain middleware, not MapStaticAssets, whose development fallback is a catch-all GET route.
+        if (!app.Environment.IsDevelopment()) StaticWebAssetsLoader.UseStaticWebAssets(app.Environment, app.Configuration);
+        app.UseStaticFiles();
         // The pages are HTML for people, not API: they stay out of the OpenAPI document.
-        app.MapRazorComponents<App>().ExcludeFromDescription();
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode().ExcludeFromDescription();
         // The dashboard middleware itself, on the app's own storage: UseHangfireDashboard would demand AddHangfire,
         // which configures Hangfire's static GlobalConfiguration (shared by every server in the process).
         var options = new DashboardOptions
@@ -36,11 +47,23 @@ public static class AdminSetup
         return app;
     }
 
-    /// <summary>The admin pages for admins only: anonymous callers are sent to the login page, other users get 403.</summary>
+    /// <summary>
+    /// The admin pages for admins only: anonymous callers are sent to the login page, other users get 403. The
+    /// pages' circuit hub too: every interactive component acts with the server's full rights, so nobody but an
+    /// admin may open one (a circuit outlives the page request, so guarding the page alone is not enough).
+    /// </summary>
     private static async Task GuardAdminPages(HttpContext context, RequestDelegate next)
     {
         var path = context.Request.Path;
-        if (path.StartsWithSegments("/admin") && path != "/admin/login")
+        if (path.StartsWithSegments(CircuitHubPath))
+        {
+            if (CurrentUser.From(context.User) is not { IsAdmin: true })
+            {
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return;
+            }
+        }
+        else if (path.StartsWithSegments("/admin") && path != "/admin/login")
         {
             switch (CurrentUser.From(context.User))
             {
