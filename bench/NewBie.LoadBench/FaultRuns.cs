@@ -143,7 +143,7 @@ internal static class FaultRuns
                 ["succeeded"] = finished.Values.Count(j => j.Status == "succeeded" && ids.Contains(j.Id)).ToString(),
                 ["lost"] = lost.ToString(), ["failed"] = failed.ToString(), ["duplicated_outputs"] = duplicatedOutputs.ToString(),
                 ["duplicated_jobs"] = (duplicatedKeys + Math.Max(0, extraJobs)).ToString(), ["torn_images"] = badImages.ToString(),
-                ["jobs_rerun_after_a_kill"] = reruns.ToString(), ["submits_cut_by_a_kill"] = submitErrors.ToString(),
+                ["jobs_rerun_after_a_kill"] = reruns.ToString(), ["submit_retries_while_down"] = submitErrors.ToString(),
                 ["seconds"] = clock.Elapsed.TotalSeconds.ToString("F0"),
             }, problems);
         }
