@@ -40,7 +40,9 @@ internal static class FaultRuns
     public static async Task<FaultReport> KillRestartAsync(string dataDir, int jobs, int kills, int seed, TextWriter log)
     {
         var problems = new List<string>();
+        // Two generators: the kill moments and the submit pacing run concurrently, and Random is not thread-safe.
         var rng = new Random(seed);
+        var pacing = new Random(seed + 1);
         var admin = await ServerProcess.CreateUserAsync(dataDir, "admin", admin: true);
         var keys = new List<string>();
         for (var u = 0; u < 3; u++) keys.Add(await ServerProcess.CreateUserAsync(dataDir, $"user{u}"));
@@ -79,7 +81,11 @@ internal static class FaultRuns
                                 break;
                             }
                             // model_not_ready right after a restart: the next try finds it loaded.
-                            if (answer.Status is not (503 or 500)) { problems.Add($"submit {i} answered {answer.Status} {answer.Code}"); break; }
+                            if (answer.Status is not (503 or 500))
+                            {
+                                lock (problems) problems.Add($"submit {i} answered {answer.Status} {answer.Code}");
+                                break;
+                            }
                         }
                         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
                         {
@@ -88,7 +94,7 @@ internal static class FaultRuns
                         }
                         await Task.Delay(50);
                     }
-                    await Task.Delay(rng.Next(0, 40));
+                    await Task.Delay(pacing.Next(0, 40));
                 }
             });
 
