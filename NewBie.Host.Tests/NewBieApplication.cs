@@ -17,13 +17,17 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
     private readonly Dictionary<string, string?> _settings;
     private readonly bool _scripted;
     private readonly IEngineFactory? _engineFactory;
+    private Action<IServiceCollection>? _services;
 
     /// <param name="engineFactory">An engine of the test's own making (e.g. the tiny model with injected faults) instead of the scripted one.</param>
-    public NewBieApplication(Dictionary<string, string?>? settings = null, bool scriptedEngine = true, IEngineFactory? engineFactory = null)
+    /// <param name="services">Last-word service replacements (e.g. a fake free-space probe).</param>
+    public NewBieApplication(Dictionary<string, string?>? settings = null, bool scriptedEngine = true, IEngineFactory? engineFactory = null,
+        Action<IServiceCollection>? services = null)
     {
         _settings = settings ?? [];
         _scripted = scriptedEngine;
         _engineFactory = engineFactory;
+        _services = services;
     }
 
     public string DataDir { get; } = Directory.CreateTempSubdirectory("newbie-host-").FullName;
@@ -34,8 +38,12 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
 
     public T Service<T>() where T : notnull => Services.GetRequiredService<T>();
 
-    /// <summary>More service registrations, applied last (e.g. a simulated GPU); set before the server starts.</summary>
-    public Action<IServiceCollection>? ConfigureExtra { get; set; }
+    /// <summary>More last-word service registrations (e.g. a simulated GPU); call before the server starts.</summary>
+    public NewBieApplication WithServices(Action<IServiceCollection> services)
+    {
+        _services += services;
+        return this;
+    }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -49,7 +57,7 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
             if (_engineFactory is not null) services.AddSingleton(_engineFactory);
             else if (_scripted) services.AddSingleton<IEngineFactory>(new ScriptedEngineFactory(Engine));
             services.AddSingleton<TimeProvider>(Time);
-            ConfigureExtra?.Invoke(services);
+            _services?.Invoke(services);
         });
     }
 

@@ -34,6 +34,8 @@ public sealed class ValidationTests : IDisposable
         { """{"prompt": "x", "priority": "urgent"}""", "invalid_parameter", "priority" },
         { """{"prompt": "x", "negative_prompt": "<a><b></a>"}""", "invalid_parameter", "negative_prompt" },
         { """{"prompt": "x", "width": "wide"}""", "invalid_json", null },
+        { """{"prompt": "x", "width": "256", "height": 256}""", "invalid_json", null },
+        { """{"prompt": "x", "seed": "7"}""", "invalid_json", null },
         { """{"prompt": "x",""", "invalid_json", null },
         { """[1, 2]""", "invalid_json", null },
     };

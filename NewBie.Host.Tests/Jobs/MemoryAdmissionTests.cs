@@ -206,7 +206,6 @@ public static class GpuApplication
     /// <summary>The server with a simulated GPU behind IGpuMemory.</summary>
     public static NewBieApplication WithGpu(this NewBieApplication app, IGpuMemory gpu)
     {
-        app.ConfigureExtra = services => services.AddSingleton(gpu);
-        return app;
+        return app.WithServices(services => services.AddSingleton(gpu));
     }
 }

@@ -5,6 +5,7 @@ using NewBie.Host.Accounts;
 using NewBie.Host.Integrations;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
+using NewBie.Host.Storage;
 
 namespace NewBie.Host.Api;
 
@@ -20,6 +21,7 @@ public sealed class JobSubmission(
     EngineHost engines,
     WebhookSecrets webhookSecrets,
     AccountStore accounts,
+    StorageSpace storage,
     Limits rateLimits,
     IOptions<LimitsOptions> limits,
     IOptions<JobsOptions> jobsOptions,
@@ -90,6 +92,8 @@ public sealed class JobSubmission(
         }
 
         if (key.Length > 200) return (null, Problems.InvalidParameter(IdempotencyHeader, "Idempotency-Key is longer than 200 characters."));
+        // After validation (bad input is still 400) and before anything is stored or counted.
+        if (storage.Check() is { Low: true } space) return (null, InsufficientStorage(space));
         var draft = new JobRecord
         {
             UserId = user.Id,
@@ -147,6 +151,12 @@ public sealed class JobSubmission(
         return new RetryAfterResult(retryAfter, Problems.Create(StatusCodes.Status503ServiceUnavailable, ProblemCodes.QueueFull,
             $"The queue holds its maximum of {jobsOptions.Value.MaxQueuedJobs} jobs; retry later."));
     }
+
+    public const int InsufficientStorageRetryAfterSeconds = 60;
+
+    private static IResult InsufficientStorage(SpaceCheck space) =>
+        new RetryAfterResult(InsufficientStorageRetryAfterSeconds, Problems.Create(StatusCodes.Status507InsufficientStorage,
+            ProblemCodes.InsufficientStorage, $"The server is out of disk space for new work ({space.Describe()}); retry later."));
 
     /// <summary>Reads at most MaxBodyBytes: a larger declared or actual body is 413 without reading the rest.</summary>
     public async Task<(byte[] Body, IResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)

@@ -7,7 +7,8 @@ public static class ProblemCodes
         Unauthorized = "unauthorized", NotFound = "not_found", IdempotencyConflict = "idempotency_conflict",
         QueueFull = "queue_full", ModelNotReady = "model_not_ready", PayloadTooLarge = "payload_too_large",
         NotCancelable = "not_cancelable", Forbidden = "forbidden", RateLimited = "rate_limited",
-        UserQueueFull = "user_queue_full", QuotaExceeded = "quota_exceeded";
+        UserQueueFull = "user_queue_full", QuotaExceeded = "quota_exceeded",
+        InsufficientStorage = "insufficient_storage";
 }
 
 /// <summary>RFC 9457 application/problem+json with a <c>code</c> extension (and <c>field</c> for a bad parameter).</summary>
@@ -40,6 +41,7 @@ public static class Problems
         ProblemCodes.RateLimited => "Too many requests",
         ProblemCodes.UserQueueFull => "Too many queued jobs",
         ProblemCodes.QuotaExceeded => "Daily image quota used up",
+        ProblemCodes.InsufficientStorage => "Insufficient storage",
         _ => code,
     };
 }

@@ -60,7 +60,8 @@ public static class OpenAiApi
             .Produces<OpenAiErrorResponse>(StatusCodes.Status500InternalServerError)
             .Produces<OpenAiErrorResponse>(StatusCodes.Status503ServiceUnavailable)
             .Produces<OpenAiErrorResponse>(StatusCodes.Status403Forbidden)
-            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status429TooManyRequests);
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status507InsufficientStorage);
 
     private static async Task<IResult> GenerateAsync(HttpContext http, CurrentUser user, JobSubmission submission, JobStore jobs, JobQueue queue, OutputStore outputs, TimeProvider time)
     {

@@ -122,6 +122,12 @@ public sealed class GpuJob(
             logger.LogWarning("Job {JobId} interrupted by shutdown", jobId);
             throw;
         }
+        catch (InsufficientStorageException e)
+        {
+            // Failed, not retried: the disk may stay full for hours, and a terminal state the client sees beats a silent wait.
+            logger.LogError("Job {JobId} failed: {Message}", jobId, e.Message);
+            Finish(jobId, JobStatus.Failed, new JobError { Code = JobErrorCodes.InsufficientStorage, Message = e.Message });
+        }
         catch (Exception e)
         {
             var outOfMemory = OutOfMemory.IsOutOfMemory(e);

@@ -129,5 +129,6 @@ public sealed class PromptTokens
 /// <summary>Job failure codes (design.md §3).</summary>
 public static class JobErrorCodes
 {
-    public const string OutOfMemory = "out_of_memory", WorkerLost = "worker_lost", Timeout = "timeout", Internal = "internal";
+    public const string OutOfMemory = "out_of_memory", WorkerLost = "worker_lost", Timeout = "timeout", Internal = "internal",
+        InsufficientStorage = "insufficient_storage";
 }

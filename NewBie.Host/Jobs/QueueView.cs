@@ -29,8 +29,9 @@ public sealed class QueueView(JobStore jobs, IQueueSnapshot snapshot, RunTimeSta
         return places;
     }
 
+    // A finished job has no place: skip Places(), which reads every queued job (the load bench's status reads).
     public QueuePlace PlaceOf(JobRecord job) =>
-        Places().GetValueOrDefault(job.Id) ?? new QueuePlace(null, job.IsFinished ? 0 : null);
+        job.IsFinished ? new QueuePlace(null, 0) : Places().GetValueOrDefault(job.Id) ?? new QueuePlace(null, null);
 
     /// <summary>Seconds until the GPU should next be free: what a refused client is told to wait (Retry-After).</summary>
     public double SecondsUntilNextSlot() =>

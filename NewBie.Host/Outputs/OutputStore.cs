@@ -20,17 +20,29 @@ public sealed class OutputStore(DataDirectory dataDirectory)
     public static string UserFolder(string userId) =>
         "u" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(userId)))[..24];
 
-    /// <summary>Writes the images of a run; each PNG carries the generation parameters in its text chunks.</summary>
+    /// <summary>
+    /// Writes the images of a run; each PNG carries the generation parameters in its text chunks. When the disk is
+    /// full the partial set is removed (a job has all its images or none) and <see cref="InsufficientStorageException"/>
+    /// is thrown; other images on the volume are untouched, as every write goes to a temp file first.
+    /// </summary>
     public List<JobImage> Write(JobRecord job, GenerationRequest request, string modelId, IReadOnlyList<GeneratedImage> images)
     {
         var folder = Path.Combine(UserFolder(job.UserId), job.Id);
-        Directory.CreateDirectory(Path.Combine(Root, folder));
         var written = new List<JobImage>(images.Count);
-        foreach (var image in images)
+        try
         {
-            var file = Path.Combine(folder, $"{image.Index}.png");
-            WriteAtomically(Path.Combine(Root, file), PngWriter.Encode(image, GenerationMetadata.For(request, image, modelId)));
-            written.Add(new JobImage { Index = image.Index, Width = image.Width, Height = image.Height, Seed = image.Seed, File = file });
+            Directory.CreateDirectory(Path.Combine(Root, folder));
+            foreach (var image in images)
+            {
+                var file = Path.Combine(folder, $"{image.Index}.png");
+                WriteAtomically(Path.Combine(Root, file), PngWriter.Encode(image, GenerationMetadata.For(request, image, modelId)));
+                written.Add(new JobImage { Index = image.Index, Width = image.Width, Height = image.Height, Seed = image.Seed, File = file });
+            }
+        }
+        catch (IOException e) when (IsDiskFull(e))
+        {
+            try { Delete(job); } catch (IOException) { }
+            throw new InsufficientStorageException($"The outputs volume is full; the images of job {job.Id} could not be written.", e);
         }
         return written;
     }
@@ -46,11 +58,26 @@ public sealed class OutputStore(DataDirectory dataDirectory)
     private static void WriteAtomically(string path, byte[] bytes)
     {
         var temp = $"{path}.{Guid.NewGuid():N}.tmp";
-        using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+        try
         {
-            stream.Write(bytes);
-            stream.Flush(flushToDisk: true);
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
         }
-        File.Move(temp, path, overwrite: true);
+        catch (IOException)
+        {
+            // A half-written temp file on a full disk would hold on to the very space that ran out.
+            try { File.Delete(temp); } catch (IOException) { }
+            throw;
+        }
     }
+
+    /// <summary>ENOSPC (28) / EDQUOT (122) on Unix, ERROR_DISK_FULL (112) / ERROR_HANDLE_DISK_FULL (39) on Windows.</summary>
+    public static bool IsDiskFull(IOException e) => (e.HResult & 0xFFFF) is 28 or 122 or 112 or 39;
 }
+
+/// <summary>The outputs could not be written for want of space; the job fails with insufficient_storage.</summary>
+public sealed class InsufficientStorageException(string message, Exception inner) : IOException(message, inner);

@@ -31,9 +31,10 @@ public sealed class ModelReadiness(EngineHost engines, MemoryPlanner planner) : 
 
 /// <summary>
 /// Ready when the data folder, the outputs folder and the app database all take a write: a full disk, a read-only
-/// mount or a broken permission shows here before a job fails on it.
+/// mount or a broken permission shows here before a job fails on it; so does free space below Storage:MinFreeBytes,
+/// while submits are answered 507 insufficient_storage.
 /// </summary>
-public sealed class StorageReadiness(DataDirectory dataDirectory, AppDatabase database, TimeProvider time) : IHealthCheck
+public sealed class StorageReadiness(DataDirectory dataDirectory, AppDatabase database, StorageSpace space, TimeProvider time) : IHealthCheck
 {
     public const string ProbeFileName = ".write-probe";
 
@@ -61,6 +62,7 @@ public sealed class StorageReadiness(DataDirectory dataDirectory, AppDatabase da
         {
             return Task.FromResult(HealthCheckResult.Unhealthy($"storage is not writable: the app database refused a write ({e.Message})"));
         }
+        if (space.Check() is { Low: true } low) return Task.FromResult(HealthCheckResult.Unhealthy(low.Describe()));
         return Task.FromResult(HealthCheckResult.Healthy("the data folder, outputs and the app database take writes"));
     }
 

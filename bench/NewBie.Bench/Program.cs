@@ -31,7 +31,10 @@ internal static class Program
         }
         var report = Report(rows, VramBench.Measure());
         Console.WriteLine(report);
-        File.WriteAllText(outPath, report);
+        // The sections bench/NewBie.LoadBench writes (from its first marker on) are kept.
+        var kept = File.Exists(outPath) ? File.ReadAllText(outPath) : "";
+        var loadSections = kept.IndexOf("<!-- loadbench:", StringComparison.Ordinal);
+        File.WriteAllText(outPath, loadSections < 0 ? report : report.TrimEnd() + "\n\n" + kept[loadSections..]);
         Console.WriteLine($"written to {outPath}");
         return 0;
     }

@@ -1,0 +1,389 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+
+namespace NewBie.LoadBench;
+
+/// <summary>What a fault run found; <see cref="Problems"/> empty means it passed.</summary>
+internal sealed record FaultReport(string Name, IReadOnlyDictionary<string, string> Figures, IReadOnlyList<string> Problems, string? Skipped = null)
+{
+    public bool Passed => Skipped is null && Problems.Count == 0;
+
+    public override string ToString() =>
+        $"{Name}: {(Skipped is not null ? "skipped: " + Skipped : Passed ? "passed" : "FAILED")} " +
+        string.Join(", ", Figures.Select(f => $"{f.Key}={f.Value}")) +
+        (Problems.Count > 0 ? "\n  " + string.Join("\n  ", Problems.Take(20)) : "");
+}
+
+/// <summary>
+/// The fault runs of issue 11 against real server processes: SIGKILL at random moments with restarts, a full outputs
+/// volume (a private tmpfs), and malformed requests. The bench runs the long forms, NewBie.Host.Tests the short ones.
+/// </summary>
+internal static class FaultRuns
+{
+    /// <summary>Limits out of the way, so that only the fault under test refuses anything.</summary>
+    public static readonly string[] OpenLimits =
+    [
+        "Accounts:RateLimits:KeyBurst=100000", "Accounts:RateLimits:GlobalPerSecond=100000", "Accounts:RateLimits:GlobalPerHour=1000000",
+        "Accounts:Defaults:MaxQueuedJobs=100000", "Accounts:Defaults:ImagesPerDay=1000000", "Jobs:MaxQueuedJobs=100000",
+        "Serilog:MinimumLevel:Default=Warning", "Serilog:MinimumLevel:Override:Microsoft.Hosting.Lifetime=Information", "Logs:JsonFile=false",
+    ];
+
+    // ---------------------------------------------------------------- SIGKILL with restarts
+
+    /// <summary>
+    /// Submits <paramref name="jobs"/> jobs (each under its own Idempotency-Key, retried across restarts) while the server
+    /// is SIGKILLed <paramref name="kills"/> times at random moments and restarted on the same data folder; then every
+    /// accepted job must have succeeded exactly once with one whole PNG, and nothing else may be in the store or on disk.
+    /// </summary>
+    public static async Task<FaultReport> KillRestartAsync(string dataDir, int jobs, int kills, int seed, TextWriter log)
+    {
+        var problems = new List<string>();
+        // Two generators: the kill moments and the submit pacing run concurrently, and Random is not thread-safe.
+        var rng = new Random(seed);
+        var pacing = new Random(seed + 1);
+        var admin = await ServerProcess.CreateUserAsync(dataDir, "admin", admin: true);
+        var keys = new List<string>();
+        for (var u = 0; u < 3; u++) keys.Add(await ServerProcess.CreateUserAsync(dataDir, $"user{u}"));
+        // A job may be cut short by several kills in a row; it must still end succeeded, not worker_lost.
+        string[] settings = [.. OpenLimits, "Jobs:MaxAttempts=50"];
+
+        var server = await ServerProcess.StartAsync(dataDir, settings);
+        await server.WaitReadyAsync(TimeSpan.FromMinutes(3));
+        var current = server;
+        using var adminClient = new BenchClient(() => current.Url, admin, TimeSpan.FromSeconds(20));
+        var clients = keys.Select(k => new BenchClient(() => current.Url, k, TimeSpan.FromSeconds(20))).ToList();
+        var accepted = new Dictionary<string, HashSet<string>>(); // idempotency key → ids answered for it
+        var submitErrors = 0;
+        var restarts = 0;
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var submitting = Task.Run(async () =>
+            {
+                for (var i = 0; i < jobs; i++)
+                {
+                    var key = $"kill-{seed}-{i}";
+                    var client = clients[i % clients.Count];
+                    while (true)
+                    {
+                        try
+                        {
+                            var answer = await client.SubmitAsync(BenchClient.Job($"<character_1><n>kill {i}</n></character_1>", i, steps: 2), key);
+                            if (answer.Status == 202)
+                            {
+                                lock (accepted)
+                                {
+                                    if (!accepted.TryGetValue(key, out var ids)) accepted[key] = ids = [];
+                                    ids.Add(answer.Id!);
+                                }
+                                break;
+                            }
+                            // model_not_ready right after a restart: the next try finds it loaded.
+                            if (answer.Status is not (503 or 500))
+                            {
+                                lock (problems) problems.Add($"submit {i} answered {answer.Status} {answer.Code}");
+                                break;
+                            }
+                        }
+                        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                        {
+                            // The server was killed under this request: whether it was stored or not, the same key retries.
+                            Interlocked.Increment(ref submitErrors);
+                        }
+                        await Task.Delay(50);
+                    }
+                    await Task.Delay(pacing.Next(0, 40));
+                }
+            });
+
+            for (var k = 0; k < kills; k++)
+            {
+                // Random moments: while submits arrive, while jobs run, while outputs are written.
+                await Task.Delay(TimeSpan.FromMilliseconds(300 + rng.Next(0, 2500)));
+                await current.KillAsync();
+                current.Process.Dispose();
+                current = await ServerProcess.StartAsync(dataDir, settings);
+                restarts++;
+                log.WriteLine($"  kill {k + 1}/{kills} at {clock.Elapsed.TotalSeconds:F1} s, restarted on {current.Url}");
+                await current.WaitReadyAsync(TimeSpan.FromMinutes(3));
+            }
+            await submitting;
+
+            var ids = accepted.Values.SelectMany(v => v).ToHashSet();
+            var finished = await adminClient.WaitFinishedAsync(ids, TimeSpan.FromMinutes(10));
+            var lost = 0;
+            var failed = 0;
+            var badImages = 0;
+            foreach (var id in ids)
+            {
+                if (!finished.TryGetValue(id, out var job) || !job.IsFinished) { lost++; problems.Add($"job {id} is {(finished.TryGetValue(id, out var j) ? j.Status : "gone")}"); continue; }
+                if (job.Status != "succeeded") { failed++; problems.Add($"job {id} ended {job.Status} ({job.ErrorCode})"); continue; }
+                if (job.Images != 1) problems.Add($"job {id} lists {job.Images} images");
+                var bytes = await clients[0].ImageAsync(id, 0) ?? await adminClient.ImageAsync(id, 0);
+                if (bytes is null || !Png.IsWhole(bytes)) { badImages++; problems.Add($"job {id}: image 0 is not a whole PNG"); }
+            }
+            var duplicatedKeys = accepted.Count(a => a.Value.Count > 1);
+            if (duplicatedKeys > 0) problems.Add($"{duplicatedKeys} idempotency keys answered more than one job id");
+            var extraJobs = finished.Count - ids.Count;
+            if (extraJobs != 0) problems.Add($"the store holds {finished.Count} jobs for {ids.Count} accepted");
+            if (accepted.Count != jobs) problems.Add($"{accepted.Count} of {jobs} submits were accepted");
+
+            // On disk: exactly one folder with one PNG per job, no temp files, no folder of a job the store does not have.
+            var outputs = Path.Combine(dataDir, "outputs");
+            var folders = Directory.Exists(outputs) ? Directory.GetDirectories(outputs).SelectMany(Directory.GetDirectories).ToList() : [];
+            var pngs = Directory.Exists(outputs) ? Directory.GetFiles(outputs, "*.png", SearchOption.AllDirectories) : [];
+            var temps = Directory.Exists(outputs) ? Directory.GetFiles(outputs, "*.tmp", SearchOption.AllDirectories) : [];
+            var duplicatedOutputs = folders.GroupBy(Path.GetFileName).Count(g => g.Count() > 1) + folders.Count(f => Directory.GetFiles(f, "*.png").Length != 1);
+            if (folders.Count != ids.Count || pngs.Length != ids.Count) problems.Add($"{folders.Count} output folders and {pngs.Length} PNGs for {ids.Count} jobs");
+            if (duplicatedOutputs > 0) problems.Add($"{duplicatedOutputs} jobs have more than one output set");
+            if (temps.Length > 0) problems.Add($"{temps.Length} temp files left in outputs/");
+            if (folders.Any(f => !ids.Contains(Path.GetFileName(f)))) problems.Add("an output folder belongs to no accepted job");
+            foreach (var png in pngs.Where(p => !Png.IsWhole(File.ReadAllBytes(p)))) problems.Add($"{png} is torn");
+
+            var reruns = finished.Values.Count(j => j.Attempts > 1);
+            return new FaultReport("kill -9 with restarts", new Dictionary<string, string>
+            {
+                ["jobs"] = jobs.ToString(), ["kills"] = restarts.ToString(), ["accepted"] = ids.Count.ToString(),
+                ["succeeded"] = finished.Values.Count(j => j.Status == "succeeded" && ids.Contains(j.Id)).ToString(),
+                ["lost"] = lost.ToString(), ["failed"] = failed.ToString(), ["duplicated_outputs"] = duplicatedOutputs.ToString(),
+                ["duplicated_jobs"] = (duplicatedKeys + Math.Max(0, extraJobs)).ToString(), ["torn_images"] = badImages.ToString(),
+                ["jobs_rerun_after_a_kill"] = reruns.ToString(), ["submit_retries_while_down"] = submitErrors.ToString(),
+                ["seconds"] = clock.Elapsed.TotalSeconds.ToString("F0"),
+            }, problems);
+        }
+        finally
+        {
+            foreach (var c in clients) c.Dispose();
+            await current.DisposeAsync();
+        }
+    }
+
+    // ---------------------------------------------------------------- disk full
+
+    /// <summary>Whether this process may mount a tmpfs in a private mount namespace (root, unshare and mount present).</summary>
+    public static async Task<string?> WhyNoPrivateTmpfsAsync()
+    {
+        if (!OperatingSystem.IsLinux()) return "not Linux";
+        var probe = Directory.CreateTempSubdirectory("newbie-mount-").FullName;
+        try
+        {
+            var start = new ProcessStartInfo("unshare") { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (var a in new[] { "-m", "--propagation", "private", "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", probe }) start.ArgumentList.Add(a);
+            using var process = Process.Start(start)!;
+            var err = await process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            return process.ExitCode == 0 ? null : $"unshare -m + mount -t tmpfs failed ({process.ExitCode}): {err.Trim()}";
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return $"unshare is not available ({e.Message})";
+        }
+        finally
+        {
+            Directory.Delete(probe);
+        }
+    }
+
+    /// <summary>
+    /// The server runs with outputs/ on a private tmpfs of <paramref name="volumeMiB"/> MiB (its own mount namespace, so
+    /// nothing leaks onto the host); the run reaches that volume through /proc/PID/root. Filling it must answer new work
+    /// 507 insufficient_storage and /readyz "low disk space"; a job whose images meet a full disk must fail with
+    /// insufficient_storage and leave no temp file; earlier images must stay intact; freeing space must restore service.
+    /// </summary>
+    public static async Task<FaultReport> DiskFullAsync(string dataDir, TextWriter log, int volumeMiB = 8, int goodJobs = 3)
+    {
+        const string name = "disk full on the outputs volume";
+        if (await WhyNoPrivateTmpfsAsync() is { } why) return new FaultReport(name, new Dictionary<string, string>(), [], why);
+        var problems = new List<string>();
+        const long floor = 2 * 1024 * 1024;
+        var admin = await ServerProcess.CreateUserAsync(dataDir, "admin", admin: true);
+        var key = await ServerProcess.CreateUserAsync(dataDir, "user0");
+        var outputs = Path.Combine(dataDir, "outputs");
+        Directory.CreateDirectory(outputs);
+        string[] wrapper = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            $"mount -t tmpfs -o size={volumeMiB}m tmpfs \"$0\" && exec \"$@\"", outputs];
+        await using var server = await ServerProcess.StartAsync(dataDir, [.. OpenLimits, $"Storage:MinFreeBytes={floor}"], wrapper);
+        await server.WaitReadyAsync(TimeSpan.FromMinutes(3));
+        // The server's view of outputs/ (its tmpfs), from outside its mount namespace.
+        var volume = $"/proc/{server.Process.Id}/root{outputs}";
+        using var client = new BenchClient(() => server.Url, key);
+        using var adminClient = new BenchClient(() => server.Url, admin);
+        var figures = new Dictionary<string, string> { ["volume"] = $"{volumeMiB} MiB tmpfs", ["Storage:MinFreeBytes"] = $"{floor}" };
+
+        // 1. Some finished jobs whose images must survive everything below.
+        var good = new List<string>();
+        for (var i = 0; i < goodJobs; i++) good.Add((await client.SubmitAsync(BenchClient.Job("<character_1><n>keep</n></character_1>", i, steps: 2))).Id!);
+        await client.WaitFinishedAsync(good, TimeSpan.FromMinutes(3));
+        var before = new Dictionary<string, byte[]>();
+        foreach (var id in good) before[id] = await client.ImageAsync(id, 0) ?? [];
+        if (before.Values.Any(b => !Png.IsWhole(b))) problems.Add("a first image is not a whole PNG");
+
+        // 2. Below the floor: new work is refused with 507 on every submit route, and /readyz says why.
+        var filler = Path.Combine(volume, "filler-1");
+        FillTo(volume, filler, floor - 512 * 1024);
+        await Task.Delay(1200); // the free-space answer is cached for a second
+        var refused = new List<Submitted>();
+        foreach (var path in new[] { "/v1/jobs", "/generate" })
+            for (var i = 0; i < 5; i++) refused.Add(await client.SubmitAsync(BenchClient.Job("x", i, steps: 2), path: path));
+        var openAi = await client.SubmitAsync(new { prompt = "x", size = "256x256", steps = 2 }, path: "/v1/images/generations");
+        var refused507 = refused.Count(r => r.Status == 507 && r.Code == "insufficient_storage") + (openAi.Status == 507 ? 1 : 0);
+        if (refused507 != refused.Count + 1) problems.Add($"below the floor only {refused507} of {refused.Count + 1} submits answered 507 insufficient_storage ({string.Join(",", refused.Select(r => r.Status).Append(openAi.Status))})");
+        using (var retry = await client.Http.PostAsync(server.Url + "/v1/jobs", JsonContent.Create(BenchClient.Job("x", 1, steps: 2))))
+            if (retry.Headers.RetryAfter?.Delta is null) problems.Add("507 without Retry-After");
+        using (var ready = await client.Http.GetAsync(server.Url + "/readyz"))
+        {
+            var text = await ready.Content.ReadAsStringAsync();
+            figures["readyz_when_low"] = $"{(int)ready.StatusCode}";
+            if ((int)ready.StatusCode != 503 || !text.Contains("low disk space", StringComparison.Ordinal)) problems.Add($"/readyz when low: {(int)ready.StatusCode} {text}");
+        }
+        figures["refused_507"] = $"{refused507}/{refused.Count + 1}";
+
+        // 3. A job accepted while there was room, whose images then meet a full disk: fails insufficient_storage, cleanly.
+        File.Delete(filler);
+        if (await adminClient.PostAsync("/v1/admin/queue/pause") != 200) problems.Add("could not pause the queue");
+        await Task.Delay(1200);
+        var doomed = await client.SubmitAsync(BenchClient.Job("<character_1><n>doomed</n></character_1>", 7, steps: 2));
+        if (doomed.Status != 202) problems.Add($"with room again the submit answered {doomed.Status} {doomed.Code}");
+        FillTo(volume, filler, 0);
+        await adminClient.PostAsync("/v1/admin/queue/resume");
+        if (doomed.Id is { } doomedId)
+        {
+            var end = (await client.WaitFinishedAsync([doomedId], TimeSpan.FromMinutes(3)))[doomedId];
+            figures["job_meeting_full_disk"] = $"{end.Status} ({end.ErrorCode})";
+            if (end.Status != "failed" || end.ErrorCode != "insufficient_storage") problems.Add($"the job that met a full disk ended {end.Status} ({end.ErrorCode})");
+            if (Directory.GetDirectories(volume, doomedId, SearchOption.AllDirectories).Length > 0) problems.Add("the failed job left an output folder");
+        }
+        var temps = Directory.GetFiles(volume, "*.tmp", SearchOption.AllDirectories);
+        if (temps.Length > 0) problems.Add($"{temps.Length} temp files left on the full volume");
+
+        // 4. Space returns: service comes back without a restart, and nothing written before was harmed.
+        File.Delete(filler);
+        await Task.Delay(1200);
+        var after = await client.SubmitAsync(BenchClient.Job("<character_1><n>after</n></character_1>", 9, steps: 2));
+        if (after.Status != 202) problems.Add($"after freeing space the submit answered {after.Status} {after.Code}");
+        else
+        {
+            var end = (await client.WaitFinishedAsync([after.Id!], TimeSpan.FromMinutes(3)))[after.Id!];
+            if (end.Status != "succeeded") problems.Add($"after freeing space the job ended {end.Status} ({end.ErrorCode})");
+            figures["recovered"] = end.Status == "succeeded" ? "yes" : "no";
+        }
+        foreach (var (id, bytes) in before)
+            if (!(await client.ImageAsync(id, 0) ?? []).AsSpan().SequenceEqual(bytes)) problems.Add($"the image of {id} changed");
+        foreach (var png in Directory.GetFiles(volume, "*.png", SearchOption.AllDirectories))
+            if (!Png.IsWhole(File.ReadAllBytes(png))) problems.Add($"{png} is torn");
+        var all = await adminClient.AllJobsAsync();
+        figures["jobs_in_store"] = all.Count.ToString();
+        if (all.Count != goodJobs + 2) problems.Add($"the store holds {all.Count} jobs, expected {goodJobs + 2}");
+        using (var ready = await client.Http.GetAsync(server.Url + "/readyz"))
+            if (!ready.IsSuccessStatusCode) problems.Add($"/readyz after freeing space: {(int)ready.StatusCode}");
+        log.WriteLine($"  {string.Join(", ", figures.Select(f => $"{f.Key}={f.Value}"))}");
+        return new FaultReport(name, figures, problems);
+    }
+
+    /// <summary>Grows <paramref name="filler"/> until the volume has about <paramref name="leave"/> bytes free (0: until ENOSPC).</summary>
+    private static void FillTo(string volume, string filler, long leave)
+    {
+        var chunk = new byte[64 * 1024];
+        using var stream = new FileStream(filler, FileMode.Append, FileAccess.Write);
+        try
+        {
+            while (new DriveInfo(volume).AvailableFreeSpace > leave + chunk.Length || (leave == 0 && new DriveInfo(volume).AvailableFreeSpace > 0))
+            {
+                stream.Write(chunk);
+                stream.Flush();
+            }
+        }
+        catch (IOException) when (leave == 0) { }
+    }
+
+    // ---------------------------------------------------------------- malformed requests
+
+    /// <summary>
+    /// Sends at least <paramref name="count"/> malformed requests (bad JSON, XML bombs and external entities, 10 MB
+    /// prompts, wrong types, huge sizes, unicode edge cases, bad ids and headers) to every submit route: each must be
+    /// answered 4xx within the client timeout, /healthz must answer throughout, and the store (jobs, users, outputs/)
+    /// must be identical before and after.
+    /// </summary>
+    public static async Task<FaultReport> MalformedAsync(string dataDir, int count, TextWriter log)
+    {
+        var problems = new List<string>();
+        var admin = await ServerProcess.CreateUserAsync(dataDir, "admin", admin: true);
+        var key = await ServerProcess.CreateUserAsync(dataDir, "user0");
+        await using var server = await ServerProcess.StartAsync(dataDir, OpenLimits);
+        await server.WaitReadyAsync(TimeSpan.FromMinutes(3));
+        using var client = new BenchClient(() => server.Url, key, TimeSpan.FromSeconds(30));
+        using var adminClient = new BenchClient(() => server.Url, admin);
+        var seeded = new List<string>();
+        for (var i = 0; i < 2; i++) seeded.Add((await client.SubmitAsync(BenchClient.Job("<character_1><n>before</n></character_1>", i, steps: 2))).Id!);
+        await client.WaitFinishedAsync(seeded, TimeSpan.FromMinutes(3));
+        var before = await SnapshotAsync(adminClient, dataDir);
+
+        var cases = MalformedCases.All(seeded[0]).ToList();
+        while (cases.Count < count) cases.AddRange(MalformedCases.All(seeded[0]).Take(count - cases.Count));
+        var statuses = new System.Collections.Concurrent.ConcurrentDictionary<int, int>();
+        var bad = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var clock = Stopwatch.StartNew();
+        var healthFailures = 0;
+        using var stop = new CancellationTokenSource();
+        var health = Task.Run(async () =>
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            while (!stop.IsCancellationRequested)
+            {
+                try { if (!(await http.GetAsync(server.Url + "/healthz")).IsSuccessStatusCode) Interlocked.Increment(ref healthFailures); }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { Interlocked.Increment(ref healthFailures); }
+                await Task.Delay(200);
+            }
+        });
+        await Parallel.ForEachAsync(cases.Select((c, i) => (c, i)), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (item, _) =>
+        {
+            var (c, i) = item;
+            int status;
+            try
+            {
+                using var request = c.Build(server.Url, key);
+                using var response = await client.Http.SendAsync(request);
+                await response.Content.ReadAsByteArrayAsync();
+                status = (int)response.StatusCode;
+            }
+            catch (TaskCanceledException) { status = -1; }
+            catch (HttpRequestException e) { status = e.HttpRequestError == HttpRequestError.ConnectionError ? -2 : -3; }
+            statuses.AddOrUpdate(status, 1, (_, n) => n + 1);
+            if (status is < 400 or >= 500) bad.Add($"{c.Name} → {(status == -1 ? "timeout" : status < 0 ? "connection dropped" : status.ToString())}");
+        });
+        await stop.CancelAsync();
+        await health;
+        problems.AddRange(bad.Distinct().OrderBy(b => b));
+        if (healthFailures > 0) problems.Add($"/healthz failed {healthFailures} times during the run");
+        using (var alive = await client.Http.GetAsync(server.Url + "/healthz"))
+            if (!alive.IsSuccessStatusCode) problems.Add("the server is not alive afterwards");
+        var after = await SnapshotAsync(adminClient, dataDir);
+        if (after != before) problems.Add($"the store changed:\n--- before\n{before}\n--- after\n{after}");
+
+        var figures = new Dictionary<string, string>
+        {
+            ["requests"] = cases.Count.ToString(), ["kinds"] = MalformedCases.All(seeded[0]).Count().ToString(),
+            ["answers"] = string.Join(" ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Key}×{s.Value}")),
+            ["non_4xx"] = bad.Count.ToString(), ["store_unchanged"] = (after == before ? "yes" : "no"),
+            ["seconds"] = clock.Elapsed.TotalSeconds.ToString("F1"),
+        };
+        log.WriteLine($"  {string.Join(", ", figures.Select(f => $"{f.Key}={f.Value}"))}");
+        return new FaultReport("malformed requests", figures, problems);
+    }
+
+    /// <summary>Jobs (id, status), users (name, role) and every file under outputs/ with its size.</summary>
+    private static async Task<string> SnapshotAsync(BenchClient admin, string dataDir)
+    {
+        var text = new StringBuilder();
+        foreach (var job in (await admin.AllJobsAsync()).OrderBy(j => j.Id)) text.AppendLine($"job {job.Id} {job.Status} {job.Images}");
+        var users = await admin.Http.GetFromJsonAsync<JsonElement>(admin.Url + "/v1/admin/users");
+        foreach (var user in users.EnumerateArray().Select(u => $"{u.GetProperty("name").GetString()} {u.GetProperty("role").GetString()}").Order())
+            text.AppendLine($"user {user}");
+        var outputs = Path.Combine(dataDir, "outputs");
+        foreach (var file in Directory.GetFiles(outputs, "*", SearchOption.AllDirectories).Order())
+            text.AppendLine($"file {Path.GetRelativePath(outputs, file)} {new FileInfo(file).Length}");
+        return text.ToString();
+    }
+}

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace NewBie.LoadBench;
+
+/// <summary>
+/// One real NewBie server (the built NewBie.dll beside this assembly) serving the tiny model on a loopback port and a
+/// given data folder, optionally inside a wrapper command (unshare for a private tmpfs). Kill is SIGKILL.
+/// </summary>
+internal sealed partial class ServerProcess : IAsyncDisposable
+{
+    private ServerProcess(Process process, string url)
+    {
+        Process = process;
+        Url = url;
+    }
+
+    public Process Process { get; }
+
+    public string Url { get; }
+
+    public static string HostDll => Path.Combine(AppContext.BaseDirectory, "NewBie.dll");
+
+    /// <summary>Starts <c>serve --model tiny</c>; returns once it listens. <paramref name="settings"/> are KEY=VALUE configuration.</summary>
+    public static async Task<ServerProcess> StartAsync(string dataDir, IEnumerable<string> settings, IReadOnlyList<string>? wrapper = null)
+    {
+        string[] serve = ["dotnet", HostDll, "serve", "--urls", "http://127.0.0.1:0", "--data-dir", dataDir,
+            "--models-dir", Path.Combine(dataDir, "models"), "--model", "tiny", .. settings.Select(s => "--" + s)];
+        string[] command = [.. wrapper ?? [], .. serve];
+        var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dataDir };
+        foreach (var arg in command[1..]) start.ArgumentList.Add(arg);
+        var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        try
+        {
+            while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (ListeningOn().Match(line) is not { Success: true } match) continue;
+                // Keep draining stdout: a child blocked on a full pipe would look like a hung server.
+                _ = process.StandardOutput.ReadToEndAsync();
+                return new ServerProcess(process, match.Groups[1].Value);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        await process.WaitForExitAsync();
+        throw new InvalidOperationException($"the server did not start (exit {process.ExitCode}): {await stderr}");
+    }
+
+    /// <summary>Polls /readyz until 200 (the tiny model is loaded).</summary>
+    public async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            try
+            {
+                using var response = await http.GetAsync($"{Url}/readyz");
+                if (response.IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) { }
+            if (Process.HasExited) throw new InvalidOperationException($"the server exited ({Process.ExitCode}) before it was ready");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the server at {Url} was not ready after {timeout}");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>SIGKILL, no shutdown of any kind: what a power cut or the OOM killer does.</summary>
+    public async Task KillAsync()
+    {
+        if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+        await Process.WaitForExitAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillAsync();
+        Process.Dispose();
+    }
+
+    /// <summary>Runs a one-shot verb (users, keys) on a data folder no server holds; returns stdout, throws on a non-zero exit.</summary>
+    public static async Task<string> RunVerbAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(HostDll);
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(120)).Token);
+        if (process.ExitCode != 0) throw new InvalidOperationException($"NewBie {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
+        return await stdout;
+    }
+
+    /// <summary>Creates a user (with the users verb, before the server starts) and returns a new API key of it.</summary>
+    public static async Task<string> CreateUserAsync(string dataDir, string name, bool admin = false)
+    {
+        await RunVerbAsync(["users", "add", name, .. admin ? new[] { "--admin" } : [], "--data-dir", dataDir]);
+        var output = await RunVerbAsync("keys", "create", name, "--data-dir", dataDir);
+        return output.Split('\n').Select(l => l.Trim()).First(l => l.StartsWith("nb_", StringComparison.Ordinal));
+    }
+
+    [GeneratedRegex(@"Now listening on:?\s*""?(http://127\.0\.0\.1:\d+)")]
+    private static partial Regex ListeningOn();
+}
