@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using NewBie.Host.Accounts;
 using NewBie.Host.Telemetry;
+using NewBie.Host.Tests.Telemetry;
 
 namespace NewBie.Host.Tests.Admin;
 
@@ -33,6 +34,7 @@ public sealed class SystemPageTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("scripted (tiny)", html);
         Assert.Contains("cpu (float32)", html);
+        Assert.Contains("""<td id="memory-plan">all-resident</td>""", html);
         Assert.Contains("""<td id="worker">running</td>""", html);
         Assert.Contains("""<td id="vram">not reported (no GPU, or the NVIDIA driver cannot be asked)</td>""", html);
         Assert.Contains($"<td>{bad}</td>", html);
@@ -48,7 +50,7 @@ public sealed class SystemPageTests : IDisposable
     [Fact]
     public async Task System_page_shows_the_gpu_memory_the_driver_reports_for_the_engine_device()
     {
-        var gpu = new FakeGpuMemory(new GpuMemoryInfo(UsedBytes: 3L << 30, FreeBytes: 75L << 30));
+        var gpu = new FakeGpuMemory(totalBytes: 78L << 30, freeBytes: 75L << 30);
         using var app = _app.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IGpuMemory>(gpu)));
         var accounts = app.Services.GetRequiredService<AccountStore>();
         accounts.AddUser("boss", Roles.Admin, password: null);
@@ -57,18 +59,7 @@ public sealed class SystemPageTests : IDisposable
 
         var html = await admin.GetStringAsync("/admin/system");
 
-        Assert.Contains("""<td id="vram">3.0 GiB used, 75.0 GiB free</td>""", html);
+        Assert.Contains("""<td id="vram">3.0 GiB used, 75.0 GiB free of 78.0 GiB</td>""", html);
         Assert.Equal("cpu", gpu.AskedFor);
-    }
-
-    private sealed class FakeGpuMemory(GpuMemoryInfo info) : IGpuMemory
-    {
-        public string? AskedFor { get; private set; }
-
-        public GpuMemoryInfo? Query(string device)
-        {
-            AskedFor = device;
-            return info;
-        }
     }
 }
