@@ -64,7 +64,7 @@ public static class JobsSetup
 /// </summary>
 public sealed class HangfireServers(IServiceProvider services) : IHostedService
 {
-    private readonly List<BackgroundJobServer> _servers = [];
+    private BackgroundJobServer[] _servers = [];
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -73,16 +73,19 @@ public sealed class HangfireServers(IServiceProvider services) : IHostedService
         recurring.AddOrUpdate("expire-queued-jobs", Job.FromExpression<JobMaintenance>(m => m.ExpireStale()), Cron.Minutely(), new RecurringJobOptions());
         recurring.AddOrUpdate("delete-old-results", Job.FromExpression<JobMaintenance>(m => m.DeleteOldResults()), Cron.Hourly(), new RecurringJobOptions());
 
-        _servers.Add(Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:gpu", Queues = [JobQueue.GpuQueue], WorkerCount = 1 }));
-        _servers.Add(Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:default", Queues = ["default"], WorkerCount = 2 }));
+        Volatile.Write(ref _servers,
+        [
+            Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:gpu", Queues = [JobQueue.GpuQueue], WorkerCount = 1 }),
+            Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:default", Queues = ["default"], WorkerCount = 2 }),
+        ]);
         return Task.CompletedTask;
     }
 
-    // The host may stop twice (e.g. WebApplicationFactory disposal after an explicit stop): the second call has nothing to do.
+    // The host may stop twice, even concurrently (WebApplicationFactory disposal while an explicit stop runs): the servers
+    // are taken atomically, so exactly one call stops them and the other has nothing to do.
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        var servers = _servers.ToList();
-        _servers.Clear();
+        var servers = Interlocked.Exchange(ref _servers, []);
         foreach (var server in servers) server.SendStop();
         await Task.WhenAll(servers.Select(s => s.WaitForShutdownAsync(cancellationToken)));
         foreach (var server in servers) server.Dispose();
