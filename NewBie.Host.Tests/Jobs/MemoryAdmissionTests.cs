@@ -1,4 +1,5 @@
 using System.Net;
+using Hangfire;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
@@ -110,6 +111,28 @@ public sealed class MemoryAdmissionTests
         Assert.Equal(new[] { "waiting_for_memory", "encoding", "denoising", "decoding" }, stages);
         Assert.Contains("needs an estimated 4.0 GiB", events.First(e => e.Name == "stage").Data.Str("message"));
         Assert.Equal("succeeded", events[^1].Data.Str("status"));
+    }
+
+    [Fact]
+    public async Task Job_waiting_for_memory_ends_canceled_when_hangfire_signals_the_deletion_before_the_api_does()
+    {
+        // The order a loaded machine can produce: the cancel is recorded and the Hangfire job deleted, and Hangfire's
+        // cancellation watcher cancels the run's token before the API's direct signal arrives (here: never).
+        var gpu = new FakeGpuMemory(totalBytes: 80 * GiB, freeBytes: 0);
+        using var app = App(gpu, new MemoryNeed(20 * GiB, 4 * GiB));
+        var client = app.ClientFor();
+        var id = (await client.SubmitAsync(Small)).Str("id");
+        await WaitForStageAsync(client, id, "waiting_for_memory");
+
+        var record = app.Service<JobStore>().Update(id, j =>
+        {
+            j.CancelRequested = true;
+            return true;
+        })!;
+        Assert.True(app.Service<IBackgroundJobClientV2>().Delete(record.HangfireJobId));
+
+        await client.WaitForStatusAsync(id, "canceled");
+        Assert.Equal(0, app.Engine.Runs);
     }
 
     [Fact]

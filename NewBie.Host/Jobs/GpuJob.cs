@@ -82,7 +82,7 @@ public sealed class GpuJob(
             Finish(jobId, JobStatus.Canceled, null);
             return;
         }
-        if (await AdmitAsync(engine, job, userCancel.Token, cancellationToken) is not { } admitted) return;
+        if (await AdmitAsync(engine, job, userCancel.Token) is not { } admitted) return;
         if (mustWait) timeout.CancelAfter(options.Value.MaxRunTime);
         job = admitted;
         queue.Claimed(job);
@@ -149,7 +149,7 @@ public sealed class GpuJob(
     /// cancelled. A job too big for the GPU even when it is empty runs degraded (tiled VAE decode) from the start when
     /// that fits, and fails out_of_memory at once otherwise. Returns the record to run, or null when it finished here.
     /// </summary>
-    private async Task<JobRecord?> AdmitAsync(IImageGenerator engine, JobRecord job, CancellationToken cancel, CancellationToken shutdown)
+    private async Task<JobRecord?> AdmitAsync(IImageGenerator engine, JobRecord job, CancellationToken cancel)
     {
         var request = job.Params.ToRequest() with { TiledDecode = job.Degraded };
         var need = engine.EstimateMemory(request);
@@ -191,7 +191,9 @@ public sealed class GpuJob(
             {
                 await Task.Delay(options.Value.MemoryPollInterval, time, cancel);
             }
-            catch (OperationCanceledException) when (!shutdown.IsCancellationRequested)
+            // Asked of the record, as in the run itself: a user's cancel also deletes the Hangfire job, whose watcher then
+            // cancels Hangfire's token too, so that token cannot tell a cancel from a shutdown (which rethrows here).
+            catch (OperationCanceledException) when (jobs.Find(job.Id)?.CancelRequested == true)
             {
                 Finish(job.Id, JobStatus.Canceled, null);
                 return null;
