@@ -15,15 +15,17 @@ namespace NewBie.Host.Tests;
 public sealed class NewBieApplication : WebApplicationFactory<Program>
 {
     private readonly Dictionary<string, string?> _settings;
-    private readonly bool _scripted;
+    private readonly bool _scripted, _generousLimits;
     private readonly IEngineFactory? _engineFactory;
     private Action<IServiceCollection>? _services;
 
     /// <param name="engineFactory">An engine of the test's own making (e.g. the tiny model with injected faults) instead of the scripted one.</param>
     /// <param name="services">Last-word service replacements (e.g. a fake free-space probe).</param>
+    /// <param name="generousLimits">False: the limits of a fresh install instead of <see cref="TestAccounts.GenerousLimits"/>.</param>
     public NewBieApplication(Dictionary<string, string?>? settings = null, bool scriptedEngine = true, IEngineFactory? engineFactory = null,
-        Action<IServiceCollection>? services = null)
+        Action<IServiceCollection>? services = null, bool generousLimits = true)
     {
+        _generousLimits = generousLimits;
         _settings = settings ?? [];
         _scripted = scriptedEngine;
         _engineFactory = engineFactory;
@@ -50,7 +52,7 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
         builder.UseSetting("Storage:DataDir", DataDir);
         builder.UseSetting("Models:ModelsDir", Path.Combine(DataDir, "no-models"));
         builder.UseSetting("Serilog:MinimumLevel:Default", "Warning");
-        foreach (var (key, value) in TestAccounts.GenerousLimits) builder.UseSetting(key, value);
+        if (_generousLimits) foreach (var (key, value) in TestAccounts.GenerousLimits) builder.UseSetting(key, value);
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
         builder.ConfigureServices(services =>
         {

@@ -27,6 +27,9 @@ public static class TestAccounts
 
     public static HttpClient ClientWithKey(this NewBieApplication app, string user, string role = Roles.User) => app.ClientWithBearer(app.KeyFor(user, role));
 
+    /// <summary>A client with an API key of the admin "ops" (readiness details, metrics, admin routes).</summary>
+    public static HttpClient AdminClient(this NewBieApplication app) => app.ClientWithKey("ops", Roles.Admin);
+
     public static HttpClient ClientWithBearer(this NewBieApplication app, string key)
     {
         var client = app.CreateClient();

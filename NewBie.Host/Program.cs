@@ -73,6 +73,7 @@ app.UseTelemetry();
 app.UseApi();
 app.MapTelemetry();
 app.MapAccounts();
+app.UseRequestBodyLimits();
 app.MapAdmin();
 app.MapJobs();
 app.MapSeedContract();

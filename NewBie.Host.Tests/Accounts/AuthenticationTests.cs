@@ -149,6 +149,21 @@ public sealed class AuthenticationTests : IDisposable
         Assert.Equal(StatusCodes.Status401Unauthorized, context.Response.StatusCode);
     }
 
+    [Theory]
+    [InlineData("Forwarded", "for=192.168.1.50")]
+    [InlineData("X-Forwarded-For", "192.168.1.50")]
+    [InlineData("X-Forwarded-Host", "newbie.example")]
+    [InlineData("X-Forwarded-Proto", "https")]
+    public async Task Loopback_request_that_came_through_a_proxy_is_not_the_local_admin(string header, string value)
+    {
+        var client = _app.CreateClient();
+        client.DefaultRequestHeaders.Add(header, value);
+
+        using var response = await client.GetAsync("/v1/jobs");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
     [Fact]
     public async Task X_user_header_no_longer_chooses_the_user()
     {

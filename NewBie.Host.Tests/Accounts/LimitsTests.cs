@@ -30,7 +30,7 @@ public sealed class LimitsTests
     }
 
     [Fact]
-    public async Task Global_submissions_per_second_are_shared_by_all_users()
+    public async Task Global_admissions_per_second_are_shared_and_beyond_them_the_server_is_busy()
     {
         using var app = new NewBieApplication(new() { ["Accounts:RateLimits:GlobalPerSecond"] = "2" });
         await app.ClientWithKey("alice").SubmitAsync(Small);
@@ -40,31 +40,69 @@ public sealed class LimitsTests
         app.Time.Advance(TimeSpan.FromSeconds(1));
         using var again = await app.ClientWithKey("carol").PostRawAsync("/v1/jobs", Small);
 
-        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
-        Assert.Equal("rate_limited", (await refused.ProblemAsync()).Str("code"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.Equal("server_busy", (await refused.ProblemAsync()).Str("code"));
         Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
         Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
-        // The refusal is counted for operators, by its problem code.
-        await app.ClientWithKey("alice").WaitForAsync(new() { ["newbie_rate_limited_total{reason=\"rate_limited\"}"] = 1 });
     }
 
     [Fact]
-    public async Task Global_submissions_per_hour_refuse_until_the_hour_has_passed()
+    public async Task One_user_takes_at_most_their_share_of_the_global_admissions()
     {
-        using var app = new NewBieApplication(new() { ["Accounts:RateLimits:GlobalPerHour"] = "3" });
-        var client = app.ClientWithKey("alice");
-        for (var i = 0; i < 3; i++) await client.SubmitAsync(Small);
+        using var app = new NewBieApplication(new() { ["Accounts:RateLimits:GlobalPerHour"] = "4", ["Accounts:RateLimits:UserShareOfGlobal"] = "0.5" });
+        var alice = app.ClientWithKey("alice");
+        for (var i = 0; i < 2; i++) await alice.SubmitAsync(Small);
 
-        using var refused = await client.PostRawAsync("/v1/jobs", Small);
-        app.Time.Advance(TimeSpan.FromMinutes(59));
-        using var stillRefused = await client.PostRawAsync("/v1/jobs", Small);
-        app.Time.Advance(TimeSpan.FromMinutes(1));
-        using var again = await client.PostRawAsync("/v1/jobs", Small);
+        using var aliceRefused = await alice.PostRawAsync("/v1/jobs", Small);
+        for (var i = 0; i < 2; i++) await app.ClientWithKey("bob").SubmitAsync(Small);
+        using var carolRefused = await app.ClientWithKey("carol").PostRawAsync("/v1/jobs", Small);
+        app.Time.Advance(TimeSpan.FromHours(1));
+        using var again = await alice.PostRawAsync("/v1/jobs", Small);
 
-        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
-        Assert.Equal(TimeSpan.FromHours(1), refused.Headers.RetryAfter?.Delta);
-        Assert.Equal(HttpStatusCode.TooManyRequests, stillRefused.StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, aliceRefused.StatusCode);
+        Assert.Equal("rate_limited", (await aliceRefused.ProblemAsync()).Str("code"));
+        Assert.Equal(TimeSpan.FromHours(1), aliceRefused.Headers.RetryAfter?.Delta);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, carolRefused.StatusCode);
+        Assert.Equal("server_busy", (await carolRefused.ProblemAsync()).Str("code"));
         Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
+        // The refusal is counted for operators, by its problem code.
+        await app.AdminClient().WaitForAsync(new() { ["newbie_rate_limited_total{reason=\"rate_limited\"}"] = 1 });
+    }
+
+    [Fact]
+    public async Task Invalid_and_refused_submits_of_one_user_leave_the_global_budget_to_the_others()
+    {
+        // The seed article's global windows (2 a second, 100 an hour) and a user who only sends what is refused.
+        using var app = new NewBieApplication(new() { ["Accounts:RateLimits:GlobalPerSecond"] = "2", ["Accounts:RateLimits:GlobalPerHour"] = "100" });
+        var mallory = app.ClientWithKey("mallory");
+        for (var i = 0; i < 150; i++)
+        {
+            using var invalid = await mallory.PostRawAsync("/v1/jobs", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
+            using var outOfRange = await mallory.PostRawAsync("/v1/jobs", new { prompt = "x", width = 250 });
+            Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+            Assert.Equal(HttpStatusCode.BadRequest, outOfRange.StatusCode);
+            if (i % 2 == 0) app.Time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        using var bobs = await app.ClientWithKey("bob").PostRawAsync("/v1/jobs", Small);
+
+        Assert.Equal(HttpStatusCode.Accepted, bobs.StatusCode);
+    }
+
+    [Fact]
+    public async Task Default_limits_let_a_local_user_queue_a_200_prompt_batch()
+    {
+        // The test host's generous limits removed: what a fresh install has.
+        using var app = new NewBieApplication(generousLimits: false);
+        app.Engine.Hold();
+        var local = app.CreateClient();
+
+        for (var i = 0; i < 200; i++)
+        {
+            using var response = await local.PostRawAsync("/v1/jobs", new { prompt = $"batch {i}", width = 256, height = 256, steps = 1 });
+            Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"prompt {i}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
+        app.Engine.Release();
     }
 
     [Fact]

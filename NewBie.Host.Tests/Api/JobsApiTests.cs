@@ -277,7 +277,7 @@ public sealed class EngineUnavailableTests : IDisposable
     [Fact]
     public async Task Without_an_engine_readyz_says_why_and_submit_is_refused_with_model_not_ready()
     {
-        var client = _app.ClientFor();
+        var client = _app.AdminClient();
         var deadline = DateTime.UtcNow.AddSeconds(10);
         HttpResponseMessage readyz;
         JsonElement body;

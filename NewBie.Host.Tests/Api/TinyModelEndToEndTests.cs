@@ -16,7 +16,7 @@ public sealed class TinyModelEndToEndTests : IDisposable
     public async Task Submit_stream_poll_and_fetch_a_decodable_png_from_the_tiny_model()
     {
         var client = _app.ClientFor();
-        await WaitReadyAsync(client);
+        await WaitReadyAsync(_app.AdminClient());
         var submitted = await client.SubmitAsync(new { prompt = "<character_1><n>miku</n></character_1>", width = 256, height = 320, steps = 2, seed = 5 });
         var id = submitted.Str("id");
 
@@ -51,7 +51,7 @@ public sealed class TinyModelEndToEndTests : IDisposable
     [Fact]
     public async Task Readyz_labels_the_tiny_model_loudly()
     {
-        var client = _app.ClientFor();
+        var client = _app.AdminClient();
         var body = await WaitReadyAsync(client);
         Assert.Equal("newbie-tiny", body.Str("model"));
         Assert.True(body.GetProperty("tiny").GetBoolean());

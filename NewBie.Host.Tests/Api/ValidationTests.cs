@@ -38,6 +38,11 @@ public sealed class ValidationTests : IDisposable
         { """{"prompt": "x", "seed": "7"}""", "invalid_json", null },
         { """{"prompt": "x",""", "invalid_json", null },
         { """[1, 2]""", "invalid_json", null },
+        // What a PNG text chunk cannot carry is refused at submit, not found at the end of the run.
+        { """{"prompt": "1girl\u0000smile"}""", "invalid_prompt", "prompt" },
+        { """{"prompt": "1girl", "negative_prompt": "bad\u0000"}""", "invalid_parameter", "negative_prompt" },
+        { """{"prompt": "1girl", "system_prompt": "\u0000"}""", "invalid_parameter", "system_prompt" },
+        { """{"prompt": "1girl\u0007"}""", "invalid_prompt", "prompt" },
     };
 
     [Theory]

@@ -51,15 +51,31 @@ public sealed class OpenAiApiTests : IDisposable
     }
 
     [Fact]
-    public async Task Url_format_gives_absolute_urls_that_serve_the_png()
+    public async Task Url_format_without_a_public_base_url_gives_relative_urls_whatever_the_host_header()
     {
         var client = _app.ClientFor();
+        client.DefaultRequestHeaders.Host = "evil.example";
 
         using var response = await client.PostAsJsonAsync("/v1/images/generations", new { prompt = "1girl", size = "256x256", response_format = "url" });
 
         var url = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("data")[0].Str("url");
-        Assert.StartsWith("http://localhost/v1/jobs/", url);
+        Assert.StartsWith("/v1/jobs/", url);
         using var png = await client.GetAsync(url);
+        Assert.Equal("image/png", png.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task Url_format_gives_absolute_urls_under_the_configured_public_base_url()
+    {
+        using var app = new NewBieApplication(new() { ["Server:PublicBaseUrl"] = "https://newbie.example/base/" });
+        var client = app.ClientFor();
+        client.DefaultRequestHeaders.Host = "evil.example";
+
+        using var response = await client.PostAsJsonAsync("/v1/images/generations", new { prompt = "1girl", size = "256x256", response_format = "url" });
+
+        var url = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("data")[0].Str("url");
+        Assert.StartsWith("https://newbie.example/base/v1/jobs/", url);
+        using var png = await client.GetAsync(url["https://newbie.example/base".Length..]);
         Assert.Equal("image/png", png.Content.Headers.ContentType?.MediaType);
     }
 
@@ -69,6 +85,8 @@ public sealed class OpenAiApiTests : IDisposable
     [InlineData("{\"prompt\": \"x\", \"n\": 99}", "n")]
     [InlineData("{\"prompt\": \"x\", \"response_format\": \"png\"}", "response_format")]
     [InlineData("{\"n\": 1}", "prompt")]
+    [InlineData("{\"prompt\": \"1girl\\u0000\"}", "prompt")]
+    [InlineData("{\"prompt\": \"1girl\", \"negative_prompt\": \"a\\u0000b\"}", "negative_prompt")]
     public async Task Invalid_request_answers_400_in_openai_error_shape(string json, string param)
     {
         using var response = await _app.ClientFor().PostAsync("/v1/images/generations", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));

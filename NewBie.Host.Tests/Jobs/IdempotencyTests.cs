@@ -35,6 +35,46 @@ public sealed class IdempotencyTests : IDisposable
     }
 
     [Fact]
+    public async Task Keys_that_differ_only_in_case_are_different_keys()
+    {
+        var client = _app.ClientFor();
+        var body = new { prompt = "case", width = 256, height = 256, steps = 1 };
+
+        var upper = await client.SubmitAsync(body, "K1");
+        var lower = await client.SubmitAsync(body, "k1");
+
+        Assert.NotEqual(upper.Str("id"), lower.Str("id"));
+    }
+
+    [Fact]
+    public async Task Job_id_in_another_case_is_404()
+    {
+        var client = _app.ClientFor();
+        var id = (await client.SubmitAsync(new { prompt = "case", width = 256, height = 256, steps = 1 })).Str("id");
+        var other = id.ToUpperInvariant() == id ? id.ToLowerInvariant() : id.ToUpperInvariant();
+
+        using var response = await client.GetAsync($"/v1/jobs/{other}");
+
+        Assert.NotEqual(id, other);
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    [Fact]
+    public void App_database_made_with_the_case_insensitive_default_is_rebuilt_to_compare_exactly()
+    {
+        using var app = new NewBieApplication();
+        Directory.CreateDirectory(app.DataDir);
+        using (var old = new LiteDB.LiteDatabase(Path.Combine(app.DataDir, "app.db")))
+            old.GetCollection("jobs").Insert(new LiteDB.BsonDocument { ["_id"] = "abc" });
+
+        var database = app.Service<NewBie.Host.Storage.AppDatabase>().Database;
+
+        Assert.Equal(System.Globalization.CompareOptions.Ordinal, database.Collation.SortOptions);
+        Assert.Null(database.GetCollection("jobs").FindById("ABC"));
+        Assert.NotNull(database.GetCollection("jobs").FindById("abc"));
+    }
+
+    [Fact]
     public async Task Keys_are_per_user()
     {
         var body = new { prompt = "mine", width = 256, height = 256, steps = 1 };

@@ -83,11 +83,11 @@ public sealed class MemoryPlannerTests
         using var app = new NewBieApplication();
         app.Engine.Model = app.Engine.Model with { MemoryPlan = MemoryPlan.EncodersOnDemand };
 
-        var body = await ReadyAsync(app.ClientFor(), TimeSpan.FromSeconds(20));
+        var body = await ReadyAsync(app.AdminClient(), TimeSpan.FromSeconds(20));
 
         Assert.Equal("cpu", body.Str("device"));
         Assert.Equal("encoders-on-demand", body.Str("memory_plan"));
-        await app.ClientFor().WaitForAsync(new() { ["newbie_memory_plan{plan=\"encoders-on-demand\"}"] = 1 });
+        await app.AdminClient().WaitForAsync(new() { ["newbie_memory_plan{plan=\"encoders-on-demand\"}"] = 1 });
     }
 
     [Fact]
@@ -100,7 +100,7 @@ public sealed class MemoryPlannerTests
             ["Models:PromptCacheBytes"] = "12345",
             ["Serilog:MinimumLevel:Default"] = "Information",
         }, scriptedEngine: false);
-        var client = app.ClientFor();
+        var client = app.AdminClient();
 
         var body = await ReadyAsync(client, TimeSpan.FromSeconds(120));
 
@@ -150,7 +150,7 @@ public sealed class MemoryPlannerTests
     {
         using var app = new NewBieApplication(new() { ["Models:Model"] = "tiny" }, scriptedEngine: false);
 
-        var body = await ReadyAsync(app.ClientFor(), TimeSpan.FromSeconds(120));
+        var body = await ReadyAsync(app.AdminClient(), TimeSpan.FromSeconds(120));
 
         Assert.Equal("all-resident", body.Str("memory_plan"));
         var pipeline = Assert.IsType<NewBiePipeline>(app.Service<EngineHost>().Engine);

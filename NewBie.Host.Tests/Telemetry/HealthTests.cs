@@ -30,7 +30,7 @@ public sealed class HealthTests
     {
         using var app = new NewBieApplication();
 
-        var body = await ReadyzAsync(app.ClientFor(), HttpStatusCode.OK);
+        var body = await ReadyzAsync(app.AdminClient(), HttpStatusCode.OK);
 
         Assert.Equal("ready", body.Str("status"));
         Assert.Empty(Reasons(body));
@@ -41,10 +41,26 @@ public sealed class HealthTests
     }
 
     [Fact]
+    public async Task Readyz_tells_a_caller_who_is_not_an_admin_only_ready_or_not()
+    {
+        using var app = new NewBieApplication(new() { ["Models:Model"] = "newbie-exp0.1" });
+        await ReadyzAsync(app.AdminClient(), HttpStatusCode.ServiceUnavailable);
+
+        foreach (var client in new[] { app.CreateClient(), app.ClientFor("alice") })
+        {
+            using var response = await client.GetAsync("/readyz");
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            Assert.Equal("""{"status":"not_ready"}""", body.GetRawText());
+        }
+    }
+
+    [Fact]
     public async Task Healthz_answers_ok_while_not_ready()
     {
         using var app = new NewBieApplication(new() { ["Models:Model"] = "newbie-exp0.1" });
-        var client = app.ClientFor();
+        var client = app.AdminClient();
         await ReadyzAsync(client, HttpStatusCode.ServiceUnavailable);
 
         using var response = await client.GetAsync("/healthz");
@@ -59,7 +75,7 @@ public sealed class HealthTests
         // The real weights are asked for and the models folder is empty: the engine cannot load.
         using var app = new NewBieApplication(new() { ["Models:Model"] = "newbie-exp0.1" });
 
-        var body = await ReadyzAsync(app.ClientFor(), HttpStatusCode.ServiceUnavailable);
+        var body = await ReadyzAsync(app.AdminClient(), HttpStatusCode.ServiceUnavailable);
 
         Assert.Equal("not_ready", body.Str("status"));
         var reason = Assert.Single(Reasons(body));
@@ -75,7 +91,7 @@ public sealed class HealthTests
     public async Task Readyz_reports_not_ready_when_storage_is_not_writable(string folder)
     {
         using var app = new NewBieApplication();
-        var client = app.ClientFor();
+        var client = app.AdminClient();
         await ReadyzAsync(client, HttpStatusCode.OK);
         // The probe's file name taken by a directory: the write fails as on a read-only or full disk, even for root.
         var blocked = Path.Combine(app.DataDir, folder, StorageReadiness.ProbeFileName);
@@ -97,7 +113,7 @@ public sealed class HealthTests
     {
         using var app = new NewBieApplication(new() { ["Jobs:MaxQueuedJobs"] = "1" });
         app.Engine.Hold();
-        var client = app.ClientFor();
+        var client = app.AdminClient();
         var running = (await client.SubmitAsync(Small)).Str("id");
         await client.WaitForStatusAsync(running, "running");
         await ReadyzAsync(client, HttpStatusCode.OK);

@@ -17,8 +17,11 @@ public sealed class UserDefaults
     /// <summary>high, normal or low. Default normal.</summary>
     [RegularExpression("^(high|normal|low)$")] public string PriorityClass { get; set; } = "normal";
 
-    /// <summary>Queued plus running jobs of one user; beyond it submit answers 429 user_queue_full. Default 20.</summary>
-    [Range(1, 1_000_000)] public int MaxQueuedJobs { get; set; } = 20;
+    /// <summary>
+    /// Queued plus running jobs of one user; beyond it submit answers 429 user_queue_full. Default 250: a 200-prompt
+    /// batch fits, and the fair order keeps it from delaying anyone else.
+    /// </summary>
+    [Range(1, 1_000_000)] public int MaxQueuedJobs { get; set; } = 250;
 
     /// <summary>Images one user may ask for per UTC day; beyond it 429 quota_exceeded. Default 500.</summary>
     [Range(0, 10_000_000)] public int ImagesPerDay { get; set; } = 500;
@@ -35,17 +38,32 @@ public sealed class UserDefaults
 
 public sealed class RateLimitOptions
 {
-    /// <summary>Submissions one API key (or the local admin) may make in a burst. Default 10.</summary>
-    [Range(1, 1_000_000)] public int KeyBurst { get; set; } = 10;
+    /// <summary>
+    /// Submit attempts one API key (or the local admin) may make in a burst, valid or not; checked before the body is
+    /// read. Default 250 (a local 200-prompt batch goes through at once).
+    /// </summary>
+    [Range(1, 1_000_000)] public int KeyBurst { get; set; } = 250;
 
-    /// <summary>Time for one key to earn one more submission. Default 6 s (10 per minute sustained).</summary>
-    public TimeSpan KeyRefillPeriod { get; set; } = TimeSpan.FromSeconds(6);
+    /// <summary>Time for one key to earn one more submit attempt. Default 1 s (60 per minute sustained).</summary>
+    public TimeSpan KeyRefillPeriod { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Submissions of all users together per second. Default 2.</summary>
-    [Range(1, 1_000_000)] public int GlobalPerSecond { get; set; } = 2;
+    /// <summary>
+    /// Accepted jobs of all users together per second (0: no cap): an admission cap against storms, far above what a
+    /// studio submits. Beyond it 503 server_busy. Default 1000.
+    /// </summary>
+    [Range(0, 1_000_000)] public int GlobalPerSecond { get; set; } = 1000;
 
-    /// <summary>Submissions of all users together per hour. Default 100.</summary>
-    [Range(1, 100_000_000)] public int GlobalPerHour { get; set; } = 100;
+    /// <summary>
+    /// Accepted jobs of all users together per hour (0: no cap). Default 0: the GPU's own pace and the queue caps bound
+    /// the work, so a cap here would only leave the GPU idle.
+    /// </summary>
+    [Range(0, 100_000_000)] public int GlobalPerHour { get; set; }
+
+    /// <summary>
+    /// The part of each global window one user may take (0.5: half), so that one user never uses up the shared budget;
+    /// beyond it 429 rate_limited. Default 0.5.
+    /// </summary>
+    [Range(0.01, 1.0)] public double UserShareOfGlobal { get; set; } = 0.5;
 
     /// <summary>Requests to unauthenticated endpoints (login) per client IP per minute. Default 5.</summary>
     [Range(1, 1_000_000)] public int AnonymousPerIpPerMinute { get; set; } = 5;

@@ -35,12 +35,17 @@ public sealed class ApiKeyAuthenticationHandler(
         if (cookie.Succeeded && cookie.Principal.Identity?.Name is { } name && accounts.FindUser(name) is { } cookieUser)
             return Success(cookieUser.Name, cookieUser.IsAdmin, keyId: null);
 
-        // The in-process test server has no remote address: it is as local as loopback.
+        // The in-process test server has no remote address: it is as local as loopback. A request that came through a
+        // reverse proxy on this host also arrives from loopback, so any forwarding header disqualifies it.
         var remote = Context.Connection.RemoteIpAddress;
-        if ((remote is null || IPAddress.IsLoopback(remote)) && !accounts.AnyUsers())
+        if ((remote is null || IPAddress.IsLoopback(remote)) && !CameThroughProxy(Request.Headers) && !accounts.AnyUsers())
             return Success(CurrentUser.LocalAdmin, isAdmin: true, keyId: null);
         return AuthenticateResult.NoResult();
     }
+
+    /// <summary>True when the request carries a Forwarded or any X-Forwarded-* header (RFC 7239 and the de-facto ones).</summary>
+    public static bool CameThroughProxy(IHeaderDictionary headers) =>
+        headers.ContainsKey("Forwarded") || headers.Keys.Any(k => k.StartsWith("X-Forwarded-", StringComparison.OrdinalIgnoreCase));
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {

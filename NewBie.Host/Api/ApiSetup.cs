@@ -15,6 +15,9 @@ public static class ApiSetup
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
         builder.Services.AddProblemDetails();
+        builder.Services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.Section)
+            .Validate(o => ServerOptions.IsValidBase(o.PublicBaseUrl), "Server:PublicBaseUrl must be an absolute http or https URL without credentials, query or fragment.")
+            .ValidateOnStart();
         builder.Services.AddSingleton<JobRequestValidator>();
         builder.Services.AddSingleton<JobSubmission>();
         return builder;

@@ -37,6 +37,10 @@ public sealed class JobRequestValidator(IOptions<LimitsOptions> limits)
     {
         var l = limits.Value;
         if (string.IsNullOrWhiteSpace(request.Prompt)) return Fail(ProblemCodes.InvalidPrompt, "prompt", "prompt is required.");
+        // The prompts travel into the PNG's text chunks and the tokenizers: what they cannot carry is refused here, not at the end of the run.
+        if (TextProblem(request.Prompt) is { } promptText) return Fail(ProblemCodes.InvalidPrompt, "prompt", $"prompt {promptText}");
+        if (TextProblem(request.NegativePrompt) is { } negativeText) return Fail(ProblemCodes.InvalidParameter, "negative_prompt", $"negative_prompt {negativeText}");
+        if (TextProblem(request.SystemPrompt) is { } systemText) return Fail(ProblemCodes.InvalidParameter, "system_prompt", $"system_prompt {systemText}");
         if (request.Prompt.Length > l.MaxPromptChars) return Fail(ProblemCodes.InvalidPrompt, "prompt", $"prompt is {request.Prompt.Length} characters; the limit is {l.MaxPromptChars}.");
         if (PromptXml.LooksLikeXml(request.Prompt) && PromptXml.Check(request.Prompt, l.MaxXmlDepth, l.MaxPromptChars) is { } xmlError)
             return Fail(ProblemCodes.InvalidPrompt, "prompt", xmlError);
@@ -78,6 +82,25 @@ public sealed class JobRequestValidator(IOptions<LimitsOptions> limits)
             SystemPrompt = systemPrompt,
         };
         return (normalised, priority, null);
+    }
+
+    /// <summary>
+    /// Why a text field cannot be stored in a PNG text chunk as it is, or null: a NUL ends a chunk's keyword, other C0
+    /// controls (except tab, line feed and carriage return) are not text, and a lone surrogate has no UTF-8 form.
+    /// </summary>
+    public static string? TextProblem(string? value)
+    {
+        if (value is null) return null;
+        for (var i = 0; i < value.Length; i++)
+        {
+            var ch = value[i];
+            if (ch == '\0') return $"contains a NUL character at position {i}.";
+            if (char.IsControl(ch) && ch < ' ' && ch is not ('\t' or '\n' or '\r'))
+                return $"contains the control character U+{(int)ch:X4} at position {i}.";
+            if (char.IsHighSurrogate(ch) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1])) i++;
+            else if (char.IsSurrogate(ch)) return $"contains an unpaired surrogate at position {i}.";
+        }
+        return null;
     }
 
     private static RequestError? SideError(string field, int side, LimitsOptions l) =>

@@ -49,11 +49,11 @@ public sealed class JobSubmission(
         return Submit(submitted, request.Headers[IdempotencyHeader].ToString(), body, user);
     }
 
-    /// <summary>The submission rate limit, checked before the body is read; null when the caller may submit.</summary>
+    /// <summary>The caller's own attempt rate, checked before the body is read; null when the caller may submit.</summary>
     public IResult? RateLimit(CurrentUser user) =>
         // Keyed by API key, so that a user's scripts on separate keys do not starve each other.
         rateLimits.TrySubmit(user.KeyId ?? $"user:{user.Id}") is { } wait
-            ? RateLimited.Result(wait, "Too many submissions; retry after the time in Retry-After.")
+            ? RateLimited.Result(wait, "Too many submissions from this key; retry after the time in Retry-After.")
             : null;
 
     /// <summary>
@@ -104,12 +104,15 @@ public sealed class JobSubmission(
             IdempotencyKey = key.Length == 0 ? null : key,
             RequestHash = key.Length == 0 ? null : Convert.ToHexStringLower(SHA256.HashData(body)),
         };
+        // Only valid work reaches the shared admission windows; it is charged there once stored.
+        if (rateLimits.CheckAdmission(user.Id) is { } refusal) return (null, AdmissionProblem(refusal));
         // Counted before the insert, which may still refuse the job or replay an earlier one: then the images are given back.
         if (!accounts.TryUseImages(user.Id, normalised!.Count, own.ImagesPerDay))
             return (null, RateLimited.Result(TimeSpan.FromSeconds(accounts.SecondsUntilQuotaReset()),
                 $"The daily quota of {own.ImagesPerDay} images is used up; it resets at 00:00 UTC.", ProblemCodes.QuotaExceeded));
         var (outcome, job) = queue.Submit(draft, own.MaxQueuedJobs);
         if (outcome != SubmitOutcome.Created) accounts.ReturnImages(user.Id, normalised.Count);
+        else rateLimits.Admitted(user.Id);
         return outcome switch
         {
             SubmitOutcome.UserQueueFull => (null, RateLimited.Result(TimeSpan.FromSeconds(queueView.SecondsUntilNextSlot()),
@@ -144,6 +147,11 @@ public sealed class JobSubmission(
 
     private static IResult Forbidden(string field, string detail) =>
         Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden, detail, field);
+
+    private static IResult AdmissionProblem(AdmissionRefusal refusal) => refusal.Global
+        ? new RetryAfterResult(RateLimited.Seconds(refusal.Wait), Problems.Create(StatusCodes.Status503ServiceUnavailable, ProblemCodes.ServerBusy,
+            "The server admits no more jobs this instant (Accounts:RateLimits:GlobalPerSecond/GlobalPerHour); retry after the time in Retry-After."))
+        : RateLimited.Result(refusal.Wait, "You have used your share of the server's admissions for now; retry after the time in Retry-After.");
 
     private IResult QueueFull()
     {

@@ -8,7 +8,8 @@ public static class ProblemCodes
         QueueFull = "queue_full", ModelNotReady = "model_not_ready", PayloadTooLarge = "payload_too_large",
         NotCancelable = "not_cancelable", Forbidden = "forbidden", RateLimited = "rate_limited",
         UserQueueFull = "user_queue_full", QuotaExceeded = "quota_exceeded",
-        InsufficientStorage = "insufficient_storage";
+        InsufficientStorage = "insufficient_storage", RequestTimeout = "request_timeout", BadRequest = "bad_request",
+        ServerBusy = "server_busy";
 }
 
 /// <summary>RFC 9457 application/problem+json with a <c>code</c> extension (and <c>field</c> for a bad parameter).</summary>
@@ -42,6 +43,9 @@ public static class Problems
         ProblemCodes.UserQueueFull => "Too many queued jobs",
         ProblemCodes.QuotaExceeded => "Daily image quota used up",
         ProblemCodes.InsufficientStorage => "Insufficient storage",
+        ProblemCodes.RequestTimeout => "Request body too slow",
+        ProblemCodes.BadRequest => "Bad request",
+        ProblemCodes.ServerBusy => "Server busy",
         _ => code,
     };
 }

@@ -52,7 +52,7 @@ public static class OpenAiApi
             .AddEndpointFilter(CurrentUser.Require)
             .WithTags("OpenAI compatible")
             .WithSummary("Generate images (OpenAI images API); answers when the job is done")
-            .WithDescription("prompt, n (1 to Limits:MaxCount), size \"WxH\" (multiples of 16), response_format b64_json (default) or url; NewBie extensions negative_prompt, steps, seed. Errors use OpenAI's {error: {message, type, param, code}} shape.")
+            .WithDescription("prompt, n (1 to Limits:MaxCount), size \"WxH\" (multiples of 16), response_format b64_json (default) or url (absolute under Server:PublicBaseUrl, else relative); NewBie extensions negative_prompt, steps, seed. Errors use OpenAI's {error: {message, type, param, code}} shape.")
             .Accepts<OpenAiImageRequest>("application/json")
             .Produces<OpenAiImagesResponse>()
             .Produces<OpenAiErrorResponse>(StatusCodes.Status400BadRequest)
@@ -63,7 +63,8 @@ public static class OpenAiApi
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status507InsufficientStorage);
 
-    private static async Task<IResult> GenerateAsync(HttpContext http, CurrentUser user, JobSubmission submission, JobStore jobs, JobQueue queue, OutputStore outputs, TimeProvider time)
+    private static async Task<IResult> GenerateAsync(HttpContext http, CurrentUser user, JobSubmission submission, JobStore jobs, JobQueue queue, OutputStore outputs, TimeProvider time,
+        Microsoft.Extensions.Options.IOptions<ServerOptions> server)
     {
         var aborted = http.RequestAborted;
         if (submission.RateLimit(user) is { } limited) return limited;
@@ -112,7 +113,7 @@ public static class OpenAiApi
                 time.GetUtcNow().ToUnixTimeSeconds(),
                 await Task.WhenAll(job.Images.OrderBy(i => i.Index).Select(async i => format == "b64_json"
                     ? new OpenAiImage(Convert.ToBase64String(await File.ReadAllBytesAsync(outputs.PathOf(i), aborted)), null)
-                    : new OpenAiImage(null, $"{http.Request.Scheme}://{http.Request.Host}{JobMapping.JobUrl(job.Id)}/images/{i.Index}"))))),
+                    : new OpenAiImage(null, server.Value.Url($"{JobMapping.JobUrl(job.Id)}/images/{i.Index}")))))),
             JobStatus.Failed => Error(StatusCodes.Status500InternalServerError, job.Error?.Message ?? "The job failed.", null, job.Error?.Code, "server_error"),
             JobStatus.Expired => Error(StatusCodes.Status503ServiceUnavailable, "The job waited in the queue longer than the server allows.", null, "expired", "server_error"),
             _ => Error(StatusCodes.Status409Conflict, "The job was canceled.", null, "canceled"),

@@ -39,8 +39,11 @@ public sealed class LimitsOptions
 {
     public const string Section = "Limits";
 
-    /// <summary>Largest JSON body accepted by POST /v1/jobs. Default 64 KiB.</summary>
+    /// <summary>Largest request body of an authenticated caller, on every route (submits included). Default 64 KiB.</summary>
     [Range(1024, 16 * 1024 * 1024)] public int MaxBodyBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Largest request body of a caller not (yet) authenticated, e.g. a login. Default 4 KiB.</summary>
+    [Range(256, 16 * 1024 * 1024)] public int MaxAnonymousBodyBytes { get; set; } = 4 * 1024;
 
     /// <summary>Longest prompt or negative prompt in characters. Default 20000.</summary>
     [Range(1, 1_000_000)] public int MaxPromptChars { get; set; } = 20_000;

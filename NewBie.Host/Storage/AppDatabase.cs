@@ -10,11 +10,24 @@ public sealed class AppDatabase : IDisposable
 {
     public AppDatabase(DataDirectory dataDirectory)
     {
-        var connection = new ConnectionString { Filename = dataDirectory.AppDatabasePath, Connection = ConnectionType.Direct };
+        var connection = new ConnectionString
+        {
+            Filename = dataDirectory.AppDatabasePath,
+            Connection = ConnectionType.Direct,
+        };
         // LiteDB's mapper trims strings and stores "" as null by default: prompts must round-trip exactly.
         var mapper = new BsonMapper { TrimWhitespace = false, EmptyStringToNull = false };
         Database = new LiteDatabase(connection, mapper) { UtcDate = true };
+        // LiteDB keeps the collation in the file and refuses to open it with another: a new file, or one made before
+        // the collation was chosen, is rebuilt once.
+        if (Database.Collation.SortOptions != Ordinal.SortOptions) Database.Rebuild(new LiteDB.Engine.RebuildOptions { Collation = Ordinal });
     }
+
+    /// <summary>
+    /// Ids, user names and Idempotency-Keys compare exactly: LiteDB's default collation ignores case, under which
+    /// "k1" replays "K1" and a job id resolves in upper case.
+    /// </summary>
+    public static Collation Ordinal { get; } = new(System.Globalization.CultureInfo.InvariantCulture.LCID, System.Globalization.CompareOptions.Ordinal);
 
     public LiteDatabase Database { get; }
 

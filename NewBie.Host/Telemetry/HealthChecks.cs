@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using NewBie.Host.Accounts;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
 using NewBie.Host.Storage;
@@ -116,16 +117,24 @@ public static class HealthEndpoints
     }
 
     /// <summary>
-    /// {status: ready|not_ready, problem: the first reason, reasons: [...], checks: {name: {status, description}},
-    /// engine, model, tiny, device, memory_plan, queued_jobs, max_queued_jobs}.
+    /// {status: ready|not_ready} for everyone; for admins also problem: the first reason, reasons: [...],
+    /// checks: {name: {status, description}}, engine, model, tiny, device, memory_plan, queued_jobs, max_queued_jobs.
+    /// The details name the GPU, the model, paths and queue depth: nothing an anonymous prober needs.
     /// </summary>
     private static async Task WriteReadiness(HttpContext http, HealthReport report)
     {
         var reasons = report.Entries.Where(e => e.Value.Status != HealthStatus.Healthy)
             .Select(e => $"{e.Key}: {e.Value.Description ?? e.Value.Exception?.Message ?? "failed"}").ToList();
+        var status = reasons.Count == 0 ? "ready" : "not_ready";
+        http.Response.ContentType = "application/json";
+        if (CurrentUser.From(http.User) is not { IsAdmin: true })
+        {
+            await JsonSerializer.SerializeAsync(http.Response.Body, new Dictionary<string, string> { ["status"] = status }, cancellationToken: http.RequestAborted);
+            return;
+        }
         var body = new Dictionary<string, object?>
         {
-            ["status"] = reasons.Count == 0 ? "ready" : "not_ready",
+            ["status"] = status,
             ["problem"] = reasons.FirstOrDefault(),
             ["reasons"] = reasons,
             ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new
@@ -135,7 +144,6 @@ public static class HealthEndpoints
             }),
         };
         foreach (var (key, value) in report.Entries.SelectMany(e => e.Value.Data)) body[key] = value;
-        http.Response.ContentType = "application/json";
         await JsonSerializer.SerializeAsync(http.Response.Body, body, cancellationToken: http.RequestAborted);
     }
 }

@@ -232,7 +232,8 @@ internal static class FaultRuns
         if (refused507 != refused.Count + 1) problems.Add($"below the floor only {refused507} of {refused.Count + 1} submits answered 507 insufficient_storage ({string.Join(",", refused.Select(r => r.Status).Append(openAi.Status))})");
         using (var retry = await client.Http.PostAsync(server.Url + "/v1/jobs", JsonContent.Create(BenchClient.Job("x", 1, steps: 2))))
             if (retry.Headers.RetryAfter?.Delta is null) problems.Add("507 without Retry-After");
-        using (var ready = await client.Http.GetAsync(server.Url + "/readyz"))
+        // Only admins read why (anonymous callers and users see ready or not_ready).
+        using (var ready = await adminClient.Http.GetAsync(server.Url + "/readyz"))
         {
             var text = await ready.Content.ReadAsStringAsync();
             figures["readyz_when_low"] = $"{(int)ready.StatusCode}";

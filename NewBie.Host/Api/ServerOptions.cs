@@ -1,0 +1,22 @@
+namespace NewBie.Host.Api;
+
+/// <summary>How the server is reached from outside.</summary>
+public sealed class ServerOptions
+{
+    public const string Section = "Server";
+
+    /// <summary>
+    /// The absolute base URL clients reach this server at (e.g. https://newbie.example/), for the few answers that must
+    /// be absolute (OpenAI url images). Unset, those answers are relative: a request's Host header is the client's to
+    /// choose and never makes a URL.
+    /// </summary>
+    public string? PublicBaseUrl { get; set; }
+
+    /// <summary><paramref name="path"/> (starting with '/') under <see cref="PublicBaseUrl"/>, or as it is when none is set.</summary>
+    public string Url(string path) => PublicBaseUrl is { Length: > 0 } root ? root.TrimEnd('/') + path : path;
+
+    public static bool IsValidBase(string? value) =>
+        value is null or ""
+        || (Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+            && uri.UserInfo.Length == 0 && uri.Query.Length == 0 && uri.Fragment.Length == 0);
+}
