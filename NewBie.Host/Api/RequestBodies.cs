@@ -22,6 +22,8 @@ public static class RequestBodies
             // A declared length above the limit is refused at once: nothing is read, parsed or buffered.
             if (http.Request.ContentLength > max)
             {
+                // The connection closes after the answer: the server will not read (or drain) the rest.
+                http.Response.Headers.Connection = "close";
                 await TooLarge(max).ExecuteAsync(http);
                 return;
             }
