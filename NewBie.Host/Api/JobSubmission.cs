@@ -19,7 +19,7 @@ public sealed class JobSubmission(
     JobQueue queue,
     QueueView queueView,
     EngineHost engines,
-    WebhookSecrets webhookSecrets,
+    IWebhookSecretStore webhookSecrets,
     AccountStore accounts,
     StorageSpace storage,
     Limits rateLimits,
