@@ -1,4 +1,5 @@
 using NewBie.Pipeline.Configs;
+using NewBie.Pipeline.Sampling;
 using NewBie.Pipeline.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -167,12 +168,12 @@ public sealed class NextDiTArchitectureTests : IDisposable
 
     private static (Tensor X, Tensor T, Tensor Cap, Tensor Mask, Tensor Pooled) Inputs(NextDiTConfig c, int batch, int capLen, int h = 6, int w = 4)
     {
-        var g = new Generator(99, CPU);
-        return (torch.randn([batch, c.InChannels, h, w], generator: g),
-            torch.rand([batch], generator: g),
-            torch.randn([batch, capLen, c.CapFeatDim], generator: g),
+        using var g = new SeededRandom(99);
+        return (g.Normal([batch, c.InChannels, h, w]),
+            g.Uniform([batch]),
+            g.Normal([batch, capLen, c.CapFeatDim]),
             torch.ones([batch, capLen], dtype: int64),
-            torch.randn([batch, c.ClipTextDim], generator: g));
+            g.Normal([batch, c.ClipTextDim]));
     }
 
     [Fact]
