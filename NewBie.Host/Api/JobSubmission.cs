@@ -20,7 +20,7 @@ public sealed class JobSubmission(
     JobQueue queue,
     QueueView queueView,
     EngineHost engines,
-    WebhookSecrets webhookSecrets,
+    IWebhookSecretStore webhookSecrets,
     AccountStore accounts,
     StorageSpace storage,
     OutputStore outputs,
