@@ -9,7 +9,7 @@ public static class ProblemCodes
         NotCancelable = "not_cancelable", Forbidden = "forbidden", RateLimited = "rate_limited",
         UserQueueFull = "user_queue_full", QuotaExceeded = "quota_exceeded",
         InsufficientStorage = "insufficient_storage", RequestTimeout = "request_timeout", BadRequest = "bad_request",
-        ServerBusy = "server_busy";
+        ServerBusy = "server_busy", StorageCapExceeded = "storage_cap_exceeded";
 }
 
 /// <summary>RFC 9457 application/problem+json with a <c>code</c> extension (and <c>field</c> for a bad parameter).</summary>
@@ -46,6 +46,7 @@ public static class Problems
         ProblemCodes.RequestTimeout => "Request body too slow",
         ProblemCodes.BadRequest => "Bad request",
         ProblemCodes.ServerBusy => "Server busy",
+        ProblemCodes.StorageCapExceeded => "Storage cap reached",
         _ => code,
     };
 }
