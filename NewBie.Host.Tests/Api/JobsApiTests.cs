@@ -242,7 +242,7 @@ public sealed class JobsApiTests : IDisposable
     [Fact]
     public async Task Health_is_ok_and_ready_once_the_engine_is_loaded()
     {
-        var client = _app.ClientFor();
+        var client = _app.AdminClient();
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/healthz")).StatusCode);
         var deadline = DateTime.UtcNow.AddSeconds(10);
         HttpResponseMessage ready;

@@ -61,6 +61,17 @@ public sealed class FaultRunTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("yes", report.Figures["store_unchanged"]);
     }
 
+    [Fact]
+    public async Task Fuzz_run_generated_from_the_openapi_document_gets_no_5xx_changes_nothing_and_leaves_the_server_healthy()
+    {
+        var report = await FaultRuns.OpenApiFuzzAsync(_dataDir, new OutputWriter(output));
+
+        output.WriteLine(report.ToString());
+        Assert.True(report.Passed, report.ToString());
+        Assert.Equal("0", report.Figures["5xx_or_dropped"]);
+        Assert.Equal("yes", report.Figures["store_unchanged"]);
+    }
+
     private sealed class OutputWriter(ITestOutputHelper output) : StringWriter
     {
         public override void WriteLine(string? value) => output.WriteLine(value ?? "");

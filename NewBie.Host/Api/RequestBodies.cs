@@ -18,7 +18,8 @@ public static class RequestBodies
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(RequestBodies).FullName!);
         app.Use(async (http, next) =>
         {
-            var max = http.User.Identity?.IsAuthenticated == true ? limits.Value.MaxBodyBytes : limits.Value.MaxAnonymousBodyBytes;
+            var anonymous = http.User.Identity?.IsAuthenticated != true;
+            var max = anonymous ? limits.Value.MaxAnonymousBodyBytes : limits.Value.MaxBodyBytes;
             // A declared length above the limit is refused at once: nothing is read, parsed or buffered.
             if (http.Request.ContentLength > max)
             {
@@ -27,8 +28,10 @@ public static class RequestBodies
                 await TooLarge(max).ExecuteAsync(http);
                 return;
             }
-            // A body without a declared length (chunked) is cut off by the server when it grows past the limit.
-            if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size) size.MaxRequestBodySize = max;
+            // An anonymous body without a declared length (chunked) is cut off by the server, connection and all, when it
+            // grows past the limit. A caller with a key is answered 413 by the route that reads its body (submits read
+            // at most Limits:MaxBodyBytes) and the rest is drained within Kestrel's own limit, so the client sees the 413.
+            if (anonymous && http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size) size.MaxRequestBodySize = max;
             try
             {
                 await next(http);

@@ -323,43 +323,8 @@ internal static class FaultRuns
 
         var cases = MalformedCases.All(seeded[0]).ToList();
         while (cases.Count < count) cases.AddRange(MalformedCases.All(seeded[0]).Take(count - cases.Count));
-        var statuses = new System.Collections.Concurrent.ConcurrentDictionary<int, int>();
-        var bad = new System.Collections.Concurrent.ConcurrentBag<string>();
         var clock = Stopwatch.StartNew();
-        var healthFailures = 0;
-        using var stop = new CancellationTokenSource();
-        var health = Task.Run(async () =>
-        {
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-            while (!stop.IsCancellationRequested)
-            {
-                try { if (!(await http.GetAsync(server.Url + "/healthz")).IsSuccessStatusCode) Interlocked.Increment(ref healthFailures); }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { Interlocked.Increment(ref healthFailures); }
-                await Task.Delay(200);
-            }
-        });
-        await Parallel.ForEachAsync(cases.Select((c, i) => (c, i)), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (item, _) =>
-        {
-            var (c, i) = item;
-            int status;
-            try
-            {
-                using var request = c.Build(server.Url, key);
-                using var response = await client.Http.SendAsync(request);
-                await response.Content.ReadAsByteArrayAsync();
-                status = (int)response.StatusCode;
-            }
-            catch (TaskCanceledException) { status = -1; }
-            catch (HttpRequestException e) { status = e.HttpRequestError == HttpRequestError.ConnectionError ? -2 : -3; }
-            statuses.AddOrUpdate(status, 1, (_, n) => n + 1);
-            if (status is < 400 or >= 500) bad.Add($"{c.Name} → {(status == -1 ? "timeout" : status < 0 ? "connection dropped" : status.ToString())}");
-        });
-        await stop.CancelAsync();
-        await health;
-        problems.AddRange(bad.Distinct().OrderBy(b => b));
-        if (healthFailures > 0) problems.Add($"/healthz failed {healthFailures} times during the run");
-        using (var alive = await client.Http.GetAsync(server.Url + "/healthz"))
-            if (!alive.IsSuccessStatusCode) problems.Add("the server is not alive afterwards");
+        var (statuses, bad) = await SendAllAsync(server.Url, client.Http, cases.Select(c => (c, key)).ToList(), status => status is >= 400 and < 500, problems);
         var after = await SnapshotAsync(adminClient, dataDir);
         if (after != before) problems.Add($"the store changed:\n--- before\n{before}\n--- after\n{after}");
 
@@ -367,11 +332,96 @@ internal static class FaultRuns
         {
             ["requests"] = cases.Count.ToString(), ["kinds"] = MalformedCases.All(seeded[0]).Count().ToString(),
             ["answers"] = string.Join(" ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Key}×{s.Value}")),
-            ["non_4xx"] = bad.Count.ToString(), ["store_unchanged"] = (after == before ? "yes" : "no"),
+            ["non_4xx"] = bad.ToString(), ["store_unchanged"] = (after == before ? "yes" : "no"),
             ["seconds"] = clock.Elapsed.TotalSeconds.ToString("F1"),
         };
         log.WriteLine($"  {string.Join(", ", figures.Select(f => $"{f.Key}={f.Value}"))}");
         return new FaultReport("malformed requests", figures, problems);
+    }
+
+    /// <summary>
+    /// The fuzz run: every case <see cref="OpenApiFuzz"/> generates from the server's /openapi/v1.json, sent once with a
+    /// user's key and once with an admin's. No answer may be 5xx (or a timeout or dropped connection), /healthz must
+    /// answer throughout and after, and the store (jobs, users, outputs/) must be identical before and after.
+    /// </summary>
+    public static async Task<FaultReport> OpenApiFuzzAsync(string dataDir, TextWriter log)
+    {
+        var problems = new List<string>();
+        var admin = await ServerProcess.CreateUserAsync(dataDir, "admin", admin: true);
+        var key = await ServerProcess.CreateUserAsync(dataDir, "user0");
+        await using var server = await ServerProcess.StartAsync(dataDir, OpenLimits);
+        await server.WaitReadyAsync(TimeSpan.FromMinutes(3));
+        using var client = new BenchClient(() => server.Url, key, TimeSpan.FromSeconds(30));
+        using var adminClient = new BenchClient(() => server.Url, admin);
+        var seeded = new List<string>();
+        for (var i = 0; i < 2; i++) seeded.Add((await client.SubmitAsync(BenchClient.Job("<character_1><n>before</n></character_1>", i, steps: 2))).Id!);
+        await client.WaitFinishedAsync(seeded, TimeSpan.FromMinutes(3));
+        var before = await SnapshotAsync(adminClient, dataDir);
+
+        var document = await OpenApiFuzz.DocumentAsync(client.Http, server.Url);
+        var generated = OpenApiFuzz.Cases(document).ToList();
+        var cases = generated.Select(c => (c, key)).Concat(generated.Select(c => (c with { Name = "admin: " + c.Name }, admin))).ToList();
+        var clock = Stopwatch.StartNew();
+        var (statuses, bad) = await SendAllAsync(server.Url, client.Http, cases, status => status is >= 100 and < 500, problems);
+        var after = await SnapshotAsync(adminClient, dataDir);
+        if (after != before) problems.Add($"the store changed:\n--- before\n{before}\n--- after\n{after}");
+
+        var figures = new Dictionary<string, string>
+        {
+            ["operations"] = document.GetProperty("paths").EnumerateObject().Sum(p => p.Value.EnumerateObject().Count()).ToString(),
+            ["requests"] = cases.Count.ToString(),
+            ["answers"] = string.Join(" ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Key}×{s.Value}")),
+            ["5xx_or_dropped"] = bad.ToString(), ["store_unchanged"] = (after == before ? "yes" : "no"),
+            ["seconds"] = clock.Elapsed.TotalSeconds.ToString("F1"),
+        };
+        log.WriteLine($"  {string.Join(", ", figures.Select(f => $"{f.Key}={f.Value}"))}");
+        return new FaultReport("OpenAPI fuzz", figures, problems);
+    }
+
+    /// <summary>
+    /// Sends every case (8 at a time) with its key while /healthz is polled; a status <paramref name="accept"/> refuses,
+    /// a timeout or a dropped connection is a problem. Returns the count per status and how many were refused.
+    /// </summary>
+    private static async Task<(IReadOnlyDictionary<int, int> Statuses, int Bad)> SendAllAsync(string url, HttpClient http,
+        IReadOnlyList<(MalformedCase Case, string Key)> cases, Func<int, bool> accept, List<string> problems)
+    {
+        var statuses = new System.Collections.Concurrent.ConcurrentDictionary<int, int>();
+        var bad = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var healthFailures = 0;
+        using var stop = new CancellationTokenSource();
+        var health = Task.Run(async () =>
+        {
+            using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            while (!stop.IsCancellationRequested)
+            {
+                try { if (!(await probe.GetAsync(url + "/healthz")).IsSuccessStatusCode) Interlocked.Increment(ref healthFailures); }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { Interlocked.Increment(ref healthFailures); }
+                await Task.Delay(200);
+            }
+        });
+        await Parallel.ForEachAsync(cases, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (item, _) =>
+        {
+            var (c, key) = item;
+            int status;
+            try
+            {
+                using var request = c.Build(url, key);
+                using var response = await http.SendAsync(request);
+                await response.Content.ReadAsByteArrayAsync();
+                status = (int)response.StatusCode;
+            }
+            catch (TaskCanceledException) { status = -1; }
+            catch (HttpRequestException e) { status = e.HttpRequestError == HttpRequestError.ConnectionError ? -2 : -3; }
+            statuses.AddOrUpdate(status, 1, (_, n) => n + 1);
+            if (!accept(status)) bad.Add($"{c.Name} → {(status == -1 ? "timeout" : status < 0 ? "connection dropped" : status.ToString())}");
+        });
+        await stop.CancelAsync();
+        await health;
+        problems.AddRange(bad.Distinct().OrderBy(b => b));
+        if (healthFailures > 0) problems.Add($"/healthz failed {healthFailures} times during the run");
+        using (var alive = await http.GetAsync(url + "/healthz"))
+            if (!alive.IsSuccessStatusCode) problems.Add("the server is not alive afterwards");
+        return (statuses, bad.Count);
     }
 
     /// <summary>Jobs (id, status), users (name, role) and every file under outputs/ with its size.</summary>
