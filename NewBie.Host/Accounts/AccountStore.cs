@@ -158,10 +158,13 @@ public sealed partial class AccountStore
         }
     }
 
-    /// <summary>Gives back images counted by <see cref="TryUseImages"/> for a submit that then did not create a job.</summary>
-    public void ReturnImages(string userName, int images)
+    /// <summary>
+    /// Gives back images counted by <see cref="TryUseImages"/>: for a submit that then did not create a job, or a job
+    /// that failed for a server-side reason (to the day it was charged, <paramref name="chargedAt"/>; default today).
+    /// </summary>
+    public void ReturnImages(string userName, int images, DateTime? chargedAt = null)
     {
-        var id = $"{userName}/{Now.Date:yyyy-MM-dd}";
+        var id = $"{userName}/{(chargedAt ?? Now).Date:yyyy-MM-dd}";
         lock (_gate)
         {
             if (_usage.FindById(id) is not { } usage) return;
