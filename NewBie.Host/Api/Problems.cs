@@ -9,7 +9,7 @@ public static class ProblemCodes
         NotCancelable = "not_cancelable", Forbidden = "forbidden", RateLimited = "rate_limited",
         UserQueueFull = "user_queue_full", QuotaExceeded = "quota_exceeded",
         InsufficientStorage = "insufficient_storage", RequestTimeout = "request_timeout", BadRequest = "bad_request",
-        ServerBusy = "server_busy", StorageCapExceeded = "storage_cap_exceeded";
+        ServerBusy = "server_busy", StorageCapExceeded = "storage_cap_exceeded", TooManyStreams = "too_many_streams";
 }
 
 /// <summary>RFC 9457 application/problem+json with a <c>code</c> extension (and <c>field</c> for a bad parameter).</summary>
@@ -47,6 +47,7 @@ public static class Problems
         ProblemCodes.BadRequest => "Bad request",
         ProblemCodes.ServerBusy => "Server busy",
         ProblemCodes.StorageCapExceeded => "Storage cap reached",
+        ProblemCodes.TooManyStreams => "Too many open event streams",
         _ => code,
     };
 }
