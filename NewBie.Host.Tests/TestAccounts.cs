@@ -30,6 +30,13 @@ public static class TestAccounts
     /// <summary>A client with an API key of the admin "ops" (readiness details, metrics, admin routes).</summary>
     public static HttpClient AdminClient(this NewBieApplication app) => app.ClientWithKey("ops", Roles.Admin);
 
+    /// <summary>The client with <paramref name="token"/> as its bearer credential (a scrape token, a key).</summary>
+    public static HttpClient WithBearer(this HttpClient client, string token)
+    {
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
     public static HttpClient ClientWithBearer(this NewBieApplication app, string key)
     {
         var client = app.CreateClient();

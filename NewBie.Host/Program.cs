@@ -76,6 +76,7 @@ app.UseApi();
 app.MapTelemetry();
 app.MapAccounts();
 app.UseRequestBodyLimits();
+app.UseSameOriginWrites();
 app.MapStudio();
 app.MapAdmin();
 app.MapJobs();

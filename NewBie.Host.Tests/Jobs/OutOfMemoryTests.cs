@@ -110,7 +110,7 @@ public sealed class OutOfMemoryTests
             await client.WaitForStatusAsync((await client.SubmitAsync(Job)).Str("id"), "succeeded", TimeSpan.FromSeconds(60));
 
         // Prompt and empty negative prompt: both computed by the first job, both served from the cache for the second.
-        await client.WaitForAsync(new()
+        await app.AdminClient().WaitForAsync(new()
         {
             ["newbie_prompt_cache_misses_total"] = 2,
             ["newbie_prompt_cache_hits_total"] = 2,

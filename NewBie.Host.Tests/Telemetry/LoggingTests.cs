@@ -83,7 +83,7 @@ public sealed class LoggingTests : IDisposable
     {
         var client = _app.ClientFor();
         (await client.GetAsync("/healthz")).Dispose();
-        (await client.GetAsync("/metrics")).Dispose();
+        (await _app.AdminClient().GetAsync("/metrics")).Dispose();
         (await client.GetAsync("/v1/jobs")).Dispose();
 
         var events = await WaitForEventsAsync(e => e.Any(x => Property(x, "RequestPath") == "/v1/jobs"));

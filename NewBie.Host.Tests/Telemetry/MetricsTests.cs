@@ -8,7 +8,9 @@ namespace NewBie.Host.Tests.Telemetry;
 
 public sealed class MetricsTests : IDisposable
 {
-    private readonly NewBieApplication _app = new();
+    private const string ScrapeToken = "scrape-token-0123456789";
+
+    private readonly NewBieApplication _app = new(new() { ["Telemetry:MetricsToken"] = ScrapeToken });
 
     public void Dispose() => _app.Dispose();
 
@@ -33,7 +35,7 @@ public sealed class MetricsTests : IDisposable
     {
         await RunSomeJobsAsync();
 
-        var samples = await _app.ClientFor().WaitForAsync(new()
+        var samples = await _app.AdminClient().WaitForAsync(new()
         {
             ["newbie_images_generated_total{user=\"alice\"}"] = 4,
             ["newbie_images_generated_total{user=\"bob\"}"] = 1,
@@ -109,7 +111,7 @@ public sealed class MetricsTests : IDisposable
         metrics.PromptCacheHit();
         metrics.PromptCacheMiss();
 
-        await _app.ClientFor().WaitForAsync(new()
+        await _app.AdminClient().WaitForAsync(new()
         {
             ["newbie_rate_limited_total{reason=\"login_per_ip\"}"] = 2,
             ["newbie_rate_limited_total{reason=\"jobs_per_user\"}"] = 1,
@@ -125,8 +127,8 @@ public sealed class MetricsTests : IDisposable
         other.Service<NewBieMetrics>().RateLimited("other_server");
         _app.Service<NewBieMetrics>().RateLimited("this_server");
 
-        await other.ClientFor().WaitForAsync(new() { ["newbie_rate_limited_total{reason=\"other_server\"}"] = 1 });
-        var samples = await _app.ClientFor().WaitForAsync(new() { ["newbie_rate_limited_total{reason=\"this_server\"}"] = 1 });
+        await other.AdminClient().WaitForAsync(new() { ["newbie_rate_limited_total{reason=\"other_server\"}"] = 1 });
+        var samples = await _app.AdminClient().WaitForAsync(new() { ["newbie_rate_limited_total{reason=\"this_server\"}"] = 1 });
 
         Assert.DoesNotContain("newbie_rate_limited_total{reason=\"other_server\"}", samples.Keys);
     }
@@ -134,9 +136,9 @@ public sealed class MetricsTests : IDisposable
     [Fact]
     public async Task Gpu_memory_is_unset_on_cpu()
     {
-        await _app.ClientFor().WaitForAsync(new() { ["newbie_model_load_seconds{model=\"scripted\"}"] = 0 });
+        await _app.AdminClient().WaitForAsync(new() { ["newbie_model_load_seconds{model=\"scripted\"}"] = 0 });
 
-        var text = await _app.ClientFor().ScrapeAsync();
+        var text = await _app.AdminClient().ScrapeAsync();
 
         Assert.DoesNotContain("newbie_gpu_memory", text);
         Assert.Null(new NvmlGpuMemory().Query("cpu"));
@@ -166,10 +168,32 @@ public sealed class MetricsTests : IDisposable
         metrics.RateLimited("login_per_ip");
         metrics.PromptCacheHit();
         metrics.PromptCacheMiss();
-        var text = await _app.ClientFor().ScrapeAsync();
+        // As Prometheus scrapes: with the token as a bearer credential.
+        var text = await _app.CreateClient().WithBearer(ScrapeToken).ScrapeAsync();
 
         var (exitCode, output) = await Promtool.CheckMetricsAsync(text);
 
         Assert.True(exitCode == 0 && output.Trim().Length == 0, $"promtool check metrics exited {exitCode}:\n{output}\n--- scraped:\n{text}");
+    }
+
+    [Fact]
+    public async Task Metrics_are_for_admins_and_the_scrape_token_only()
+    {
+        // A user exists, so a loopback caller without credentials is anonymous.
+        var user = _app.ClientFor("alice");
+        var anonymous = _app.CreateClient();
+
+        using var anonymousScrape = await anonymous.GetAsync("/metrics");
+        using var userScrape = await user.GetAsync("/metrics");
+        using var wrongToken = await _app.CreateClient().WithBearer("scrape-token-9876543210").GetAsync("/metrics");
+        using var token = await _app.CreateClient().WithBearer(ScrapeToken).GetAsync("/metrics");
+        using var admin = await _app.AdminClient().GetAsync("/metrics");
+
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, anonymousScrape.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, userScrape.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, wrongToken.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.OK, token.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.OK, admin.StatusCode);
+        Assert.Contains("newbie_", await token.Content.ReadAsStringAsync());
     }
 }

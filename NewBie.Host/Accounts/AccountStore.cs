@@ -47,7 +47,7 @@ public sealed partial class AccountStore
     {
         if (!IsValidName(name)) throw new AccountException("A user name is 1-64 letters, digits or . _ @ - and starts with a letter or digit.");
         if (!Roles.IsValid(role)) throw new AccountException("role must be admin or user.");
-        var user = new UserRecord { Name = name, Role = role, CreatedAt = Now };
+        var user = new UserRecord { Name = name, Role = role, CreatedAt = Now, SecurityStamp = NewStamp() };
         if (password is not null) user.PasswordHash = HashPassword(user, password);
         if (!_users.TryAddUser(user)) throw new AccountException($"User '{name}' already exists.");
         return user;
@@ -57,7 +57,32 @@ public sealed partial class AccountStore
     public UserRecord UpdateUser(string name, Action<UserRecord> change) =>
         _users.UpdateUser(name, change) ?? throw new AccountException($"No user '{name}'.");
 
-    public void SetPassword(UserRecord user, string? password) => user.PasswordHash = password is null ? null : HashPassword(user, password);
+    /// <summary>Sets (or clears) the password and ends the user's sessions: a stolen cookie dies with the old password.</summary>
+    public void SetPassword(UserRecord user, string? password)
+    {
+        user.PasswordHash = password is null ? null : HashPassword(user, password);
+        user.SecurityStamp = NewStamp();
+    }
+
+    /// <summary>The stamp a new sign-in cookie of the user carries (made on first use for users stored before stamps).</summary>
+    public string SessionStamp(string name) =>
+        FindUser(name)?.SecurityStamp ?? UpdateUser(name, u => u.SecurityStamp ??= NewStamp()).SecurityStamp!;
+
+    /// <summary>Ends every sign-in session of the user (their cookies are refused from the next request on); false: no such user.</summary>
+    public bool EndSessions(string name) => _users.UpdateUser(name, u => u.SecurityStamp = NewStamp()) is not null;
+
+    /// <summary>The principal of a sign-in cookie (the API's, the admin page's and the studio's): name, role, security stamp.</summary>
+    public System.Security.Claims.ClaimsPrincipal SessionPrincipal(UserRecord user)
+    {
+        System.Security.Claims.Claim[] claims =
+        [
+            new(System.Security.Claims.ClaimTypes.Name, user.Name), new(System.Security.Claims.ClaimTypes.Role, user.Role),
+            new(CurrentUser.SecurityStampClaim, SessionStamp(user.Name)),
+        ];
+        return new(new System.Security.Claims.ClaimsIdentity(claims, Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationDefaults.AuthenticationScheme));
+    }
+
+    public static string NewStamp() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
     /// <summary>Removes the user and their keys (their jobs and images stay until retention removes them).</summary>
     public bool RemoveUser(string name) => _users.RemoveUser(name);

@@ -48,6 +48,9 @@ public static class AccountsAdminApi
         group.MapDelete("/users/{name}/keys/{id}", (string name, string id, AccountStore a) =>
             a.RevokeKey(name, id) ? TypedResults.NoContent() : Problems.NotFound("key"))
             .WithSummary("Revoke an API key").Produces(StatusCodes.Status204NoContent).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapDelete("/users/{name}/sessions", (string name, AccountStore a) => a.EndSessions(name) ? TypedResults.NoContent() : Problems.NotFound("user"))
+            .WithSummary("End every sign-in session of a user (their cookies stop working at once; keys are untouched)")
+            .Produces(StatusCodes.Status204NoContent).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/usage", Usage).WithSummary("Images and GPU seconds per user and day")
             .Produces<IEnumerable<UsageDto>>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         return group;
@@ -96,7 +99,12 @@ public static class AccountsAdminApi
         foreach (var (field, value) in new[] { ("max_queued_jobs", change.MaxQueuedJobs), ("max_pixels", change.MaxPixels), ("max_steps", change.MaxSteps), ("max_count", change.MaxCount) })
             if (value is < 1) throw new AccountException($"{field} must be at least 1.");
         if (change.ImagesPerDay is < 0) throw new AccountException("images_per_day must be at least 0.");
-        if (change.Role is not null) user.Role = change.Role;
+        if (change.Role is not null && change.Role != user.Role)
+        {
+            user.Role = change.Role;
+            // Sessions opened with the old role end; a demoted admin signs in again as a user.
+            user.SecurityStamp = AccountStore.NewStamp();
+        }
         if (change.Password is not null) accounts.SetPassword(user, change.Password);
         if (change.PriorityClass is not null) user.PriorityClass = change.PriorityClass;
         user.MaxQueuedJobs = change.MaxQueuedJobs ?? user.MaxQueuedJobs;

@@ -32,8 +32,10 @@ public sealed class ApiKeyAuthenticationHandler(
 
         var cookie = await Context.AuthenticateAsync(CookieAuthenticationDefaults.AuthenticationScheme);
         // The cookie names a user: one removed or demoted since it was issued loses what it lost.
-        if (cookie.Succeeded && cookie.Principal.Identity?.Name is { } name && accounts.FindUser(name) is { } cookieUser)
-            return Success(cookieUser.Name, cookieUser.IsAdmin, keyId: null);
+        // The stamp ends it at sign-out, a password or role change, or an admin's revoke.
+        if (cookie.Succeeded && cookie.Principal.Identity?.Name is { } name && accounts.FindUser(name) is { } cookieUser
+            && cookieUser.SecurityStamp is { } stamp && cookie.Principal.FindFirstValue(CurrentUser.SecurityStampClaim) == stamp)
+            return Success(cookieUser.Name, cookieUser.IsAdmin, keyId: null, viaCookie: true);
 
         // The in-process test server has no remote address: it is as local as loopback. A request that came through a
         // reverse proxy on this host also arrives from loopback, so any forwarding header disqualifies it.
@@ -54,10 +56,11 @@ public sealed class ApiKeyAuthenticationHandler(
         return Task.CompletedTask;
     }
 
-    private AuthenticateResult Success(string name, bool isAdmin, string? keyId)
+    private AuthenticateResult Success(string name, bool isAdmin, string? keyId, bool viaCookie = false)
     {
         var claims = new List<Claim> { new(ClaimTypes.Name, name), new(ClaimTypes.Role, isAdmin ? Roles.Admin : Roles.User) };
         if (keyId is not null) claims.Add(new Claim(CurrentUser.KeyIdClaim, keyId));
+        if (viaCookie) claims.Add(new Claim(CurrentUser.SignedInWithClaim, CurrentUser.SignedInWithCookie));
         var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }

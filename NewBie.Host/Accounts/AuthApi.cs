@@ -26,14 +26,15 @@ public static class AuthApi
         if (limits.TryAnonymous(ip) is { } wait) return RateLimited.Result(wait, "Too many login attempts from this address.");
         if (body.Username is not { } name || body.Password is not { } password || accounts.CheckPassword(name, password) is not { } user)
             return Problems.Create(StatusCodes.Status401Unauthorized, ProblemCodes.Unauthorized, "Unknown user or wrong password.");
-        var claims = new[] { new Claim(ClaimTypes.Name, user.Name), new Claim(ClaimTypes.Role, user.Role) };
-        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, CookieAuthenticationDefaults.AuthenticationScheme));
-        await context.SignInAsync(CookieAuthenticationDefaults.AuthenticationScheme, principal);
+        await context.SignInAsync(CookieAuthenticationDefaults.AuthenticationScheme, accounts.SessionPrincipal(user));
         return TypedResults.Ok(new { user = user.Name, role = user.Role });
     }
 
-    private static async Task<IResult> Logout(HttpContext context)
+    private static async Task<IResult> Logout(HttpContext context, AccountStore accounts)
     {
+        // Signing out ends the session on the server too (every browser of the user): a copied cookie is refused.
+        if (context.User.HasClaim(CurrentUser.SignedInWithClaim, CurrentUser.SignedInWithCookie) && context.User.Identity?.Name is { } name)
+            accounts.EndSessions(name);
         await context.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
         return TypedResults.NoContent();
     }

@@ -15,6 +15,12 @@ public sealed record CurrentUser(string Id, bool IsAdmin, string? KeyId)
 
     public const string KeyIdClaim = "newbie:key";
 
+    /// <summary>How the caller signed in, when it was with the sign-in cookie (browsers send it on their own: CSRF checks apply).</summary>
+    public const string SignedInWithClaim = "newbie:signed-in-with", SignedInWithCookie = "cookie";
+
+    /// <summary>The user's security stamp when the sign-in cookie was issued.</summary>
+    public const string SecurityStampClaim = "newbie:stamp";
+
     /// <summary>Jobs and images: the owner's, and every one for an admin. Anyone else gets 404, as if it did not exist.</summary>
     public bool CanSee(JobRecord job) => IsAdmin || job.UserId == Id;
 

@@ -25,6 +25,12 @@ public sealed class UserRecord
     public int? MaxCount { get; set; }
     public DateTime CreatedAt { get; set; }
 
+    /// <summary>
+    /// Random; every sign-in cookie carries the value it was issued with and is refused once it differs. A new value
+    /// ends every session of the user: sign-out, a password or role change, an admin's revoke, removal and re-creation.
+    /// </summary>
+    public string? SecurityStamp { get; set; }
+
     [BsonIgnore] public bool IsAdmin => Role == Roles.Admin;
 }
 
