@@ -8,6 +8,7 @@ using NewBie.Host.Jobs;
 using NewBie.Host.Models;
 using NewBie.Host.Outputs;
 using NewBie.Host.Storage;
+using NewBie.Host.Studio;
 using NewBie.Host.Telemetry;
 
 // CJK prompts and progress bars on a Windows console need UTF-8 output (a no-op elsewhere).
@@ -56,6 +57,7 @@ builder.AddAccounts();
 builder.AddWebhooks();
 builder.AddOpenApiDocument();
 builder.AddAdmin();
+builder.AddStudio();
 
 var app = builder.Build();
 try
@@ -75,6 +77,7 @@ app.MapTelemetry();
 app.MapAccounts();
 app.MapAdmin();
 app.MapJobs();
+app.MapStudioApi();
 app.MapSeedContract();
 app.MapWebhooks();
 app.MapOpenAiImages();

@@ -1,4 +1,5 @@
 using NewBie.Pipeline.Configs;
+using NewBie.Pipeline.Sampling;
 using NewBie.Pipeline.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -85,31 +86,17 @@ public sealed class FluxVaeDecoder : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Deterministic random weights for the built-in tiny model, drawn on the CPU so every device gets the same ones.
+    /// Deterministic random weights for the built-in tiny model, the same on every device (<see cref="SeededRandom.Initialise"/>).
     /// Scales follow the parity fixture's init (conv/linear N(0, 1/fan_in), conv_out ×1.6, norm scales 1 + N(0, 0.1²),
     /// biases N(0, 0.05²)), which keeps activations and the output in a sensible range through the whole stack.
     /// </summary>
     public static FluxVaeDecoder CreateRandom(VaeConfig config, long seed, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var vae = new FluxVaeDecoder(config, device, dtype);
-        using var generator = new Generator((ulong)seed);
-        using (torch.no_grad())
-        {
-            foreach (var (name, p) in vae.named_parameters())
-            {
-                using var scope = torch.NewDisposeScope();
-                var noise = torch.randn(p.shape, ScalarType.Float32, CPU, generator: generator);
-                Tensor value;
-                if (name.EndsWith(".bias", StringComparison.Ordinal)) value = noise * 0.05;
-                else if (p.dim() == 1) value = 1 + noise * 0.1;
-                else
-                {
-                    long fanIn = p.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
-                    value = noise / Math.Sqrt(fanIn) * (name == "decoder.conv_out.weight" ? 1.6 : 1.0);
-                }
-                p.copy_(value);
-            }
-        }
+        SeededRandom.Initialise(vae, seed, (name, p, noise) =>
+            name.EndsWith(".bias", StringComparison.Ordinal) ? noise * 0.05
+            : p.dim() == 1 ? 1 + noise * 0.1
+            : noise / Math.Sqrt(p.shape.Skip(1).Aggregate(1L, (a, b) => a * b)) * (name == "decoder.conv_out.weight" ? 1.6 : 1.0));
         vae.eval();
         return vae;
     }

@@ -1,5 +1,6 @@
 using NewBie.Pipeline.Configs;
 using NewBie.Pipeline.Modules;
+using NewBie.Pipeline.Sampling;
 using NewBie.Pipeline.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -146,23 +147,16 @@ public sealed class GemmaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
     }
 
     /// <summary>
-    /// The built-in tiny model's weights: deterministic for a seed on every device (drawn on the CPU in float32 in
-    /// state_dict order, then copied).
+    /// The built-in tiny model's weights: deterministic for a seed on every device (<see cref="SeededRandom.Initialise"/>).
     /// </summary>
     public static GemmaTextEncoder CreateRandom(GemmaConfig config, long seed, Device device, ScalarType dtype)
     {
         var model = new GemmaTextEncoder(config, device, dtype);
-        using var _ = torch.no_grad();
-        using var generator = new Generator((ulong)seed);
-        foreach (var (name, tensor) in WeightLoader.ModuleTensors(model).OrderBy(kv => kv.Key, StringComparer.Ordinal))
-        {
-            using var scope = torch.NewDisposeScope();
-            // Norm weights act as (1 + w), so small values around 0; matrices scaled to keep activations O(1).
-            double std = name.EndsWith("norm.weight", StringComparison.Ordinal) ? 0.1
-                : name == "embed_tokens.weight" ? 1.0 / Math.Sqrt(config.HiddenSize)
-                : 1.0 / Math.Sqrt(tensor.shape[^1]);
-            tensor.copy_(torch.randn(tensor.shape, dtype: float32, generator: generator) * std);
-        }
+        // Norm weights act as (1 + w), so small values around 0; matrices scaled to keep activations O(1).
+        SeededRandom.Initialise(model, seed, (name, tensor, noise) => noise * (
+            name.EndsWith("norm.weight", StringComparison.Ordinal) ? 0.1
+            : name == "embed_tokens.weight" ? 1.0 / Math.Sqrt(config.HiddenSize)
+            : 1.0 / Math.Sqrt(tensor.shape[^1])));
         model.eval();
         return model;
     }

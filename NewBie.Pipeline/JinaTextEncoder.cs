@@ -1,5 +1,6 @@
 using NewBie.Pipeline.Configs;
 using NewBie.Pipeline.Modules;
+using NewBie.Pipeline.Sampling;
 using NewBie.Pipeline.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -193,26 +194,20 @@ public sealed class JinaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
     }
 
     /// <summary>
-    /// The built-in tiny model's weights: deterministic for a seed on every device (drawn on the CPU in float32 in
-    /// state_dict order, then copied).
+    /// The built-in tiny model's weights: deterministic for a seed on every device (<see cref="SeededRandom.Initialise"/>).
     /// </summary>
     public static JinaTextEncoder CreateRandom(JinaConfig config, long seed, Device device, ScalarType dtype)
     {
         var model = new JinaTextEncoder(config, device, dtype);
-        using var _ = torch.no_grad();
-        using var generator = new Generator((ulong)seed);
-        foreach (var (name, tensor) in WeightLoader.ModuleTensors(model).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        SeededRandom.Initialise(model, seed, (name, tensor, noise) =>
         {
-            using var scope = torch.NewDisposeScope();
-            var noise = torch.randn(tensor.shape, dtype: float32, generator: generator);
             var isNorm = name.StartsWith("emb_ln.", StringComparison.Ordinal) || name.Contains(".norm");
             // LayerNorm scales near 1, biases and embeddings small, matrices scaled to keep activations O(1).
-            var value = isNorm && name.EndsWith(".weight", StringComparison.Ordinal) ? noise * 0.1 + 1
+            return isNorm && name.EndsWith(".weight", StringComparison.Ordinal) ? noise * 0.1 + 1
                 : name.EndsWith(".bias", StringComparison.Ordinal) ? noise * 0.02
                 : name.StartsWith("embeddings.", StringComparison.Ordinal) ? noise
                 : noise / Math.Sqrt(tensor.shape[^1]);
-            tensor.copy_(value);
-        }
+        });
         model.eval();
         return model;
     }

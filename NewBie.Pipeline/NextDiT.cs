@@ -1,5 +1,6 @@
 using NewBie.Pipeline.Configs;
 using NewBie.Pipeline.Modules;
+using NewBie.Pipeline.Sampling;
 using NewBie.Pipeline.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -97,24 +98,16 @@ public sealed class NextDiT : nn.Module
     }
 
     /// <summary>
-    /// Random weights for the built-in tiny model and for benchmarks, reproducible from the seed on a given kind
-    /// of device: matrices N(0, 1/fan_in), biases N(0, 0.05²), norm scales 1 + N(0, 0.1²), drawn in state_dict
-    /// order by a generator on the model's device (so the 3.5 B benchmark model does not fill 14 GB on the CPU first).
+    /// Random weights for the built-in tiny model and for benchmarks, the same for a seed on every device
+    /// (<see cref="SeededRandom.Initialise"/>): matrices N(0, 1/fan_in), biases N(0, 0.05²), norm scales 1 + N(0, 0.1²).
     /// </summary>
     public static NextDiT CreateRandom(NextDiTConfig config, long seed, Device device, ScalarType dtype)
     {
         var model = new NextDiT(config, device, dtype);
-        using var generator = new Generator(unchecked((ulong)seed), device);
-        using var _ = torch.no_grad();
-        foreach (var (name, p) in model.state_dict())
-        {
-            using var scope = torch.NewDisposeScope();
-            var noise = torch.randn(p.shape, dtype: float32, device: device, generator: generator);
-            var value = p.dim() >= 2 ? noise / Math.Sqrt(p.shape[1])
-                : name.EndsWith(".bias", StringComparison.Ordinal) ? noise * 0.05
-                : noise * 0.1 + 1;
-            p.copy_(value);
-        }
+        SeededRandom.Initialise(model, seed, (name, p, noise) =>
+            p.dim() >= 2 ? noise / Math.Sqrt(p.shape[1])
+            : name.EndsWith(".bias", StringComparison.Ordinal) ? noise * 0.05
+            : noise * 0.1 + 1);
         return model;
     }
 

@@ -14,7 +14,7 @@ namespace NewBie.Pipeline;
 public static class TinyModel
 {
     /// <summary>Bump when the tiny architecture or its weights change, so old folders are rewritten.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
     public const long Seed = 20_251_125;
     private const string Marker = "newbie-tiny.json";
 

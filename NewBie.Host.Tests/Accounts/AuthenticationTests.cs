@@ -79,7 +79,7 @@ public sealed class AuthenticationTests : IDisposable
             using (var directory = new DataDirectory(Options.Create(new StorageOptions { DataDir = folder })))
             using (var database = new AppDatabase(directory))
             {
-                var accounts = new AccountStore(database, Options.Create(new AccountsOptions()), TimeProvider.System);
+                var accounts = new AccountStore(new LiteDbUserStore(database), new LiteDbUsageStore(database), Options.Create(new AccountsOptions()), TimeProvider.System);
                 accounts.AddUser("alice", Roles.User, password: null);
                 (key, var record) = accounts.CreateKey("alice", "laptop");
                 hash = record.Hash;

@@ -314,6 +314,6 @@ public sealed class WebhookDeliveryTests : IDisposable
         var second = await SecretAsync(client);
 
         Assert.NotEqual(first, second);
-        Assert.Equal(second, _apps[0].Service<WebhookSecrets>().Find("local"));
+        Assert.Equal(second, _apps[0].Service<IWebhookSecretStore>().Find("local"));
     }
 }

@@ -1,36 +1,32 @@
 using System.Text.RegularExpressions;
-using LiteDB;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
 using NewBie.Host.Jobs;
-using NewBie.Host.Storage;
 
 namespace NewBie.Host.Accounts;
 
 public sealed class AccountException(string message) : Exception(message);
 
-/// <summary>Users, API keys and daily usage in the app database; shared by the server and the command-line verbs.</summary>
+/// <summary>
+/// The rules of accounts (valid names, password and key hashing, limits with their defaults, the daily quota) over
+/// the stores that keep them; shared by the server and the command-line verbs.
+/// </summary>
 public sealed partial class AccountStore
 {
     /// <summary>How stale a key's last-used time may get: a write per request would cost more than the request.</summary>
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
-    private readonly ILiteCollection<UserRecord> _users;
-    private readonly ILiteCollection<ApiKeyRecord> _keys;
-    private readonly ILiteCollection<UsageRecord> _usage;
+    private readonly IUserStore _users;
+    private readonly IUsageStore _usage;
     private readonly IOptions<AccountsOptions> _options;
     private readonly TimeProvider _time;
     private readonly PasswordHasher<UserRecord> _hasher = new();
-    private readonly Lock _gate = new();
     private readonly Lazy<string> _dummyHash;
 
-    public AccountStore(AppDatabase database, IOptions<AccountsOptions> options, TimeProvider time)
+    public AccountStore(IUserStore users, IUsageStore usage, IOptions<AccountsOptions> options, TimeProvider time)
     {
-        _users = database.Collection<UserRecord>("users");
-        _keys = database.Collection<ApiKeyRecord>("api_keys");
-        _usage = database.Collection<UsageRecord>("usage");
-        _keys.EnsureIndex(k => k.UserName);
-        _usage.EnsureIndex(u => u.Day);
+        _users = users;
+        _usage = usage;
         _options = options;
         _time = time;
         _dummyHash = new(() => _hasher.HashPassword(new UserRecord(), "not anyone's password"));
@@ -41,11 +37,11 @@ public sealed partial class AccountStore
 
     public static bool IsValidName(string name) => ValidName().IsMatch(name);
 
-    public bool AnyUsers() => _users.Count() > 0;
+    public bool AnyUsers() => _users.AnyUsers();
 
-    public UserRecord? FindUser(string name) => _users.FindById(name);
+    public UserRecord? FindUser(string name) => _users.FindUser(name);
 
-    public IReadOnlyList<UserRecord> Users() => _users.FindAll().OrderBy(u => u.Name, StringComparer.Ordinal).ToList();
+    public IReadOnlyList<UserRecord> Users() => _users.Users();
 
     public UserRecord AddUser(string name, string role, string? password)
     {
@@ -53,37 +49,18 @@ public sealed partial class AccountStore
         if (!Roles.IsValid(role)) throw new AccountException("role must be admin or user.");
         var user = new UserRecord { Name = name, Role = role, CreatedAt = Now };
         if (password is not null) user.PasswordHash = HashPassword(user, password);
-        lock (_gate)
-        {
-            if (_users.FindById(name) is not null) throw new AccountException($"User '{name}' already exists.");
-            _users.Insert(user);
-        }
+        if (!_users.TryAddUser(user)) throw new AccountException($"User '{name}' already exists.");
         return user;
     }
 
     /// <summary>Applies <paramref name="change"/> to a user and saves it; the change throws AccountException to refuse.</summary>
-    public UserRecord UpdateUser(string name, Action<UserRecord> change)
-    {
-        lock (_gate)
-        {
-            var user = _users.FindById(name) ?? throw new AccountException($"No user '{name}'.");
-            change(user);
-            _users.Update(user);
-            return user;
-        }
-    }
+    public UserRecord UpdateUser(string name, Action<UserRecord> change) =>
+        _users.UpdateUser(name, change) ?? throw new AccountException($"No user '{name}'.");
 
     public void SetPassword(UserRecord user, string? password) => user.PasswordHash = password is null ? null : HashPassword(user, password);
 
     /// <summary>Removes the user and their keys (their jobs and images stay until retention removes them).</summary>
-    public bool RemoveUser(string name)
-    {
-        lock (_gate)
-        {
-            _keys.DeleteMany(k => k.UserName == name);
-            return _users.Delete(name);
-        }
-    }
+    public bool RemoveUser(string name) => _users.RemoveUser(name);
 
     /// <summary>The user whose password this is, or null (unknown user, no password, wrong password).</summary>
     public UserRecord? CheckPassword(string name, string password)
@@ -105,32 +82,24 @@ public sealed partial class AccountStore
         if (FindUser(userName) is null) throw new AccountException($"No user '{userName}'.");
         var (key, id, hash) = ApiKeys.Create();
         var record = new ApiKeyRecord { Id = id, UserName = userName, Name = keyName ?? "default", Hash = hash, CreatedAt = Now };
-        _keys.Insert(record);
+        _users.AddKey(record);
         return (key, record);
     }
 
-    public IReadOnlyList<ApiKeyRecord> Keys(string userName) => _keys.Find(k => k.UserName == userName).OrderBy(k => k.CreatedAt).ToList();
+    public IReadOnlyList<ApiKeyRecord> Keys(string userName) => _users.Keys(userName);
 
-    public bool RevokeKey(string userName, string id)
-    {
-        lock (_gate)
-        {
-            if (_keys.FindById(id) is not { RevokedAt: null } key || key.UserName != userName) return false;
-            key.RevokedAt = Now;
-            return _keys.Update(key);
-        }
-    }
+    public bool RevokeKey(string userName, string id) => _users.RevokeKey(userName, id, Now);
 
     /// <summary>The owner and record of a valid, unrevoked key; null for anything else. Touches its last-used time.</summary>
     public (UserRecord User, ApiKeyRecord Key)? Authenticate(string key)
     {
-        if (ApiKeys.IdOf(key) is not { } id || _keys.FindById(id) is not { RevokedAt: null } record) return null;
+        if (ApiKeys.IdOf(key) is not { } id || _users.FindKey(id) is not { RevokedAt: null } record) return null;
         if (!ApiKeys.Matches(key, record.Hash) || FindUser(record.UserName) is not { } user) return null;
         var now = Now;
         if (record.LastUsedAt is not { } last || now - last >= LastUsedResolution)
         {
             record.LastUsedAt = now;
-            _keys.Update(record);
+            _users.TouchKey(record.Id, now);
         }
         return (user, record);
     }
@@ -140,38 +109,16 @@ public sealed partial class AccountStore
         var d = _options.Value.Defaults;
         var priority = JobPriority.Parse(user?.PriorityClass ?? d.PriorityClass) ?? JobPriority.Normal;
         return new EffectiveLimits(priority, user?.MaxQueuedJobs ?? d.MaxQueuedJobs, user?.ImagesPerDay ?? d.ImagesPerDay,
-            user?.MaxPixels ?? d.MaxPixels, user?.MaxSteps ?? d.MaxSteps, user?.MaxCount ?? d.MaxCount);
+            user?.MaxPixels ?? d.MaxPixels, user?.MaxSteps ?? d.MaxSteps, user?.MaxCount ?? d.MaxCount, d.MaxStorageBytes);
     }
 
     /// <summary>Counts <paramref name="images"/> against today's quota, or refuses them all when they would pass it.</summary>
-    public bool TryUseImages(string userName, int images, int perDay)
-    {
-        var day = Now.Date;
-        var id = $"{userName}/{day:yyyy-MM-dd}";
-        lock (_gate)
-        {
-            var usage = _usage.FindById(id) ?? new UsageRecord { Id = id, UserName = userName, Day = day };
-            if (usage.ImagesRequested + images > perDay) return false;
-            usage.ImagesRequested += images;
-            _usage.Upsert(usage);
-            return true;
-        }
-    }
+    public bool TryUseImages(string userName, int images, int perDay) => _usage.TryCharge(userName, Now.Date, images, perDay);
 
     /// <summary>Gives back images counted by <see cref="TryUseImages"/> for a submit that then did not create a job.</summary>
-    public void ReturnImages(string userName, int images)
-    {
-        var id = $"{userName}/{Now.Date:yyyy-MM-dd}";
-        lock (_gate)
-        {
-            if (_usage.FindById(id) is not { } usage) return;
-            usage.ImagesRequested = Math.Max(0, usage.ImagesRequested - images);
-            _usage.Update(usage);
-        }
-    }
+    public void ReturnImages(string userName, int images) => _usage.Refund(userName, Now.Date, images);
 
-    public IReadOnlyList<UsageRecord> Usage(DateTime fromDay) =>
-        _usage.Find(u => u.Day >= fromDay).OrderBy(u => u.Day).ThenBy(u => u.UserName, StringComparer.Ordinal).ToList();
+    public IReadOnlyList<UsageRecord> Usage(DateTime fromDay) => _usage.Since(fromDay);
 
     /// <summary>Seconds until the daily quota resets (next UTC midnight).</summary>
     public double SecondsUntilQuotaReset() => (Now.Date.AddDays(1) - Now).TotalSeconds;

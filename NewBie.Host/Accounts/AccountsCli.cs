@@ -40,7 +40,7 @@ public static class AccountsCli
         using (directory)
         using (var database = new AppDatabase(directory))
         {
-            var accounts = new AccountStore(database, Options.Create(new AccountsOptions()), TimeProvider.System);
+            var accounts = new AccountStore(new LiteDbUserStore(database), new LiteDbUsageStore(database), Options.Create(new AccountsOptions()), TimeProvider.System);
             try
             {
                 return (verb, positional[0]) switch

@@ -16,7 +16,7 @@ public sealed record WebhookEvent(string Type, DateTime Timestamp, JobDto Data);
 /// </summary>
 public sealed class WebhookDelivery(
     JobStore jobs,
-    WebhookSecrets secrets,
+    IWebhookSecretStore secrets,
     WebhookClient client,
     IOptions<WebhooksOptions> options,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json,

@@ -16,7 +16,6 @@ public static class WebhooksSetup
     public static IHostApplicationBuilder AddWebhooks(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<WebhooksOptions>().BindConfiguration(WebhooksOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddSingleton<WebhookSecrets>();
         builder.Services.AddSingleton<WebhookClient>();
         builder.Services.AddTransient<WebhookDelivery>();
         builder.Services.AddHostedService<WebhookDispatcher>();
@@ -26,7 +25,7 @@ public static class WebhooksSetup
     public static RouteGroupBuilder MapWebhooks(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/v1/webhook-secret").WithTags("Webhooks").AddEndpointFilter(CurrentUser.Require);
-        group.MapPost("/", (CurrentUser user, WebhookSecrets secrets) => TypedResults.Ok(new WebhookSecretDto(secrets.Rotate(user.Id))))
+        group.MapPost("/", (CurrentUser user, IWebhookSecretStore secrets) => TypedResults.Ok(new WebhookSecretDto(secrets.Rotate(user.Id))))
             .WithSummary("Create or rotate the caller's webhook signing secret (shown once)")
             .WithDescription("Returns a Standard Webhooks secret (whsec_…). Deliveries from now on are signed with it; the previous one stops working.")
             .Produces<WebhookSecretDto>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized);

@@ -18,6 +18,12 @@ public sealed class AppDatabase : IDisposable
 
     public LiteDatabase Database { get; }
 
+    /// <summary>
+    /// Held by the record stores' read-modify-write steps (check-and-charge, update a user): one gate per database, so
+    /// that two store instances over one file behave as one (LiteDB transactions are thread-bound, the steps short).
+    /// </summary>
+    public Lock Gate { get; } = new();
+
     public ILiteCollection<T> Collection<T>(string name) => Database.GetCollection<T>(name);
 
     public void Dispose() => Database.Dispose();

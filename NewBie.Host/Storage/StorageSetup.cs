@@ -1,3 +1,6 @@
+using NewBie.Host.Accounts;
+using NewBie.Host.Integrations;
+
 namespace NewBie.Host.Storage;
 
 public static class StorageSetup
@@ -9,6 +12,12 @@ public static class StorageSetup
             .Validate(o => o.MinFreeBytes >= 0, "Storage:MinFreeBytes must be 0 or more.").ValidateOnStart();
         builder.Services.AddSingleton<DataDirectory>();
         builder.Services.AddSingleton<AppDatabase>();
+        // The stores of accounts, sessions, usage and webhook secrets: LiteDB in the app database, the one place where
+        // another implementation (PostgreSQL) is chosen instead.
+        builder.Services.AddSingleton<IUserStore, LiteDbUserStore>();
+        builder.Services.AddSingleton<ISessionStore, LiteDbSessionStore>();
+        builder.Services.AddSingleton<IUsageStore, LiteDbUsageStore>();
+        builder.Services.AddSingleton<IWebhookSecretStore, LiteDbWebhookSecretStore>();
         builder.Services.AddSingleton<IFreeSpaceProbe, DriveFreeSpaceProbe>();
         builder.Services.AddSingleton<StorageSpace>();
         builder.Services.AddSingleton(TimeProvider.System);

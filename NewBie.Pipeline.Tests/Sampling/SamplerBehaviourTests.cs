@@ -19,7 +19,7 @@ public sealed class SamplerBehaviourTests
         }
     }
 
-    private static Tensor Latent() => torch.randn([1, 16, 4, 6], generator: new Generator(5, CPU));
+    private static Tensor Latent() => SeededRandom.Normal(5, [1, 16, 4, 6]);
 
     [Fact]
     public void Same_seed_gives_identical_noise()
@@ -143,11 +143,11 @@ public sealed class SamplerBehaviourTests
 
     private static (Pipeline.NextDiT Model, Conditioning Cond, Conditioning Uncond, Tensor X) Guided()
     {
-        var g = new Generator(11, CPU);
+        using var g = new SeededRandom(11);
         var model = Pipeline.NextDiT.CreateRandom(Small, 2, CPU, float32);
-        var cond = new Conditioning(torch.randn([1, 5, 12], generator: g), torch.ones([1, 5], dtype: int64), torch.randn([1, 8], generator: g));
-        var uncond = new Conditioning(torch.randn([1, 1, 12], generator: g), torch.ones([1, 1], dtype: int64), torch.randn([1, 8], generator: g));
-        return (model, cond, uncond, torch.randn([1, 16, 4, 4], generator: g));
+        var cond = new Conditioning(g.Normal([1, 5, 12]), torch.ones([1, 5], dtype: int64), g.Normal([1, 8]));
+        var uncond = new Conditioning(g.Normal([1, 1, 12]), torch.ones([1, 1], dtype: int64), g.Normal([1, 8]));
+        return (model, cond, uncond, g.Normal([1, 16, 4, 4]));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using NewBie.Pipeline.Configs;
 
 namespace NewBie.Pipeline.Tests.TextEncoders;
@@ -116,11 +117,15 @@ public sealed class ConfigTests
     public void Gemma_fixture_config_reads_its_hf_text_config(string folder)
     {
         var c = GemmaConfig.Read(Path.Combine(folder, "config.json"));
-        Assert.Equal(80, c.HiddenSize);
-        Assert.Equal(24, c.QueryPreAttnScalar);
-        Assert.Equal(4, c.SlidingWindow);
-        Assert.Equal(8.0, c.GlobalRopeScale);
-        Assert.Equal([5], Enumerable.Range(0, c.NumHiddenLayers).Where(i => !c.IsSlidingLayer(i)));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, "config.json")));
+        var hf = doc.RootElement.GetProperty("hf_text_config");
+        Assert.Equal(hf.GetProperty("hidden_size").GetInt32(), c.HiddenSize);
+        Assert.Equal(hf.GetProperty("num_hidden_layers").GetInt32(), c.NumHiddenLayers);
+        Assert.Equal(hf.GetProperty("query_pre_attn_scalar").GetInt32(), c.QueryPreAttnScalar);
+        Assert.Equal(hf.GetProperty("sliding_window").GetInt32(), c.SlidingWindow);
+        Assert.Equal(hf.GetProperty("rope_scaling").GetProperty("factor").GetDouble(), c.GlobalRopeScale);
+        var full = hf.GetProperty("layer_types").EnumerateArray().Select((t, i) => (t.GetString(), i)).Where(p => p.Item1 == "full_attention").Select(p => p.i);
+        Assert.Equal(full, Enumerable.Range(0, c.NumHiddenLayers).Where(i => !c.IsSlidingLayer(i)));
     }
 
     [FixtureTheory("jina"), Trait("Category", "Parity")]
@@ -128,10 +133,15 @@ public sealed class ConfigTests
     public void Jina_fixture_config_reads_its_hf_model_config_kwargs(string folder)
     {
         var c = JinaConfig.Read(Path.Combine(folder, "config.json"));
-        Assert.Equal(64, c.HiddenSize);
-        Assert.Equal(3, c.NumHiddenLayers);
-        Assert.Equal(20_000, c.RotaryEmbBase);
-        Assert.Equal("retrieval.query", c.DefaultLoraTask);
-        Assert.Equal(0.25, c.LoraScaling);
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, "config.json")));
+        var text = doc.RootElement.GetProperty("text_config");
+        var kwargs = text.GetProperty("hf_model_config_kwargs");
+        Assert.Equal(kwargs.GetProperty("hidden_size").GetInt32(), c.HiddenSize);
+        Assert.Equal(kwargs.GetProperty("num_hidden_layers").GetInt32(), c.NumHiddenLayers);
+        Assert.Equal(kwargs.GetProperty("rotary_emb_base").GetDouble(), c.RotaryEmbBase);
+        Assert.Equal(kwargs.GetProperty("lora_adaptations").EnumerateArray().Select(e => e.GetString()), c.LoraAdaptations);
+        Assert.Equal(text.GetProperty("default_lora_task").GetString(), c.DefaultLoraTask);
+        Assert.Equal(kwargs.GetProperty("lora_alpha").GetDouble() / kwargs.GetProperty("lora_rank").GetDouble(), c.LoraScaling);
+        Assert.Equal(doc.RootElement.GetProperty("lora_scaling").GetDouble(), c.LoraScaling);
     }
 }

@@ -1,4 +1,5 @@
 using NewBie.Pipeline.Configs;
+using NewBie.Pipeline.Sampling;
 using NewBie.Pipeline.Weights;
 using static NewBie.Pipeline.Tests.Vae.VaeTestData;
 using static TorchSharp.torch;
@@ -98,8 +99,7 @@ public sealed class FluxVaeDecoderTests : IDisposable
     public void Tiny_model_decodes_to_eight_pixels_per_latent_cell_in_a_sensible_range()
     {
         using var vae = FluxVaeDecoder.CreateRandom(VaeConfig.Tiny, seed: 3);
-        using var generator = new Generator(11);
-        using var latent = randn([1, 16, 4, 6], generator: generator);
+        using var latent = SeededRandom.Normal(11, [1, 16, 4, 6]);
         using var decoded = vae.Decode(latent);
         Assert.Equal([1, 3, 32, 48], decoded.shape);
         Assert.True(decoded.isfinite().all().item<bool>());
@@ -118,8 +118,7 @@ public sealed class FluxVaeDecoderTests : IDisposable
     {
         using var vae32 = FluxVaeDecoder.CreateRandom(VaeConfig.Tiny, seed: 3);
         using var vae16 = FluxVaeDecoder.CreateRandom(VaeConfig.Tiny, seed: 3, dtype: ScalarType.BFloat16);
-        using var generator = new Generator(12);
-        using var latent = randn([1, 16, 4, 4], generator: generator);
+        using var latent = SeededRandom.Normal(12, [1, 16, 4, 4]);
         using var a = vae32.Decode(latent);
         using var b = vae16.Decode(latent);
         Assert.Equal(ScalarType.Float32, b.dtype);
@@ -131,8 +130,7 @@ public sealed class FluxVaeDecoderTests : IDisposable
     public void Tiled_decode_of_the_tiny_model_matches_its_full_decode()
     {
         using var vae = FluxVaeDecoder.CreateRandom(VaeConfig.Tiny, seed: 4);
-        using var generator = new Generator(13);
-        using var latent = randn([1, 16, 5, 7], generator: generator);
+        using var latent = SeededRandom.Normal(13, [1, 16, 5, 7]);
         using var full = vae.Decode(latent);
         using var tiled = vae.Decode(latent, new VaeTiling(TileLatentSize: 2));
         var (max, _) = Diff(full, tiled);

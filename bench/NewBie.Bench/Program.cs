@@ -85,11 +85,11 @@ internal static class Program
 
     internal static (Conditioning Cond, Conditioning Uncond) Conditionings(NextDiTConfig c, Device device, int condTokens)
     {
-        using var g = new Generator(7, device);
+        using var g = new SeededRandom(7);
         Conditioning Make(int tokens) => new(
-            torch.randn([1, tokens, c.CapFeatDim], device: device, generator: g),
+            g.Normal([1, tokens, c.CapFeatDim], device),
             torch.ones([1, tokens], dtype: int64, device: device),
-            torch.randn([1, c.ClipTextDim], device: device, generator: g));
+            g.Normal([1, c.ClipTextDim], device));
         return (Make(condTokens), Make(1));
     }
 
