@@ -122,6 +122,7 @@ internal static class Program
         sb.AppendLine();
         sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}.");
         sb.AppendLine("Reproduce: `dotnet run -c Release --project bench/NewBie.Bench` (writes this file; build with `-p:NewBieBackend=cuda` for the GPU row).");
+        sb.AppendLine("On a GPU machine without dotnet, the same rows and more come from `bench/gpu` (section \"GPU check\" below).");
         sb.AppendLine($"Step times are medians of 5 runs after warm-up, the loop is one run; the CPU rows use the built-in tiny NextDiT (random weights), L = caption tokens of cond / uncond, torch threads = {torch.get_num_threads()}.");
         sb.AppendLine("Effective throughput = the dense FLOPs of model-spec §10 (2·MACs of qkv, out and SwiGLU per token and block, plus 4·S²·dim attention per block, over the main blocks and both refiners; cond + uncond) divided by the measured time.");
         sb.AppendLine();

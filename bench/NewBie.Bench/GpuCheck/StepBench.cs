@@ -40,7 +40,7 @@ internal static class StepBench
         }, warmup: 2, runs: 5);
         var flops = Program.CfgStepFlops(config, condTokens, Program.Tokens(config, size));
         var ms = step.TotalMilliseconds;
-        Console.WriteLine($"step: {ms:F1} ms, {flops / 1e12:F2} TFLOP, {flops / step.TotalSeconds / 1e12:F1} TFLOP/s on {device.type} {dtype}");
+        Console.WriteLine($"step: {ms:F1} ms, {Flop(flops)}, {Flop(flops / step.TotalSeconds)}/s on {device.type} {dtype}");
         if (a.Get("output") is { } output) SafetensorsWriter.Write(output, new Dictionary<string, Tensor> { ["velocity"] = velocity!.to(float32).cpu() });
 
         var what = full ? "NewBie3B architecture (random weights)" : "tiny NextDiT (dry run)";
@@ -49,7 +49,7 @@ internal static class StepBench
         {
             "| implementation | device | dtype | size | one CFG step | dense FLOP | effective |",
             "|---|---|---|---|---|---|---|",
-            $"| NewBie (TorchSharp), {what} | {device.type} | {dtype} | {shape} | {ms:F1} ms | {flops / 1e12:F2} TFLOP | {flops / step.TotalSeconds / 1e12:F1} TFLOP/s |",
+            $"| NewBie (TorchSharp), {what} | {device.type} | {dtype} | {shape} | {ms:F1} ms | {Flop(flops)} | {Flop(flops / step.TotalSeconds)}/s |",
         };
         if (a.Get("reference") is { } reference && a.Get("reference-json") is { } referenceJson)
         {
@@ -59,7 +59,7 @@ internal static class StepBench
             var upVelocity = ReadOne(reference, "velocity");
             var cs = velocity!.to(float32).cpu();
             var relative = ((cs - upVelocity).norm() / upVelocity.norm()).item<float>();
-            lines.Add($"| upstream NextDiT_CLIP.forward_with_cfg (PyTorch {upTorch}), same weights and inputs | {device.type} | {dtype} | {shape} | {upMs:F1} ms | {flops / 1e12:F2} TFLOP | {flops / (upMs / 1000) / 1e12:F1} TFLOP/s |");
+            lines.Add($"| upstream NextDiT_CLIP.forward_with_cfg (PyTorch {upTorch}), same weights and inputs | {device.type} | {dtype} | {shape} | {upMs:F1} ms | {Flop(flops)} | {Flop(flops / (upMs / 1000))}/s |");
             lines.Add("");
             lines.Add($"NewBie / upstream time: **{ms / upMs:F2}×** (below 1 = NewBie faster). Velocity difference ‖NewBie − upstream‖ / ‖upstream‖ = {relative:E2} " +
                 $"(both {dtype}; the bf16 parity bound is {NewBie.Pipeline.Tests.Parity.ReducedPrecisionRelativeError:E0}).");
@@ -68,6 +68,9 @@ internal static class StepBench
         File.WriteAllText(a.Get("json") ?? "/dev/null", JsonSerializer.Serialize(new { ms, flops, device = device.type.ToString(), dtype = dtype.ToString() }));
         return 0;
     }
+
+    /// <summary>TFLOP for the full model, GFLOP for the tiny one.</summary>
+    private static string Flop(double f) => f >= 1e12 ? $"{f / 1e12:F1} TFLOP" : $"{f / 1e9:F2} GFLOP";
 
     private static (Tensor X, float T, Conditioning Cond, Conditioning Uncond) Read(string path, Device device)
     {

@@ -103,15 +103,19 @@ internal static class Verbs
         foreach (var dir in new[] { layout.Transformer, layout.TextEncoder, layout.ClipModel, layout.Vae }) Directory.CreateDirectory(dir);
         TinyTokenizers.Write(layout.TextEncoder, layout.ClipModel);
         var metadata = new Dictionary<string, string> { ["format"] = "pt", ["newbie"] = "random" };
-        void Save(string path, nn.Module module)
+        // Timed apart: random initialisation draws on the CPU (SeededRandom), writing is host copies and disk.
+        void Save(string path, Func<nn.Module> create)
         {
-            using (module) SafetensorsWriter.Write(path, module.state_dict(), metadata);
-            Console.WriteLine($"random-model: wrote {path} ({new FileInfo(path).Length / (double)(1L << 30):F2} GiB)");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            using var module = create();
+            var created = clock.Elapsed;
+            SafetensorsWriter.Write(path, module.state_dict(), metadata);
+            Console.WriteLine($"random-model: {path}: {new FileInfo(path).Length / (double)(1L << 30):F2} GiB, initialised in {created.TotalSeconds:F1} s, written in {(clock.Elapsed - created).TotalSeconds:F1} s");
         }
         using var _ = torch.no_grad();
-        Save(layout.GemmaWeights, GemmaTextEncoder.CreateRandom(config.Gemma, 1, device, dtype));
-        Save(layout.JinaWeights, JinaTextEncoder.CreateRandom(config.Jina, 2, device, dtype));
-        Save(layout.VaeWeights, FluxVaeDecoder.CreateRandom(config.Vae, 4, device, dtype));
+        Save(layout.GemmaWeights, () => GemmaTextEncoder.CreateRandom(config.Gemma, 1, device, dtype));
+        Save(layout.JinaWeights, () => JinaTextEncoder.CreateRandom(config.Jina, 2, device, dtype));
+        Save(layout.VaeWeights, () => FluxVaeDecoder.CreateRandom(config.Vae, 4, device, dtype));
         if (a.Get("transformer") is { } transformer)
         {
             File.CreateSymbolicLink(layout.TransformerWeights, Path.GetFullPath(transformer));
@@ -119,7 +123,7 @@ internal static class Verbs
         }
         else
         {
-            Save(layout.TransformerWeights, NextDiT.CreateRandom(config.NextDiT, 3, device, dtype));
+            Save(layout.TransformerWeights, () => NextDiT.CreateRandom(config.NextDiT, 3, device, dtype));
         }
         return 0;
     }
