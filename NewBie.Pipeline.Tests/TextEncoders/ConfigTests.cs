@@ -77,20 +77,30 @@ public sealed class ConfigTests
         Assert.Contains("head_dim 15", ex.Message);
     }
 
+    /// <summary>
+    /// The released jina-clip-v2 config.json (TestData/released, source in its README): the tower's sizes come from
+    /// jina-embeddings-v3, its kwargs override the adapters to one task with alpha 4 and rank 4, so the merge scale is 1.
+    /// </summary>
     [Fact]
     public void Released_jina_clip_config_reads_as_the_jina_clip_v2_preset()
     {
-        // jina-clip-v2 keeps the tower's sizes in the jina-embeddings-v3 config; its own kwargs hold only overrides.
-        var json = """
-            {"add_projections": false, "projection_dim": 1024,
-             "text_config": {"default_lora_task": "retrieval.query", "embed_dim": 1024,
-               "hf_model_config_kwargs": {"load_trained_adapters": false, "use_flash_attn": true}}}
-            """;
-        var c = JinaConfig.FromJson(json);
+        var c = JinaConfig.Read(Path.Combine(Fixtures.RepositoryRoot, "NewBie.Pipeline.Tests", "TestData", "released", "clip_model", "config.json"));
+        Assert.Equal(["retrieval.query"], c.LoraAdaptations);
+        Assert.Equal((4.0, 4), (c.LoraAlpha, c.LoraRank));
+        Assert.Equal(1.0, c.LoraScaling);
+        Assert.Equal(0, c.LoraTaskIndex);
+        Assert.Equal((1024, 24, 16, 250_002), (c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.VocabSize));
         Assert.Equal(JinaConfig.JinaClipV2 with { LoraAdaptations = c.LoraAdaptations }, c);
         Assert.Equal(JinaConfig.JinaClipV2.LoraAdaptations, c.LoraAdaptations);
+    }
+
+    [Fact]
+    public void Jina_kwargs_without_adapter_fields_keep_the_jina_embeddings_v3_adapters()
+    {
+        // jina-clip-v2 builds its tower from the jina-embeddings-v3 config; kwargs only override.
+        var c = JinaConfig.FromJson("""{"text_config": {"default_lora_task": "retrieval.query", "hf_model_config_kwargs": {"use_flash_attn": true}}}""");
+        Assert.Equal(5, c.LoraAdaptations.Count);
         Assert.Equal(0.25, c.LoraScaling);
-        Assert.Equal(0, c.LoraTaskIndex);
     }
 
     [Fact]

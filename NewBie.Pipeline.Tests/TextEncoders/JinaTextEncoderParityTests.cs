@@ -107,6 +107,27 @@ public sealed class JinaTextEncoderParityTests : IDisposable
         Assert.True(tokenCosine > Bf16MinCosine, $"token min cosine {tokenCosine:F6}");
     }
 
+    /// <summary>
+    /// The released jina-clip-v2 layout: stacks holding only the default task, merged at alpha / rank = 4 / rank (the
+    /// released config's alpha). Built from the fixture: its task's rows, with B rescaled so that s·B is unchanged.
+    /// </summary>
+    [FixtureTheory("jina"), MemberData(nameof(Folders))]
+    public void One_task_adapter_stacks_merge_with_their_configs_alpha_over_rank(string folder)
+    {
+        var c = Open(folder);
+        var task = c.Config.LoraTaskIndex;
+        var oneTask = c.Config with { LoraAdaptations = [c.Config.DefaultLoraTask!], LoraAlpha = 4 };
+        var rescale = c.Config.LoraScaling / oneTask.LoraScaling;
+        var tensors = ReadAll(c.Lora).ToDictionary(kv => kv.Key, kv =>
+            kv.Key.EndsWith(".lora_A", StringComparison.Ordinal) ? kv.Value[TensorIndex.Slice(task, task + 1)].contiguous()
+            : kv.Key.EndsWith(".lora_B", StringComparison.Ordinal) ? (kv.Value[TensorIndex.Slice(task, task + 1)] * rescale).contiguous()
+            : kv.Value);
+        using var model = Load(Write("one-task.safetensors", tensors), oneTask);
+        var (tokens, pooled) = model.Encode(c.Ids, c.Mask);
+        AssertClose(pooled, c.Expected["pooled"], null, "pooled (one-task stacks, alpha 4)");
+        AssertClose(tokens, c.Expected["last_hidden_state"], c.Mask, "last_hidden_state (one-task stacks, alpha 4)");
+    }
+
     [FixtureTheory("jina"), MemberData(nameof(Folders))]
     public void Padding_does_not_change_the_pooled_output(string folder)
     {
