@@ -109,7 +109,7 @@ def main():
     randomize(model, a.seed, device)
     model = model.to(torch.bfloat16).eval()
     os.makedirs(a.out, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
               os.path.join(a.out, "weights.safetensors"), metadata={"format": "pt"})
 
     g = torch.Generator(device=device).manual_seed(a.seed + 1)

@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using NewBie.Pipeline;
 using NewBie.Pipeline.Memory;
 using NewBie.Pipeline.Tokenizers;
@@ -90,8 +91,9 @@ internal static class Verbs
     }
 
     /// <summary>
-    /// A model folder in the released Hugging Face layout with random weights (generated tokenizer files, as the
-    /// built-in tiny model has), for a real server process to load with <c>--model newbie-exp0.1</c>. With
+    /// A model folder in the released Hugging Face layout with random weights, each component's config.json and
+    /// generated tokenizer files (as the built-in tiny model has), for a real server process to load with
+    /// <c>--model newbie-exp0.1</c>. With
     /// <c>--transformer FILE</c> the DiT weights are that file (upstream_step.py's), linked rather than regenerated.
     /// </summary>
     private static int RandomModel(Args a)
@@ -102,6 +104,13 @@ internal static class Verbs
         var layout = new ModelFolder(folder);
         foreach (var dir in new[] { layout.Transformer, layout.TextEncoder, layout.ClipModel, layout.Vae }) Directory.CreateDirectory(dir);
         TinyTokenizers.Write(layout.TextEncoder, layout.ClipModel);
+        // Each component's settings beside its weights, as the released folder has them: loading reads these (the
+        // presets are only a fallback), so the tiny folder of the dry run is served by the same path as the full one.
+        void Config<T>(string dir, T config) => File.WriteAllText(Path.Combine(dir, "config.json"), JsonSerializer.Serialize(config));
+        Config(layout.Transformer, config.NextDiT);
+        Config(layout.TextEncoder, config.Gemma);
+        Config(layout.ClipModel, config.Jina);
+        Config(layout.Vae, config.Vae);
         var metadata = new Dictionary<string, string> { ["format"] = "pt", ["newbie"] = "random" };
         // Timed apart: random initialisation draws on the CPU (SeededRandom), writing is host copies and disk.
         void Save(string path, Func<nn.Module> create)
