@@ -178,6 +178,18 @@ function zipEntries(buffer) {
     expect(refused.includes('storage_cap_exceeded'), `the storage cap's refusal, not ${refused}`);
     step('the storage cap refuses a submit');
 
+    // A long job cancelled from its row: it leaves the queue and shows as canceled among the finished ones.
+    await page.selectOption('#size', '512x512');
+    await page.fill('#count', '1');
+    await page.fill('#steps', '100');
+    await page.click('#submit');
+    await page.waitForSelector('#submitted code');
+    const long = (await page.locator('#submitted code').innerText()).trim();
+    await page.locator(`#job-${long} button.cancel`).click();
+    await page.locator(`#job-${long}`).waitFor({ state: 'detached' });
+    await page.waitForSelector(`#done-${long}[data-status="canceled"]`);
+    step('cancelled a job from my queue');
+
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${base}/`);
     await live(page);
