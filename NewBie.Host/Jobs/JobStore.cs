@@ -16,6 +16,9 @@ public sealed class JobStore
     private readonly Lock _gate = new();
     private long _lastSeq;
     private long _queueVersion;
+    // Counted in memory (under the lock) so that a submit's cap checks cost the same at any depth of the queue.
+    private int _queued;
+    private readonly Dictionary<string, int> _activeOf = new(StringComparer.Ordinal);
     private TaskCompletionSource _changed = NewSignal();
 
     public JobStore(AppDatabase database)
@@ -27,6 +30,7 @@ public sealed class JobStore
         _jobs.EnsureIndex(j => j.IdempotencyKey);
         _jobs.EnsureIndex(j => j.HangfireJobId);
         _lastSeq = _jobs.Query().OrderByDescending(j => j.Seq).Limit(1).FirstOrDefault()?.Seq ?? 0;
+        foreach (var job in WithStatus(JobStatus.Queued).Concat(WithStatus(JobStatus.Running))) Count(job, +1);
     }
 
     /// <summary>Completes at the next change of any job (positions of all queued jobs move when one starts).</summary>
@@ -70,6 +74,7 @@ public sealed class JobStore
             if (maxActiveOfUser is { } cap && CountActive(draft.UserId) >= cap) return (SubmitOutcome.UserQueueFull, null);
             draft.Seq = ++_lastSeq;
             _jobs.Insert(draft);
+            Count(draft, +1);
             Interlocked.Increment(ref _queueVersion);
             Changed?.Invoke(draft, true);
         }
@@ -87,8 +92,14 @@ public sealed class JobStore
             job = _jobs.FindById(id);
             if (job is null) return null;
             var (wasFinished, status, priority) = (job.IsFinished, job.Status, job.Priority);
+            var before = new JobRecord { UserId = job.UserId, Status = status };
             changed = change(job);
             if (changed) _jobs.Update(job);
+            if (changed && job.Status != status)
+            {
+                Count(before, -1);
+                Count(job, +1);
+            }
             finished = changed && !wasFinished && job.IsFinished;
             moved = changed && (job.Status != status || job.Priority != priority);
             if (moved) Interlocked.Increment(ref _queueVersion);
@@ -99,12 +110,16 @@ public sealed class JobStore
         return job;
     }
 
-    public int CountQueued() => _jobs.Count(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)));
+    public int CountQueued()
+    {
+        lock (_gate) return _queued;
+    }
 
     /// <summary>A user's queued and running jobs: what the per-user cap counts.</summary>
-    public int CountActive(string userId) =>
-        _jobs.Count(Query.And(Query.EQ(nameof(JobRecord.UserId), userId),
-            Query.Or(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)), Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Running)))));
+    public int CountActive(string userId)
+    {
+        lock (_gate) return _activeOf.GetValueOrDefault(userId);
+    }
 
     /// <summary>A user's queued and running jobs.</summary>
     public IReadOnlyList<JobRecord> ActiveOf(string userId) =>
@@ -134,10 +149,20 @@ public sealed class JobStore
     {
         lock (_gate)
         {
+            if (_jobs.FindById(id) is { } gone) Count(gone, -1);
             _jobs.Delete(id);
             Interlocked.Increment(ref _queueVersion);
         }
         Pulse();
+    }
+
+    private void Count(JobRecord job, int delta)
+    {
+        if (job.IsFinished) return;
+        if (job.Status == JobStatus.Queued) _queued += delta;
+        var active = _activeOf.GetValueOrDefault(job.UserId) + delta;
+        if (active > 0) _activeOf[job.UserId] = active;
+        else _activeOf.Remove(job.UserId);
     }
 
     private void Pulse() => Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
