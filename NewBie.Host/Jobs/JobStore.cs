@@ -1,35 +1,27 @@
-using LiteDB;
-using NewBie.Host.Storage;
-
 namespace NewBie.Host.Jobs;
 
 public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull, UserQueueFull }
 
 /// <summary>
-/// The job records in the app database. Read-modify-write sequences run under one lock (LiteDB transactions are
-/// thread-bound, and the sequences are short); every change completes <see cref="NextChange"/> so that event streams
-/// wake without polling.
+/// The job records (kept by an <see cref="IJobRecords"/>) and the rules on them. Read-modify-write sequences run under
+/// one lock (LiteDB transactions are thread-bound, and the sequences are short); every change completes
+/// <see cref="NextChange"/> and raises <see cref="Changed"/> so that event streams wake without polling.
 /// </summary>
 public sealed class JobStore
 {
-    private readonly ILiteCollection<JobRecord> _jobs;
+    private readonly IJobRecords _jobs;
     private readonly Lock _gate = new();
     private long _lastSeq;
     private long _queueVersion;
     // Counted in memory (under the lock) so that a submit's cap checks cost the same at any depth of the queue.
     private int _queued;
-    private readonly Dictionary<string, int> _activeOf = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int Jobs, long Bytes)> _activeOf = new(StringComparer.Ordinal);
     private TaskCompletionSource _changed = NewSignal();
 
-    public JobStore(AppDatabase database)
+    public JobStore(IJobRecords records)
     {
-        _jobs = database.Collection<JobRecord>("jobs");
-        _jobs.EnsureIndex(j => j.UserId);
-        _jobs.EnsureIndex(j => j.Status);
-        _jobs.EnsureIndex(j => j.Seq, unique: true);
-        _jobs.EnsureIndex(j => j.IdempotencyKey);
-        _jobs.EnsureIndex(j => j.HangfireJobId);
-        _lastSeq = _jobs.Query().OrderByDescending(j => j.Seq).Limit(1).FirstOrDefault()?.Seq ?? 0;
+        _jobs = records;
+        _lastSeq = _jobs.LastSeq();
         foreach (var job in WithStatus(JobStatus.Queued).Concat(WithStatus(JobStatus.Running))) Count(job, +1);
     }
 
@@ -50,10 +42,10 @@ public sealed class JobStore
     /// <summary>Moves whenever a job is added or removed or changes status or priority: what queue places derive from.</summary>
     public long QueueVersion => Interlocked.Read(ref _queueVersion);
 
-    public JobRecord? Find(string id) => _jobs.FindById(id);
+    public JobRecord? Find(string id) => _jobs.Find(id);
 
     /// <summary>The job whose Hangfire job is <paramref name="hangfireJobId"/> (queue rows written before they carried the record id).</summary>
-    public JobRecord? FindByHangfireJob(string hangfireJobId) => _jobs.FindOne(j => j.HangfireJobId == hangfireJobId);
+    public JobRecord? FindByHangfireJob(string hangfireJobId) => _jobs.FindByHangfireJob(hangfireJobId);
 
     /// <summary>
     /// Stores a new job, or resolves its Idempotency-Key against an earlier one, or refuses it when the queue is full:
@@ -66,7 +58,7 @@ public sealed class JobStore
             if (draft.IdempotencyKey is { } key)
             {
                 var user = draft.UserId;
-                var earlier = _jobs.FindOne(j => j.UserId == user && j.IdempotencyKey == key);
+                var earlier = _jobs.FindByIdempotencyKey(user, key);
                 if (earlier is not null)
                     return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
             }
@@ -89,10 +81,10 @@ public sealed class JobStore
         bool changed, finished, moved;
         lock (_gate)
         {
-            job = _jobs.FindById(id);
+            job = _jobs.Find(id);
             if (job is null) return null;
             var (wasFinished, status, priority) = (job.IsFinished, job.Status, job.Priority);
-            var before = new JobRecord { UserId = job.UserId, Status = status };
+            var before = new JobRecord { UserId = job.UserId, Status = status, Params = job.Params };
             changed = change(job);
             if (changed) _jobs.Update(job);
             if (changed && job.Status != status)
@@ -118,38 +110,29 @@ public sealed class JobStore
     /// <summary>A user's queued and running jobs: what the per-user cap counts.</summary>
     public int CountActive(string userId)
     {
-        lock (_gate) return _activeOf.GetValueOrDefault(userId);
+        lock (_gate) return _activeOf.GetValueOrDefault(userId).Jobs;
     }
 
-    /// <summary>A user's queued and running jobs.</summary>
-    public IReadOnlyList<JobRecord> ActiveOf(string userId) =>
-        _jobs.Find(Query.And(Query.EQ(nameof(JobRecord.UserId), userId),
-            Query.Or(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)), Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Running))))).ToList();
+    /// <summary>The most bytes the images of a user's queued and running jobs can take (<see cref="JobParams.LargestBytes"/>).</summary>
+    public long ActiveImageBytes(string userId)
+    {
+        lock (_gate) return _activeOf.GetValueOrDefault(userId).Bytes;
+    }
 
-    public IReadOnlyList<JobRecord> FinishedSince(DateTime from) =>
-        _jobs.Find(j => j.FinishedAt != null && j.FinishedAt >= from).ToList();
+    public IReadOnlyList<JobRecord> FinishedSince(DateTime from) => _jobs.FinishedSince(from);
 
-    public IReadOnlyList<JobRecord> WithStatus(JobStatus status) =>
-        _jobs.Find(Query.EQ(nameof(JobRecord.Status), status.ToString())).OrderBy(j => j.Seq).ToList();
+    public IReadOnlyList<JobRecord> WithStatus(JobStatus status) => _jobs.WithStatus(status);
 
     /// <summary>A user's jobs (everyone's when <paramref name="userId"/> is null), newest first, older than the cursor's submit sequence.</summary>
-    public IReadOnlyList<JobRecord> List(string? userId, JobStatus? status, long? beforeSeq, int limit)
-    {
-        var query = _jobs.Query();
-        if (userId is not null) query = query.Where(j => j.UserId == userId);
-        if (status is { } s) query = query.Where(Query.EQ(nameof(JobRecord.Status), s.ToString()));
-        if (beforeSeq is { } before) query = query.Where(j => j.Seq < before);
-        return query.OrderByDescending(j => j.Seq).Limit(limit).ToList();
-    }
+    public IReadOnlyList<JobRecord> List(string? userId, JobStatus? status, long? beforeSeq, int limit) => _jobs.Page(userId, status, beforeSeq, limit);
 
-    public IReadOnlyList<JobRecord> FinishedBefore(DateTime cutoff) =>
-        _jobs.Find(j => j.FinishedAt != null && j.FinishedAt < cutoff).Where(j => j.IsFinished).ToList();
+    public IReadOnlyList<JobRecord> FinishedBefore(DateTime cutoff) => _jobs.FinishedBefore(cutoff);
 
     public void Delete(string id)
     {
         lock (_gate)
         {
-            if (_jobs.FindById(id) is { } gone) Count(gone, -1);
+            if (_jobs.Find(id) is { } gone) Count(gone, -1);
             _jobs.Delete(id);
             Interlocked.Increment(ref _queueVersion);
         }
@@ -160,8 +143,10 @@ public sealed class JobStore
     {
         if (job.IsFinished) return;
         if (job.Status == JobStatus.Queued) _queued += delta;
-        var active = _activeOf.GetValueOrDefault(job.UserId) + delta;
-        if (active > 0) _activeOf[job.UserId] = active;
+        var (jobs, bytes) = _activeOf.GetValueOrDefault(job.UserId);
+        jobs += delta;
+        bytes += delta * job.Params.LargestBytes;
+        if (jobs > 0) _activeOf[job.UserId] = (jobs, bytes);
         else _activeOf.Remove(job.UserId);
     }
 

@@ -17,7 +17,7 @@ internal static partial class ServingCore
 {
     private static readonly string[] Settings =
     [
-        "Jobs:MaxQueuedJobs=30000", "Accounts:Defaults:MaxQueuedJobs=30000", "Accounts:Defaults:ImagesPerDay=100000000",
+        "Jobs:MaxQueuedJobs=30000", "Accounts:Defaults:MaxQueuedJobs=30000", "Accounts:Defaults:ImagesPerDay=10000000",
         "Accounts:RateLimits:KeyBurst=1000000", "Accounts:RateLimits:GlobalPerSecond=1000000", "Accounts:RateLimits:GlobalPerHour=100000000",
         "Limits:MaxEventStreamsPerUser=100",
         "Serilog:MinimumLevel:Default=Warning", "Serilog:MinimumLevel:Override:Microsoft.Hosting.Lifetime=Information", "Logs:JsonFile=false",
@@ -40,7 +40,9 @@ internal static partial class ServingCore
         table.AppendLine("| queued | `GET /v1/jobs/{id}` last queued: req/s, p99 | same run, finished job: req/s, p99 | queued ÷ finished | `GET /v1/jobs?limit=20`: req/s, p99 | durable `POST /v1/jobs` ×16: req/s, p99 | non-2xx |");
         table.AppendLine("|---|---|---|---|---|---|---|");
         var queued = 0;
-        foreach (var depth in new[] { 1000, 10000 })
+        // NEWBIE_BENCH_DEPTHS=1000,3000 measures shallower backlogs where filling 10,000 would take too long (a loaded machine).
+        var depths = (Environment.GetEnvironmentVariable("NEWBIE_BENCH_DEPTHS") ?? "1000,10000").Split(',').Select(d => int.Parse(d, CultureInfo.InvariantCulture));
+        foreach (var depth in depths)
         {
             queued += await FillAsync(d, depth - queued, log);
             var last = await LastQueuedAsync(d);
