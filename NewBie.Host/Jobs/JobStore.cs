@@ -119,6 +119,10 @@ public sealed class JobStore
         lock (_gate) return _activeOf.GetValueOrDefault(userId).Bytes;
     }
 
+    /// <summary>A user's queued and running jobs, oldest submit first.</summary>
+    public IReadOnlyList<JobRecord> ActiveOf(string userId) =>
+        [.. _jobs.Page(userId, JobStatus.Running, null, int.MaxValue).Concat(_jobs.Page(userId, JobStatus.Queued, null, int.MaxValue)).OrderBy(j => j.Seq)];
+
     public IReadOnlyList<JobRecord> FinishedSince(DateTime from) => _jobs.FinishedSince(from);
 
     public IReadOnlyList<JobRecord> WithStatus(JobStatus status) => _jobs.WithStatus(status);
