@@ -7,6 +7,7 @@ using NewBie.Host.Jobs;
 using NewBie.Host.Models;
 using NewBie.Host.Outputs;
 using NewBie.Host.Storage;
+using NewBie.Host.Studio;
 using NewBie.Host.Telemetry;
 
 // CJK prompts and progress bars on a Windows console need UTF-8 output (a no-op elsewhere).
@@ -24,6 +25,7 @@ builder.AddAccounts();
 builder.AddWebhooks();
 builder.AddOpenApiDocument();
 builder.AddAdmin();
+builder.AddStudio();
 
 var app = builder.Build();
 if (!app.TryLockDataDirectory()) return 3;
@@ -42,6 +44,7 @@ app.MapTelemetry();
 app.MapAccounts();
 app.MapAdmin();
 app.MapJobs();
+app.MapStudioApi();
 app.MapSeedContract();
 app.MapWebhooks();
 app.MapOpenAiImages();

@@ -2,11 +2,18 @@ namespace NewBie.Pipeline.Tests;
 
 /// <summary>
 /// Locates the parity fixtures: <c>$NEWBIE_FIXTURES</c>, or <c>../shared/fixtures</c> beside the repository
-/// (design.md §9). A fixture kind is its folder name; kinds that are absent are skipped by the data-driven tests.
+/// (design.md §9). A fixture kind is its folder name. Kinds that are absent are skipped by the data-driven tests,
+/// unless <c>NEWBIE_REQUIRE_FIXTURES=1</c> (as <c>.ci/run</c> sets): then every test of an absent kind fails.
 /// </summary>
 public static class Fixtures
 {
+    /// <summary>Every kind the parity tests know (design.md §9).</summary>
+    public static readonly string[] AllKinds = ["tokenizers", "tokenizers-xlmr", "gemma3", "jina", "nextdit", "sampler", "vae"];
+
     public static string Root { get; } = Locate();
+
+    /// <summary>True when absent kinds must fail instead of being skipped.</summary>
+    public static bool Required { get; } = Environment.GetEnvironmentVariable("NEWBIE_REQUIRE_FIXTURES") == "1";
 
     private static string Locate()
     {
@@ -25,11 +32,14 @@ public static class Fixtures
         throw new InvalidOperationException("NewBie.slnx not found above " + AppContext.BaseDirectory);
     }
 
-    /// <summary>The folder of one fixture kind, or null when the fixture set does not contain it.</summary>
+    /// <summary>
+    /// The folder of one fixture kind; null when the fixture set does not contain it (the tests skip). When fixtures
+    /// are required the expected path is returned even if absent, so the test runs and fails reading it.
+    /// </summary>
     public static string? Kind(string kind)
     {
         var dir = Path.Combine(Root, kind);
-        return Directory.Exists(dir) ? dir : null;
+        return Directory.Exists(dir) || Required ? dir : null;
     }
 
     /// <summary>xunit member data: one row per present fixture folder of the kind (none when absent).</summary>

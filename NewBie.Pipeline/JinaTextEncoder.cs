@@ -137,6 +137,20 @@ public sealed class JinaTextEncoder : nn.Module<Tensor, Tensor, Tensor>
     private readonly record struct Adapter(string A, string B, bool IsEmbedding);
 
     /// <summary>
+    /// What loading does with the checkpoint's LoRA adapters under <paramref name="config"/> (checked as loading checks
+    /// them; throws <see cref="WeightLoadException"/> on a mismatch): for <c>models verify</c> and the load log.
+    /// </summary>
+    internal static string DescribeAdapters(Checkpoint checkpoint, JinaConfig config)
+    {
+        var (_, prefix) = KeyMapFor(checkpoint);
+        var adapters = CheckAdapters(checkpoint, prefix, config);
+        var stored = $"{config.LoraAdaptations.Count} task(s) stored, rank {config.LoraRank}";
+        if (adapters.Count == 0) return "plain weights, no LoRA adapters stored";
+        if (config.LoraTaskIndex < 0) return $"LoRA adapters on {adapters.Count} weights ({stored}) left out: no default_lora_task";
+        return $"LoRA adapter '{config.DefaultLoraTask}' merged into {adapters.Count} weights ({stored}, scale lora_alpha / lora_rank = {config.LoraAlpha:G} / {config.LoraRank} = {config.LoraScaling:G})";
+    }
+
+    /// <summary>
     /// Pairs every parametrized weight with its adapter stacks and checks their shapes: Linear [out, in] takes
     /// A [T, r, in], B [T, out, r]; Embedding [V, H] takes A [T, V, r], B [T, r, H]; T = number of tasks, r = rank.
     /// </summary>

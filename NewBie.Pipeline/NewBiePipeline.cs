@@ -49,6 +49,8 @@ public sealed class NewBiePipeline : IImageGenerator
     public MemoryEstimate MemoryEstimate { get; }
 
     public PipelineConfig Config { get; }
+    /// <summary>What loading found and did per component (null for random-weight pipelines).</summary>
+    public ModelPlan? Plan { get; private init; }
     public ModelInfo Model { get; }
     public Device Device { get; }
     public ScalarType DType { get; }
@@ -85,22 +87,23 @@ public sealed class NewBiePipeline : IImageGenerator
     private static Device EncoderHomeFor(MemoryPlan plan, Device device) => plan == MemoryPlan.AllResident ? device : torch.CPU;
 
     /// <summary>
-    /// Loads every network from a model folder in the Hugging Face layout. Each checkpoint is checked strictly
-    /// (every tensor name and shape) before anything is served; the first mismatch is an error naming the tensors.
+    /// Loads every network from a model folder in the Hugging Face layout. <see cref="ModelPlan.For"/> plans the folder
+    /// first — each component's settings from its own config.json (<paramref name="config"/>'s presets only where a
+    /// component has none), every tensor name and shape, the LoRA adapters — exactly as <c>models verify</c> does, and
+    /// any problem is an error naming the tensors before anything is allocated.
     /// Options default to <see cref="PipelineOptions.FromEnvironment"/>.
     /// </summary>
     public static NewBiePipeline Load(string folder, PipelineConfig config, Device? device = null, ScalarType? dtype = null,
         PipelineOptions? options = null)
     {
-        config.Validate();
+        var plan = ModelPlan.For(folder, config);
+        plan.EnsureLoadable();
+        config = plan.Config;
         options ??= PipelineOptions.FromEnvironment();
         var (defaultDevice, defaultType) = DefaultDevice();
         var dev = device ?? defaultDevice;
         var type = dtype ?? defaultType;
         var layout = new ModelFolder(folder);
-        var missing = layout.Missing();
-        if (missing.Count > 0)
-            throw new WeightLoadException($"model folder {folder} is incomplete: missing {string.Join(", ", missing)}");
 
         var clock = Stopwatch.StartNew();
         var gemmaTokenizer = GemmaTokenizer.FromFile(layout.GemmaTokenizer);
@@ -118,7 +121,7 @@ public sealed class NewBiePipeline : IImageGenerator
             var vae = FluxVaeDecoder.Load(layout.VaeWeights, config.Vae, dev, type); loaded.Add(vae);
             foreach (var m in new nn.Module[] { gemma, jina, dit, vae }) m.eval();
             var info = new ModelInfo(config.Id, config.IsTiny, dev.ToString(), type.ToString(), clock.Elapsed, options.MemoryPlan);
-            return new NewBiePipeline(config, info, dev, type, gemmaTokenizer, jinaTokenizer, gemma, jina, dit, vae, options);
+            return new NewBiePipeline(config, info, dev, type, gemmaTokenizer, jinaTokenizer, gemma, jina, dit, vae, options) { Plan = plan };
         }
         catch
         {

@@ -182,6 +182,11 @@ public sealed class ModelsCliTests : IDisposable
         Assert.Contains("text_encoder/gemma3-4b-it.safetensors:", output);
         foreach (var component in new[] { "transformer", "text_encoder", "clip_model", "vae" })
             Assert.Contains($"✓ {component} tensors:", output);
+        // What loading will do, in loading's own words: file and layout, where the settings come from, the adapters.
+        foreach (var component in ModelPlan.For(ModelsDir, PipelineConfig.NewBieExp01).Components)
+            Assert.Contains($"{component.Component} tensors: {component.Summary}", output);
+        Assert.Contains("settings from clip_model/config.json", output);
+        Assert.Contains("plain weights, no LoRA adapters stored", output);
     }
 
     [Fact]
@@ -201,6 +206,11 @@ public sealed class ModelsCliTests : IDisposable
         Assert.Equal(1, exit);
         Assert.Contains("misshaped", output);
         Assert.Contains(altered!, output);
+        // The same verdict and message as loading gives for this folder.
+        var load = Assert.Throws<WeightLoadException>(() => NewBiePipeline.Load(ModelsDir, PipelineConfig.NewBieExp01, torch.CPU, torch.ScalarType.Float32));
+        var transformer = ModelPlan.For(ModelsDir, PipelineConfig.NewBieExp01).Components.Single(c => c.Component == "transformer");
+        Assert.Contains($"transformer: {transformer.Error}", load.Message);
+        Assert.Contains($"transformer tensors: {transformer.Error!.Split(Environment.NewLine)[0]}", output);
     }
 
     [Fact]

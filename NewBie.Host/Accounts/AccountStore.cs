@@ -109,7 +109,7 @@ public sealed partial class AccountStore
         var d = _options.Value.Defaults;
         var priority = JobPriority.Parse(user?.PriorityClass ?? d.PriorityClass) ?? JobPriority.Normal;
         return new EffectiveLimits(priority, user?.MaxQueuedJobs ?? d.MaxQueuedJobs, user?.ImagesPerDay ?? d.ImagesPerDay,
-            user?.MaxPixels ?? d.MaxPixels, user?.MaxSteps ?? d.MaxSteps, user?.MaxCount ?? d.MaxCount);
+            user?.MaxPixels ?? d.MaxPixels, user?.MaxSteps ?? d.MaxSteps, user?.MaxCount ?? d.MaxCount, d.MaxStorageBytes);
     }
 
     /// <summary>Counts <paramref name="images"/> against today's quota, or refuses them all when they would pass it.</summary>

@@ -31,6 +31,13 @@ public sealed class UserDefaults
 
     /// <summary>Most images per job for one user. Default 4.</summary>
     [Range(1, 64)] public int MaxCount { get; set; } = 4;
+
+    /// <summary>
+    /// Bytes one user's kept images may take on disk; a submit whose images could pass it (counted at their largest:
+    /// width × height × 3 bytes each, for it and the user's unfinished jobs) is 403 storage_cap_exceeded. 0: no cap.
+    /// Default 10 GiB.
+    /// </summary>
+    [Range(0L, long.MaxValue)] public long MaxStorageBytes { get; set; } = 10L << 30;
 }
 
 public sealed class RateLimitOptions

@@ -52,4 +52,4 @@ public sealed class UsageRecord
 }
 
 /// <summary>A user's limits with the defaults filled in.</summary>
-public sealed record EffectiveLimits(int Priority, int MaxQueuedJobs, int ImagesPerDay, int MaxPixels, int MaxSteps, int MaxCount);
+public sealed record EffectiveLimits(int Priority, int MaxQueuedJobs, int ImagesPerDay, int MaxPixels, int MaxSteps, int MaxCount, long MaxStorageBytes);

@@ -5,6 +5,7 @@ using NewBie.Host.Accounts;
 using NewBie.Host.Integrations;
 using NewBie.Host.Jobs;
 using NewBie.Host.Models;
+using NewBie.Host.Outputs;
 using NewBie.Host.Storage;
 
 namespace NewBie.Host.Api;
@@ -22,6 +23,8 @@ public sealed class JobSubmission(
     IWebhookSecretStore webhookSecrets,
     AccountStore accounts,
     StorageSpace storage,
+    OutputStore outputs,
+    JobStore jobs,
     Limits rateLimits,
     IOptions<LimitsOptions> limits,
     IOptions<JobsOptions> jobsOptions,
@@ -66,6 +69,7 @@ public sealed class JobSubmission(
         if (error is not null) return (null, error.ToResult());
         var own = accounts.LimitsOf(accounts.FindUser(user.Id));
         if (UserLimitProblem(normalised!, own) is { } limitProblem) return (null, limitProblem);
+        if (StorageCapProblem(normalised!, user.Id, own.MaxStorageBytes) is { } capProblem) return (null, capProblem);
         if (submitted.Priority is null) priority = own.Priority;
         else if (priority > own.Priority && !user.IsAdmin)
             return (null, Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden,
@@ -141,6 +145,25 @@ public sealed class JobSubmission(
         : p.Steps > own.MaxSteps ? Forbidden("steps", $"steps is above your maximum of {own.MaxSteps}.")
         : p.Count > own.MaxCount ? Forbidden("count", $"count is above your maximum of {own.MaxCount}.")
         : null;
+
+    /// <summary>The most bytes a job's images can take: uncompressed RGB plus the metadata, so a PNG never takes more.</summary>
+    public static long LargestBytes(JobParams p) => (long)p.Count * ((long)p.Width * p.Height * 3 + 64 * 1024);
+
+    /// <summary>
+    /// Refuses a job whose images could pass the user's storage cap, counting what is kept on disk and every unfinished
+    /// job at its largest: a job accepted here never fails later for want of the user's space.
+    /// </summary>
+    private IResult? StorageCapProblem(JobParams p, string userId, long cap)
+    {
+        if (cap <= 0) return null;
+        var used = outputs.BytesUsedBy(userId);
+        var pending = jobs.ActiveOf(userId).Sum(j => LargestBytes(j.Params));
+        var needed = LargestBytes(p);
+        return used + pending + needed <= cap ? null
+            : Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.StorageCapExceeded,
+                $"Your images take {used} bytes and your unfinished jobs up to {pending}; this job may add up to {needed}, " +
+                $"past your storage cap of {cap} bytes. Delete images you no longer need.");
+    }
 
     private static IResult Forbidden(string field, string detail) =>
         Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden, detail, field);

@@ -31,7 +31,7 @@ public static class JobsApi
         group.MapGet("/{id}/events", JobEvents.StreamAsync).WithSummary("Server-sent events: position, stage, step, done")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound);
-        group.MapGet("/{id}/images/{n:int}", Image).WithSummary("One image of a finished job (PNG)")
+        group.MapGet("/{id}/images/{n:int}", Image).WithSummary("One image of a finished job (PNG); ?size=thumb for its thumbnail, ?download=true to save it")
             .Produces(StatusCodes.Status200OK, contentType: "image/png")
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound);
         return group;
@@ -86,10 +86,19 @@ public static class JobsApi
         return outcome == CancelOutcome.Canceled ? TypedResults.Ok(dto) : TypedResults.Accepted(JobMapping.JobUrl(id), dto);
     }
 
-    private static IResult Image(string id, int n, CurrentUser user, JobStore jobs, OutputStore outputs)
+    private static IResult Image(string id, int n, CurrentUser user, JobStore jobs, OutputStore outputs, string? size, bool? download)
     {
+        if (size is not (null or "full" or "thumb")) return Problems.InvalidParameter("size", "size must be full or thumb.");
         if (jobs.Find(id) is not { } job || !user.CanSee(job)) return Problems.NotFound("job");
         if (job.Images.FirstOrDefault(i => i.Index == n) is not { } image) return Problems.NotFound("image");
-        return TypedResults.PhysicalFile(outputs.PathOf(image), "image/png");
+        if (size == "thumb")
+        {
+            if (outputs.ThumbnailOf(image) is not { } thumbnail) return Problems.NotFound("image");
+            // A job's images never change: the browser may keep a thumbnail for as long as it likes (private: it is the owner's).
+            return TypedResults.PhysicalFile(thumbnail, "image/png", lastModified: File.GetLastWriteTimeUtc(thumbnail));
+        }
+        // The PNG as written, with its parameters in the text chunks; a download gets a file name that says which image it is.
+        return TypedResults.PhysicalFile(outputs.PathOf(image), "image/png",
+            fileDownloadName: download == true ? Studio.History.FileName(job, image) : null);
     }
 }

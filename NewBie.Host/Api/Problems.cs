@@ -8,7 +8,7 @@ public static class ProblemCodes
         QueueFull = "queue_full", ModelNotReady = "model_not_ready", PayloadTooLarge = "payload_too_large",
         NotCancelable = "not_cancelable", Forbidden = "forbidden", RateLimited = "rate_limited",
         UserQueueFull = "user_queue_full", QuotaExceeded = "quota_exceeded",
-        InsufficientStorage = "insufficient_storage";
+        InsufficientStorage = "insufficient_storage", StorageCapExceeded = "storage_cap_exceeded";
 }
 
 /// <summary>RFC 9457 application/problem+json with a <c>code</c> extension (and <c>field</c> for a bad parameter).</summary>
@@ -42,6 +42,7 @@ public static class Problems
         ProblemCodes.UserQueueFull => "Too many queued jobs",
         ProblemCodes.QuotaExceeded => "Daily image quota used up",
         ProblemCodes.InsufficientStorage => "Insufficient storage",
+        ProblemCodes.StorageCapExceeded => "Storage cap reached",
         _ => code,
     };
 }

@@ -85,6 +85,11 @@ public sealed class JobStore
         _jobs.Count(Query.And(Query.EQ(nameof(JobRecord.UserId), userId),
             Query.Or(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)), Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Running)))));
 
+    /// <summary>A user's queued and running jobs.</summary>
+    public IReadOnlyList<JobRecord> ActiveOf(string userId) =>
+        _jobs.Find(Query.And(Query.EQ(nameof(JobRecord.UserId), userId),
+            Query.Or(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)), Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Running))))).ToList();
+
     public IReadOnlyList<JobRecord> FinishedSince(DateTime from) =>
         _jobs.Find(j => j.FinishedAt != null && j.FinishedAt >= from).ToList();
 

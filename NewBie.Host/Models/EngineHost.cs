@@ -88,6 +88,10 @@ public sealed class EngineHost(IEngineFactory factory, IOptions<ModelsOptions> o
             logger.LogInformation("Engine ready: {Model} on {Device} ({DType}), memory plan {MemoryPlan}, loaded in {LoadMs} ms; peak host RAM {PeakHostMiB} MiB ({PeakHostBeforeMiB} MiB before loading)",
                 engine.Model.Id, engine.Model.Device, engine.Model.DType, engine.Model.MemoryPlan.Name(), (long)engine.Model.LoadTime.TotalMilliseconds,
                 PeakHostBytesAfterLoad >> 20, peakBefore >> 20);
+            // What was loaded, in the words `models verify` uses for the same folder.
+            if (engine is NewBiePipeline { Plan: { } plan })
+                foreach (var component in plan.Components)
+                    logger.LogInformation("Loaded {Component}: {Plan}", component.Component, component.Summary);
         }
         catch (Exception e)
         {

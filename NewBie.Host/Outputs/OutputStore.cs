@@ -49,6 +49,72 @@ public sealed class OutputStore(DataDirectory dataDirectory)
 
     public string PathOf(JobImage image) => Path.Combine(Root, image.File);
 
+    /// <summary>Longest side of a thumbnail, in pixels.</summary>
+    public const int ThumbnailSide = 256;
+
+    /// <summary>
+    /// The image's thumbnail (at most <see cref="ThumbnailSide"/> a side), made on first request and kept beside the
+    /// image, so it goes when the job's folder goes. Null when the image itself is gone.
+    /// </summary>
+    public string? ThumbnailOf(JobImage image)
+    {
+        var source = PathOf(image);
+        var thumbnail = Path.ChangeExtension(source, ".thumb.png");
+        if (File.Exists(thumbnail)) return thumbnail;
+        if (!File.Exists(source)) return null;
+        var png = PngReader.Read(File.ReadAllBytes(source));
+        var (width, height, rgb) = Shrink(png.Width, png.Height, png.Rgb, ThumbnailSide);
+        // Two first requests at once both write; the atomic rename makes either result whole.
+        WriteAtomically(thumbnail, PngWriter.Encode(width, height, rgb));
+        return thumbnail;
+    }
+
+    /// <summary>Bytes of every file the user's jobs keep (images and thumbnails): what the per-user storage cap counts.</summary>
+    public long BytesUsedBy(string userId)
+    {
+        var folder = new DirectoryInfo(Path.Combine(Root, UserFolder(userId)));
+        return folder.Exists ? folder.EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
+    }
+
+    /// <summary>Deletes one image file and its thumbnail.</summary>
+    public void Delete(JobImage image)
+    {
+        var path = PathOf(image);
+        File.Delete(Path.ChangeExtension(path, ".thumb.png"));
+        File.Delete(path);
+    }
+
+    /// <summary>Box-filter downscale (the mean of each source block), keeping the aspect ratio.</summary>
+    internal static (int Width, int Height, byte[] Rgb) Shrink(int width, int height, byte[] rgb, int maxSide)
+    {
+        var scale = Math.Min(1.0, (double)maxSide / Math.Max(width, height));
+        int w = Math.Max(1, (int)Math.Round(width * scale)), h = Math.Max(1, (int)Math.Round(height * scale));
+        var output = new byte[w * h * 3];
+        for (var y = 0; y < h; y++)
+        {
+            int y0 = y * height / h, y1 = Math.Max(y0 + 1, (y + 1) * height / h);
+            for (var x = 0; x < w; x++)
+            {
+                int x0 = x * width / w, x1 = Math.Max(x0 + 1, (x + 1) * width / w);
+                int r = 0, g = 0, b = 0;
+                for (var sy = y0; sy < y1; sy++)
+                    for (var sx = x0; sx < x1; sx++)
+                    {
+                        var o = (sy * width + sx) * 3;
+                        r += rgb[o];
+                        g += rgb[o + 1];
+                        b += rgb[o + 2];
+                    }
+                var n = (y1 - y0) * (x1 - x0);
+                var t = (y * w + x) * 3;
+                output[t] = (byte)(r / n);
+                output[t + 1] = (byte)(g / n);
+                output[t + 2] = (byte)(b / n);
+            }
+        }
+        return (w, h, output);
+    }
+
     public void Delete(JobRecord job)
     {
         var folder = Path.Combine(Root, UserFolder(job.UserId), job.Id);

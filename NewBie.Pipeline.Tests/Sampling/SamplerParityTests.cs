@@ -25,10 +25,10 @@ public sealed class SamplerParityTests
     /// <summary>Loads the fixture and wraps the guided velocity so every evaluation's t, x and v are recorded.</summary>
     private static (Pipeline.NextDiT Model, Run Run) Prepare(string folder, string section)
     {
-        var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors"));
+        var inputs = TensorAssert.ReadAll(Path.Combine(folder, "inputs.safetensors")).ToDictionary(kv => kv.Key, kv => Parity.Input(kv.Value));
         var expected = TensorAssert.ReadAll(Path.Combine(folder, "expected.safetensors"));
-        var config = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, "config.json"))).RootElement;
-        var model = Pipeline.NextDiT.Load(Path.Combine(folder, "weights.safetensors"), NextDiTConfig.Load(Path.Combine(folder, "config.json")), CPU, float32);
+        var config = Config(folder);
+        var model = Pipeline.NextDiT.Load(Path.Combine(folder, "weights.safetensors"), NextDiTConfig.Load(Path.Combine(folder, "config.json")), Parity.Device, Parity.DType);
         var s = config.GetProperty(section);
         var cfg = new CfgSettings(s.GetProperty("cfg_scale").GetDouble(), s.GetProperty("cfg_trunc").GetDouble(), s.GetProperty("renorm_cfg").GetDouble());
         var (cond, uncond) = NextDiTParityTests.CondUncond(inputs, prefix: "");
@@ -46,11 +46,14 @@ public sealed class SamplerParityTests
         return (model, new Run(inputs, expected, config, recording, times, states, velocities));
     }
 
+    private static JsonElement Config(string folder) => JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, "config.json"))).RootElement;
+
     [FixtureTheory("sampler"), MemberData(nameof(Folders))]
     public void Euler_sigma_grid_matches_the_fixture(string folder)
     {
         var expected = TensorAssert.ReadAll(Path.Combine(folder, "expected.safetensors"));
-        var sigmas = Schedules.SigmaGrid(4, 6.0);
+        var euler = Config(folder).GetProperty("euler");
+        var sigmas = Schedules.SigmaGrid(euler.GetProperty("steps").GetInt32(), euler.GetProperty("shift").GetDouble());
         TensorAssert.Close(expected["euler.sigmas"], torch.tensor(sigmas), GridTol, 0, "euler.sigmas");
         TensorAssert.Close(expected["euler.t"], torch.tensor(sigmas[..^1].Select(s => 1f - s).ToArray()), GridTol, 0, "euler.t");
     }
@@ -59,7 +62,9 @@ public sealed class SamplerParityTests
     public void Official_time_grid_matches_the_fixture(string folder)
     {
         var expected = TensorAssert.ReadAll(Path.Combine(folder, "expected.safetensors"));
-        TensorAssert.Close(expected["official.t_grid"], torch.tensor(Schedules.OfficialTimeGrid(5, 6.0)), GridTol, 0, "official.t_grid");
+        var ode = Config(folder).GetProperty("official_ode");
+        var grid = Schedules.OfficialTimeGrid(ode.GetProperty("num_steps").GetInt32(), ode.GetProperty("time_shifting_factor").GetDouble());
+        TensorAssert.Close(expected["official.t_grid"], torch.tensor(grid), GridTol, 0, "official.t_grid");
     }
 
     [FixtureTheory("sampler"), MemberData(nameof(Folders))]
@@ -76,9 +81,9 @@ public sealed class SamplerParityTests
 
         TensorAssert.Close(run.Expected["euler.t"], torch.tensor(run.Times.ToArray()), GridTol, 0, "euler.t (evaluated)");
         for (var k = 0; k < steps; k++)
-            TensorAssert.Close(run.Expected["euler.trace.v"][k], run.Velocities[k][0], Tol, Tol, $"euler.trace.v[{k}]");
-        TensorAssert.Close(run.Expected["euler.trajectory"], torch.cat(trajectory, 0), Tol, Tol, "euler.trajectory");
-        TensorAssert.Close(run.Expected["euler.final_latent"], result, Tol, Tol, "euler.final_latent");
+            Parity.Close(run.Expected["euler.trace.v"][k], run.Velocities[k][0], Tol, Tol, $"euler.trace.v[{k}]");
+        Parity.Close(run.Expected["euler.trajectory"], torch.cat(trajectory, 0), Tol, Tol, "euler.trajectory");
+        Parity.Close(run.Expected["euler.final_latent"], result, Tol, Tol, "euler.final_latent");
     }
 
     [FixtureTheory("sampler"), MemberData(nameof(Folders))]
@@ -99,23 +104,32 @@ public sealed class SamplerParityTests
         TensorAssert.Close(run.Expected["official.trace.t"], torch.tensor(run.Times.ToArray()), GridTol, 0, "official.trace.t");
         for (var k = 0; k < run.Times.Count; k++)
         {
-            TensorAssert.Close(run.Expected["official.trace.x"][k], run.States[k][0], Tol, Tol, $"official.trace.x[{k}]");
-            TensorAssert.Close(run.Expected["official.trace.v"][k], run.Velocities[k][0], Tol, Tol, $"official.trace.v[{k}]");
+            Parity.Close(run.Expected["official.trace.x"][k], run.States[k][0], Tol, Tol, $"official.trace.x[{k}]");
+            Parity.Close(run.Expected["official.trace.v"][k], run.Velocities[k][0], Tol, Tol, $"official.trace.v[{k}]");
         }
-        TensorAssert.Close(run.Expected["official.trajectory"], torch.cat(trajectory, 0), Tol, Tol, "official.trajectory");
-        TensorAssert.Close(run.Expected["official.final_latent"], result, Tol, Tol, "official.final_latent");
+        Parity.Close(run.Expected["official.trajectory"], torch.cat(trajectory, 0), Tol, Tol, "official.trajectory");
+        Parity.Close(run.Expected["official.final_latent"], result, Tol, Tol, "official.final_latent");
     }
 
+    /// <summary><c>steps</c> means Euler steps for euler and grid intervals (points − 1) for midpoint.</summary>
     [FixtureTheory("sampler"), MemberData(nameof(Folders))]
     public void Sample_with_steps_runs_the_same_loops(string folder)
     {
-        var (model, run) = Prepare(folder, "euler");
-        using var _ = model;
-        var noise = run.Inputs["noise"];
-        var euler = Samplers.Sample(SamplerKind.Euler, noise, 4, 6.0, run.Velocity);
-        TensorAssert.Close(run.Expected["euler.final_latent"], euler, Tol, Tol, "Sample(Euler, 4 steps)");
-        // Euler and midpoint share cfg settings in this fixture, so the same delegate serves both.
-        var midpoint = Samplers.Sample(SamplerKind.Midpoint, noise, 4, 6.0, run.Velocity);
-        TensorAssert.Close(run.Expected["official.final_latent"], midpoint, Tol, Tol, "Sample(Midpoint, 4 intervals)");
+        var (eulerModel, euler) = Prepare(folder, "euler");
+        using (eulerModel)
+        {
+            var section = euler.Config.GetProperty("euler");
+            var steps = section.GetProperty("steps").GetInt32();
+            var result = Samplers.Sample(SamplerKind.Euler, euler.Inputs["noise"], steps, section.GetProperty("shift").GetDouble(), euler.Velocity);
+            Parity.Close(euler.Expected["euler.final_latent"], result, Tol, Tol, $"Sample(Euler, {steps} steps)");
+        }
+        var (midpointModel, midpoint) = Prepare(folder, "official_ode");
+        using (midpointModel)
+        {
+            var ode = midpoint.Config.GetProperty("official_ode");
+            var intervals = ode.GetProperty("num_steps").GetInt32() - 1;
+            var result = Samplers.Sample(SamplerKind.Midpoint, midpoint.Inputs["noise"], intervals, ode.GetProperty("time_shifting_factor").GetDouble(), midpoint.Velocity);
+            Parity.Close(midpoint.Expected["official.final_latent"], result, Tol, Tol, $"Sample(Midpoint, {intervals} intervals)");
+        }
     }
 }

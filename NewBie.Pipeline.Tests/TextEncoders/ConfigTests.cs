@@ -1,3 +1,4 @@
+using System.Text.Json;
 using NewBie.Pipeline.Configs;
 
 namespace NewBie.Pipeline.Tests.TextEncoders;
@@ -76,20 +77,30 @@ public sealed class ConfigTests
         Assert.Contains("head_dim 15", ex.Message);
     }
 
+    /// <summary>
+    /// The released jina-clip-v2 config.json (TestData/released, source in its README): the tower's sizes come from
+    /// jina-embeddings-v3, its kwargs override the adapters to one task with alpha 4 and rank 4, so the merge scale is 1.
+    /// </summary>
     [Fact]
     public void Released_jina_clip_config_reads_as_the_jina_clip_v2_preset()
     {
-        // jina-clip-v2 keeps the tower's sizes in the jina-embeddings-v3 config; its own kwargs hold only overrides.
-        var json = """
-            {"add_projections": false, "projection_dim": 1024,
-             "text_config": {"default_lora_task": "retrieval.query", "embed_dim": 1024,
-               "hf_model_config_kwargs": {"load_trained_adapters": false, "use_flash_attn": true}}}
-            """;
-        var c = JinaConfig.FromJson(json);
+        var c = JinaConfig.Read(Path.Combine(Fixtures.RepositoryRoot, "NewBie.Pipeline.Tests", "TestData", "released", "clip_model", "config.json"));
+        Assert.Equal(["retrieval.query"], c.LoraAdaptations);
+        Assert.Equal((4.0, 4), (c.LoraAlpha, c.LoraRank));
+        Assert.Equal(1.0, c.LoraScaling);
+        Assert.Equal(0, c.LoraTaskIndex);
+        Assert.Equal((1024, 24, 16, 250_002), (c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.VocabSize));
         Assert.Equal(JinaConfig.JinaClipV2 with { LoraAdaptations = c.LoraAdaptations }, c);
         Assert.Equal(JinaConfig.JinaClipV2.LoraAdaptations, c.LoraAdaptations);
+    }
+
+    [Fact]
+    public void Jina_kwargs_without_adapter_fields_keep_the_jina_embeddings_v3_adapters()
+    {
+        // jina-clip-v2 builds its tower from the jina-embeddings-v3 config; kwargs only override.
+        var c = JinaConfig.FromJson("""{"text_config": {"default_lora_task": "retrieval.query", "hf_model_config_kwargs": {"use_flash_attn": true}}}""");
+        Assert.Equal(5, c.LoraAdaptations.Count);
         Assert.Equal(0.25, c.LoraScaling);
-        Assert.Equal(0, c.LoraTaskIndex);
     }
 
     [Fact]
@@ -116,11 +127,15 @@ public sealed class ConfigTests
     public void Gemma_fixture_config_reads_its_hf_text_config(string folder)
     {
         var c = GemmaConfig.Read(Path.Combine(folder, "config.json"));
-        Assert.Equal(80, c.HiddenSize);
-        Assert.Equal(24, c.QueryPreAttnScalar);
-        Assert.Equal(4, c.SlidingWindow);
-        Assert.Equal(8.0, c.GlobalRopeScale);
-        Assert.Equal([5], Enumerable.Range(0, c.NumHiddenLayers).Where(i => !c.IsSlidingLayer(i)));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, "config.json")));
+        var hf = doc.RootElement.GetProperty("hf_text_config");
+        Assert.Equal(hf.GetProperty("hidden_size").GetInt32(), c.HiddenSize);
+        Assert.Equal(hf.GetProperty("num_hidden_layers").GetInt32(), c.NumHiddenLayers);
+        Assert.Equal(hf.GetProperty("query_pre_attn_scalar").GetInt32(), c.QueryPreAttnScalar);
+        Assert.Equal(hf.GetProperty("sliding_window").GetInt32(), c.SlidingWindow);
+        Assert.Equal(hf.GetProperty("rope_scaling").GetProperty("factor").GetDouble(), c.GlobalRopeScale);
+        var full = hf.GetProperty("layer_types").EnumerateArray().Select((t, i) => (t.GetString(), i)).Where(p => p.Item1 == "full_attention").Select(p => p.i);
+        Assert.Equal(full, Enumerable.Range(0, c.NumHiddenLayers).Where(i => !c.IsSlidingLayer(i)));
     }
 
     [FixtureTheory("jina"), Trait("Category", "Parity")]
@@ -128,10 +143,15 @@ public sealed class ConfigTests
     public void Jina_fixture_config_reads_its_hf_model_config_kwargs(string folder)
     {
         var c = JinaConfig.Read(Path.Combine(folder, "config.json"));
-        Assert.Equal(64, c.HiddenSize);
-        Assert.Equal(3, c.NumHiddenLayers);
-        Assert.Equal(20_000, c.RotaryEmbBase);
-        Assert.Equal("retrieval.query", c.DefaultLoraTask);
-        Assert.Equal(0.25, c.LoraScaling);
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, "config.json")));
+        var text = doc.RootElement.GetProperty("text_config");
+        var kwargs = text.GetProperty("hf_model_config_kwargs");
+        Assert.Equal(kwargs.GetProperty("hidden_size").GetInt32(), c.HiddenSize);
+        Assert.Equal(kwargs.GetProperty("num_hidden_layers").GetInt32(), c.NumHiddenLayers);
+        Assert.Equal(kwargs.GetProperty("rotary_emb_base").GetDouble(), c.RotaryEmbBase);
+        Assert.Equal(kwargs.GetProperty("lora_adaptations").EnumerateArray().Select(e => e.GetString()), c.LoraAdaptations);
+        Assert.Equal(text.GetProperty("default_lora_task").GetString(), c.DefaultLoraTask);
+        Assert.Equal(kwargs.GetProperty("lora_alpha").GetDouble() / kwargs.GetProperty("lora_rank").GetDouble(), c.LoraScaling);
+        Assert.Equal(doc.RootElement.GetProperty("lora_scaling").GetDouble(), c.LoraScaling);
     }
 }

@@ -1,3 +1,4 @@
+using NewBie.Pipeline.Tokenizers;
 using static NewBie.Pipeline.Tests.Tokenizers.TokenizerFixtures;
 
 namespace NewBie.Pipeline.Tests.Tokenizers;
@@ -33,7 +34,7 @@ public sealed class XlmRobertaTokenizerParityTests
     }
 
     [FixtureTheory("tokenizers-xlmr"), MemberData(nameof(Folders))]
-    public void Every_case_truncates_to_2048_ids_keeping_the_closing_s(string folder)
+    public void Every_case_truncates_to_the_limit_keeping_the_closing_s(string folder)
     {
         var tokenizer = Xlmr(folder);
         var failures = new List<string>();
@@ -53,8 +54,23 @@ public sealed class XlmRobertaTokenizerParityTests
             if (diff != "") failures.Add($"{name}: {diff}");
             if (encoded.Dropped != ids.Length - expected.Length) failures.Add($"{name}: dropped {encoded.Dropped}, expected {ids.Length - expected.Length}");
         }
-        Assert.True(truncatedCases > 0, "no case is longer than 2048 ids");
         Assert.True(failures.Count == 0, string.Join("\n", failures));
+        if (truncatedCases == 0) LongTextBuiltFromTheCasesKeepsTheFirstIdsAndTheClosingS(folder, tokenizer);
+    }
+
+    /// <summary>
+    /// For a fixture set without a case over the limit: the cases joined until the untruncated ids pass it (those ids
+    /// are checked case by case above); truncation keeps the first max−1 and the closing &lt;/s&gt;.
+    /// </summary>
+    private static void LongTextBuiltFromTheCasesKeepsTheFirstIdsAndTheClosingS(string folder, XlmRobertaTokenizer tokenizer)
+    {
+        var texts = Cases(folder).GetProperty("cases").EnumerateArray().Select(c => c.GetProperty("text").GetString()!).Where(t => t.Length > 0).ToList();
+        var text = "";
+        for (var i = 0; tokenizer.EncodeUntruncated(text).Length <= tokenizer.MaxLength; i++) text += texts[i % texts.Count] + " ";
+        var full = tokenizer.EncodeUntruncated(text);
+        var encoded = tokenizer.Encode(text);
+        Assert.Equal([.. full[..(tokenizer.MaxLength - 1)], full[^1]], encoded.Ids);
+        Assert.Equal(full.Length - tokenizer.MaxLength, encoded.Dropped);
     }
 
     [FixtureTheory("tokenizers-xlmr"), MemberData(nameof(Folders))]
@@ -82,8 +98,11 @@ public sealed class XlmRobertaTokenizerParityTests
     public void Empty_text_is_s_and_closing_s(string folder)
     {
         var tokenizer = Xlmr(folder);
-        Assert.Equal([0, 2], tokenizer.Encode("").Ids);
-        Assert.Equal(1, tokenizer.PadId);
-        Assert.Equal(8002, tokenizer.VocabSize);
+        var conventions = Cases(folder).GetProperty("conventions");
+        // Every reference id list is <s> … </s>.
+        var ids = Ints(Cases(folder).GetProperty("cases")[0].GetProperty("ids"));
+        Assert.Equal([ids[0], ids[^1]], tokenizer.Encode("").Ids);
+        Assert.Equal(conventions.GetProperty("padding_id").GetInt32(), tokenizer.PadId);
+        Assert.Equal(conventions.GetProperty("vocab_size").GetInt32(), tokenizer.VocabSize);
     }
 }

@@ -5,14 +5,19 @@ using static TorchSharp.torch;
 
 namespace NewBie.Pipeline.Tests.Vae;
 
-/// <summary>The decoder against the upstream flux <c>Decoder</c> run on the tiny fixture (fixtures/vae/README.md).</summary>
+/// <summary>
+/// The decoder against the upstream flux <c>Decoder</c> run on the tiny fixture (fixtures/vae/README.md). Shapes and
+/// settings come from the fixture's config.json; device and dtype from <see cref="Parity"/>.
+/// </summary>
 [Trait("Category", "Parity")]
 public sealed class FluxVaeDecoderParityTests
 {
     public static TheoryData<string> VaeFixtures => Fixtures.Folders("vae");
 
     private static FluxVaeDecoder LoadFixture(string dir) =>
-        FluxVaeDecoder.Load(Path.Combine(dir, "weights.safetensors"), VaeConfig.FromFile(Path.Combine(dir, "config.json")));
+        FluxVaeDecoder.Load(Path.Combine(dir, "weights.safetensors"), VaeConfig.FromFile(Path.Combine(dir, "config.json")), Parity.Device, Parity.DType);
+
+    private static Tensor Latent(string dir) => Parity.Input(Read(Inputs(dir), "latent"));
 
     private static string Inputs(string dir) => Path.Combine(dir, "inputs.safetensors");
     private static string Expected(string dir) => Path.Combine(dir, "expected.safetensors");
@@ -21,13 +26,19 @@ public sealed class FluxVaeDecoderParityTests
     public void Fixture_config_reads_as_the_diffusers_decoder_shape(string dir)
     {
         var config = VaeConfig.FromFile(Path.Combine(dir, "config.json"));
-        Assert.Equal([32, 64], config.BlockOutChannels);
-        Assert.Equal(2, config.LayersPerBlock);
-        Assert.Equal(16, config.LatentChannels);
-        Assert.Equal(3, config.OutChannels);
-        Assert.Equal(0.3611, config.ScalingFactor);
-        Assert.Equal(0.1159, config.ShiftFactor);
-        Assert.Equal(2, config.SpatialFactor);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "config.json")));
+        var root = doc.RootElement;
+        var flux = root.GetProperty("decoder");
+        int ch = flux.GetProperty("ch").GetInt32();
+        Assert.Equal(flux.GetProperty("ch_mult").EnumerateArray().Select(m => ch * m.GetInt32()), config.BlockOutChannels);
+        Assert.Equal(flux.GetProperty("num_res_blocks").GetInt32(), config.LayersPerBlock);
+        Assert.Equal(flux.GetProperty("z_channels").GetInt32(), config.LatentChannels);
+        Assert.Equal(flux.GetProperty("out_ch").GetInt32(), config.OutChannels);
+        Assert.Equal(root.GetProperty("scaling_factor").GetDouble(), config.ScalingFactor);
+        Assert.Equal(root.GetProperty("shift_factor").GetDouble(), config.ShiftFactor);
+        var latent = root.GetProperty("latent_shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+        var image = root.GetProperty("image_shape_nchw").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+        Assert.Equal(image[2] / latent[2], config.SpatialFactor);
     }
 
     [FixtureTheory("vae"), MemberData(nameof(VaeFixtures))]
@@ -42,7 +53,7 @@ public sealed class FluxVaeDecoderParityTests
     public void Decoder_input_is_latent_divided_by_scaling_plus_shift(string dir)
     {
         using var vae = LoadFixture(dir);
-        using var latent = Read(Inputs(dir), "latent");
+        using var latent = Latent(dir);
         using var expected = Read(Expected(dir), "decoder_input");
         using var actual = vae.DecoderInput(latent);
         AssertClose(expected, actual, "decoder_input");
@@ -56,7 +67,7 @@ public sealed class FluxVaeDecoderParityTests
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var d = vae.decoder;
-        Tensor E(string name) => Read(Expected(dir), name);
+        Tensor E(string name) => Parity.Input(Read(Expected(dir), name));
         void Check(string name, Tensor actual) => AssertClose(E("intermediate." + name), actual, name);
 
         Check("conv_in", d.conv_in.call(E("decoder_input")));
@@ -86,7 +97,7 @@ public sealed class FluxVaeDecoderParityTests
     public void Decoded_output_matches_upstream(string dir)
     {
         using var vae = LoadFixture(dir);
-        using var latent = Read(Inputs(dir), "latent");
+        using var latent = Latent(dir);
         using var expected = Read(Expected(dir), "decoded");
         using var decoded = vae.Decode(latent);
         Assert.Equal(ScalarType.Float32, decoded.dtype);
@@ -97,7 +108,7 @@ public sealed class FluxVaeDecoderParityTests
     public void Image_bytes_match_upstream_rounding_and_truncation(string dir)
     {
         using var vae = LoadFixture(dir);
-        using var latent = Read(Inputs(dir), "latent");
+        using var latent = Latent(dir);
         using var reference = Read(Expected(dir), "decoded");
         using var decoded = vae.Decode(latent);
         using var unrounded = ((reference + 1) / 2).clamp(0.0, 1.0) * 255;
@@ -109,8 +120,8 @@ public sealed class FluxVaeDecoderParityTests
 
         // ToRgb is the same bytes, one H × W × 3 array per image.
         var rgb = FluxVaeDecoder.ToRgb(decoded);
-        Assert.Single(rgb);
-        Assert.Equal(rounded.bytes.ToArray(), rgb[0]);
+        Assert.Equal(rounded.shape[0], rgb.Length);
+        for (var i = 0; i < rgb.Length; i++) Assert.Equal(rounded[i].contiguous().bytes.ToArray(), rgb[i]);
     }
 
     /// <summary>Exact, except a difference of 1 where the unrounded ×255 value lies within 1e-3 of a rounding boundary (README).</summary>
@@ -134,14 +145,14 @@ public sealed class FluxVaeDecoderParityTests
     public void Tiled_decode_agrees_with_the_full_decode(string dir)
     {
         using var vae = LoadFixture(dir);
-        using var latent = Read(Inputs(dir), "latent");
+        using var latent = Latent(dir);
         using var full = vae.Decode(latent);
         using var tiled = vae.Decode(latent, new VaeTiling(TileLatentSize: 2));
         Assert.Equal(full.shape, tiled.shape);
         var (max, mean) = Diff(full, tiled);
-        Assert.True(max < 2e-5 && mean < 2e-6, $"tile 2 on 6×10: max {max:G4}, mean {mean:G4}");
+        Assert.True(max < 2e-5 && mean < 2e-6, $"tile 2 on [{string.Join(", ", latent.shape)}]: max {max:G4}, mean {mean:G4}");
 
-        using var large = SeededRandom.Normal(7, [2, 16, 24, 40]);
+        using var large = SeededRandom.Normal(7, [2, latent.shape[1], 24, 40], Parity.Device, Parity.DType);
         using var fullLarge = vae.Decode(large);
         using var tiledLarge = vae.Decode(large, new VaeTiling(TileLatentSize: 8));
         Assert.Equal(fullLarge.shape, tiledLarge.shape);
@@ -153,7 +164,7 @@ public sealed class FluxVaeDecoderParityTests
     public void Tiled_decode_runs_the_full_resolution_layers_on_tiles_only(string dir)
     {
         using var vae = LoadFixture(dir);
-        using var latent = Read(Inputs(dir), "latent");
+        using var latent = Latent(dir);
         var inputs = new List<long[]>();
         vae.decoder.conv_out.register_forward_hook((module, input, output) =>
         {
@@ -161,13 +172,18 @@ public sealed class FluxVaeDecoderParityTests
             return output;
         });
 
+        var config = VaeConfig.FromFile(Path.Combine(dir, "config.json"));
+        long factor = config.SpatialFactor, height = latent.shape[2] * factor, width = latent.shape[3] * factor;
+
         using (vae.Decode(latent)) { }
-        Assert.Equal([[1, 32, 12, 20]], inputs);
+        Assert.Equal([[latent.shape[0], config.BlockOutChannels[0], height, width]], inputs);
 
         inputs.Clear();
-        using (vae.Decode(latent, new VaeTiling(TileLatentSize: 2))) { }
-        // 12×20 pixels in tiles of 2 latent cells = 4 pixels: 3 × 5 tiles, each with at most one pixel of border per side.
-        Assert.Equal(15, inputs.Count);
-        Assert.All(inputs, shape => Assert.True(shape[2] <= 6 && shape[3] <= 6, $"tile input [{string.Join(", ", shape)}]"));
+        const int tile = 2;
+        using (vae.Decode(latent, new VaeTiling(TileLatentSize: tile))) { }
+        // Tiles of 2 latent cells = 2·factor pixels, each with at most one pixel of border per side.
+        long tilePixels = tile * factor, tiles = (height + tilePixels - 1) / tilePixels * ((width + tilePixels - 1) / tilePixels);
+        Assert.Equal(tiles, inputs.Count);
+        Assert.All(inputs, shape => Assert.True(shape[2] <= tilePixels + 2 && shape[3] <= tilePixels + 2, $"tile input [{string.Join(", ", shape)}]"));
     }
 }

@@ -12,18 +12,9 @@ internal static class VaeTestData
         return st.Read(name);
     }
 
-    /// <summary>Asserts |actual − expected| ≤ atol + rtol·|expected| everywhere, reporting the worst element.</summary>
-    public static void AssertClose(Tensor expected, Tensor actual, string what, double atol = 1e-4, double rtol = 1e-4)
-    {
-        Assert.Equal(expected.shape, actual.shape);
-        using var scope = NewDisposeScope();
-        var e = expected.to(ScalarType.Float64);
-        var a = actual.to(ScalarType.Float64).cpu();
-        var excess = (a - e).abs() - (e.abs() * rtol + atol);
-        var worst = excess.max().item<double>();
-        Assert.True(worst <= 0,
-            $"{what}: max |diff| {(a - e).abs().max().item<double>():G4} exceeds the tolerance by {worst:G4} (atol {atol}, rtol {rtol})");
-    }
+    /// <summary>The fixture README's tolerance, |actual − expected| ≤ 1e-4 + 1e-4·|expected|, through <see cref="Parity.Close"/>.</summary>
+    public static void AssertClose(Tensor expected, Tensor actual, string what, double atol = 1e-4, double rtol = 1e-4) =>
+        Parity.Close(expected, actual, atol, rtol, what);
 
     /// <summary>Same shape and bit-identical values.</summary>
     public static bool Same(Tensor a, Tensor b)

@@ -32,8 +32,13 @@ public sealed record JinaConfig
     /// <summary>The task adapter merged at load when the checkpoint stores adapters; null loads the base weights only.</summary>
     [JsonPropertyName("default_lora_task")] public string? DefaultLoraTask { get; init; } = "retrieval.query";
 
-    /// <summary>jinaai/jina-clip-v2 text tower.</summary>
-    public static JinaConfig JinaClipV2 { get; } = new();
+    /// <summary>
+    /// jinaai/jina-clip-v2 text tower as its released config.json sets it (a public copy is test data:
+    /// NewBie.Pipeline.Tests/TestData/released/clip_model/config.json): the jina-embeddings-v3 sizes, and
+    /// <c>hf_model_config_kwargs</c> overriding the adapters to the one task <c>retrieval.query</c> with
+    /// <c>lora_alpha</c> 4 and <c>lora_rank</c> 4 (scale 1). Only a fallback: loading reads clip_model/config.json.
+    /// </summary>
+    public static JinaConfig JinaClipV2 { get; } = new() { LoraAdaptations = ["retrieval.query"], LoraAlpha = 4, LoraRank = 4 };
 
     /// <summary>The built-in tiny model: vocab 512 (the tiny tokenizers), hidden 64 (the tiny NextDiT's clip_text_dim).</summary>
     public static JinaConfig Tiny { get; } = new()

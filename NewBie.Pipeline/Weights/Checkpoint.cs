@@ -14,6 +14,8 @@ public sealed class Checkpoint : IDisposable
 
     public string Source { get; }
     public IReadOnlyCollection<string> Keys => _byKey.Keys;
+    /// <summary>How many safetensors files back the key space (1 for a single file, the shard count for an index).</summary>
+    public int FileCount => _files.Count;
 
     private Checkpoint(string source) => Source = source;
 
