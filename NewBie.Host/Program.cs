@@ -42,9 +42,9 @@ app.UseAntiforgery();      // the sign-in form's token
 // Endpoints.
 app.MapTelemetry();
 app.MapAccounts();
+app.MapStudio();
 app.MapAdmin();
 app.MapJobs();
-app.MapStudioApi();
 app.MapSeedContract();
 app.MapWebhooks();
 app.MapOpenAiImages();

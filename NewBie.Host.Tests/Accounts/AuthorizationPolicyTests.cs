@@ -31,11 +31,11 @@ public sealed class AuthorizationPolicyTests : IClassFixture<AuthorizationPolicy
         public void Dispose() => Server.Dispose();
     }
 
-    /// <summary>The routes anyone may call: health, metrics, the API description, signing in and out.</summary>
+    /// <summary>The routes anyone may call: health, metrics, the API description, signing in and out (API, admin, studio).</summary>
     private static readonly string[] Public =
     [
         "/healthz", "/readyz", "/metrics", "/openapi/{documentName}.json", "/scalar/{documentName?}", "/scalar/scalar.js", "/scalar/scalar.aspnetcore.js", "/scalar/favicon.svg", "/v1/auth/login", "/v1/auth/logout",
-        "/admin/login", "/_framework/opaque-redirect",
+        "/admin/login", "/login", "/logout", "/_framework/opaque-redirect",
     ];
 
     [Fact]
@@ -49,15 +49,17 @@ public sealed class AuthorizationPolicyTests : IClassFixture<AuthorizationPolicy
     }
 
     [Fact]
-    public void Admin_api_pages_circuit_and_dashboard_require_the_admin_policy_and_the_rest_the_user_policy()
+    public void Admin_api_pages_and_dashboard_require_the_admin_policy_and_the_rest_the_user_policy()
     {
         foreach (var (route, policies, anonymous) in _app.Endpoints().Where(e => !Public.Contains(e.Route)))
         {
             var admin = route.StartsWith("/v1/admin/", StringComparison.Ordinal) || route == "/admin" || route.StartsWith("/admin/", StringComparison.Ordinal)
-                || route.StartsWith("/_blazor", StringComparison.Ordinal) || route.StartsWith("/hangfire", StringComparison.Ordinal);
+                || route.StartsWith("/hangfire", StringComparison.Ordinal);
             Assert.False(anonymous, route);
             Assert.True(policies.Distinct().SequenceEqual([admin ? Policies.Admin : Policies.User]), $"{route}: {string.Join(", ", policies)}");
         }
+        Assert.Contains(_app.Endpoints(), e => e.Route.StartsWith("/_blazor", StringComparison.Ordinal) && e.Policies.SequenceEqual([Policies.User]));
+        Assert.Contains(_app.Endpoints(), e => e.Route == "/gallery" && e.Policies.SequenceEqual([Policies.User]));
     }
 
     [Fact]

@@ -5,8 +5,8 @@ namespace NewBie.Host.Accounts;
 
 /// <summary>
 /// How a refused request is answered. By default the authentication scheme answers (the API's 401/403 problems, see
-/// <see cref="ApiKeyAuthenticationHandler"/>); endpoints marked <see cref="SignInRedirect"/> or
-/// <see cref="ForbidWithoutChallenge"/> answer as their metadata says.
+/// <see cref="ApiKeyAuthenticationHandler"/>); a page marked <see cref="SignInPageAttribute"/> sends an anonymous
+/// browser to its sign-in page instead.
 /// </summary>
 public sealed class AuthorizationResponses : IAuthorizationMiddlewareResultHandler
 {
@@ -14,19 +14,10 @@ public sealed class AuthorizationResponses : IAuthorizationMiddlewareResultHandl
 
     public Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult authorizeResult)
     {
-        if (!authorizeResult.Succeeded)
+        if (authorizeResult.Challenged && context.GetEndpoint()?.Metadata.GetMetadata<SignInPageAttribute>() is { } signIn)
         {
-            var metadata = context.GetEndpoint()?.Metadata;
-            if (authorizeResult.Challenged && metadata?.GetMetadata<SignInRedirect>() is { } signIn)
-            {
-                context.Response.Redirect(signIn.Path);
-                return Task.CompletedTask;
-            }
-            if (metadata?.GetMetadata<ForbidWithoutChallenge>() is not null)
-            {
-                context.Response.StatusCode = StatusCodes.Status403Forbidden;
-                return Task.CompletedTask;
-            }
+            context.Response.Redirect(signIn.Path);
+            return Task.CompletedTask;
         }
         return _default.HandleAsync(next, context, policy, authorizeResult);
     }

@@ -4,7 +4,7 @@ namespace NewBie.Host.Accounts;
 
 /// <summary>
 /// The authorization policies, by name: route groups say <c>.RequireAuthorization(Policies.User)</c>, Razor pages
-/// <c>@attribute [Authorize(Policy = Policies.Admin)]</c>. A feature with its own rule adds a policy next to these
+/// <c>@attribute [Authorize(Policy = Policies.Admin)]</c> (per folder, in its _Imports.razor). A feature with its own rule adds a policy next to these
 /// (<c>builder.Services.AddAuthorizationBuilder().AddPolicy(…)</c> in its own Add… method).
 /// </summary>
 public static class Policies
@@ -21,13 +21,11 @@ public static class Policies
 }
 
 /// <summary>
-/// Endpoint metadata for pages people open in a browser: an anonymous caller the policy refuses is sent to the sign-in
-/// page instead of getting the API's 401 problem.
+/// On a page (a Razor component with @page): where a browser the page's policy refuses for want of credentials is sent
+/// to sign in, instead of getting the API's 401 problem. Set per folder in its _Imports.razor.
 /// </summary>
-public sealed record SignInRedirect(string Path);
-
-/// <summary>
-/// Endpoint metadata: a caller the policy refuses gets 403 even when anonymous, with no challenge (the circuit hub,
-/// which a browser reaches only from a page it already had to be allowed to load).
-/// </summary>
-public sealed record ForbidWithoutChallenge;
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class SignInPageAttribute(string path) : Attribute
+{
+    public string Path { get; } = path;
+}

@@ -1,7 +1,6 @@
 using Hangfire;
 using Hangfire.Dashboard;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Components.Endpoints;
 using Microsoft.AspNetCore.Hosting.StaticWebAssets;
 using NewBie.Host.Accounts;
 
@@ -17,11 +16,11 @@ public static class AdminSetup
     public const string CircuitHubPath = "/_blazor";
 
     /// <summary>
-    /// The policy of the pages' circuit hub (and its negotiate, disconnect and initializer endpoints). Every
-    /// interactive component acts with the server's full rights and a circuit outlives the page request that opened
-    /// it, so only those allowed on every interactive page may open one: today, admins.
+    /// The policy of the pages' circuit hub (and its negotiate, disconnect and initializer endpoints): every signed-in
+    /// user, since the studio's pages use it too. A circuit outlives the page request whose policy let it open, so the
+    /// admin components check the circuit's user themselves as well (<see cref="LivePage"/>).
     /// </summary>
-    public const string CircuitPolicy = Policies.Admin;
+    public const string CircuitPolicy = Policies.User;
 
     public static IHostApplicationBuilder AddAdmin(this IHostApplicationBuilder builder)
     {
@@ -43,25 +42,18 @@ public static class AdminSetup
         return app;
     }
 
-    /// <summary>The admin queue API, the admin pages with their circuit hub, and the Hangfire dashboard.</summary>
+    /// <summary>The admin queue API, the pages (admin and studio) with their circuit hub, and the Hangfire dashboard.</summary>
     public static WebApplication MapAdmin(this WebApplication app)
     {
         app.MapQueueAdmin();
-        // Pages carry their own policy ([Authorize] in Pages/_Imports.razor, [AllowAnonymous] on the sign-in page); a
-        // browser refused for want of credentials is sent to sign in. The endpoints of the circuit get CircuitPolicy; the
-        // framework's opaque-redirect endpoint (the target of an enhanced form's redirect) carries no data and stays public.
+        // Pages carry their own policy and sign-in page (the _Imports.razor of their folder; [AllowAnonymous] on the
+        // sign-in pages). The endpoints of the circuit get CircuitPolicy; the framework's opaque-redirect endpoint (the
+        // target of an enhanced form's redirect) carries no data and stays public.
         // The pages are HTML for people, not API: they stay out of the OpenAPI document.
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode().ExcludeFromDescription().Add(endpoint =>
         {
-            if (endpoint.Metadata.OfType<ComponentTypeMetadata>().Any())
-            {
-                endpoint.Metadata.Add(new SignInRedirect(LoginPath));
-            }
-            else if (endpoint is RouteEndpointBuilder { RoutePattern.RawText: { } route } && route.TrimStart('/').StartsWith(CircuitHubPath.TrimStart('/'), StringComparison.Ordinal))
-            {
+            if (endpoint is RouteEndpointBuilder { RoutePattern.RawText: { } route } && route.TrimStart('/').StartsWith(CircuitHubPath.TrimStart('/'), StringComparison.Ordinal))
                 endpoint.Metadata.Add(new AuthorizeAttribute(CircuitPolicy));
-                endpoint.Metadata.Add(new ForbidWithoutChallenge());
-            }
         });
         MapDashboard(app).RequireAuthorization(Policies.Admin).ExcludeFromDescription();
         return app;
