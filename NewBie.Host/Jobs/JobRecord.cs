@@ -70,6 +70,11 @@ public sealed class JobParams
     public long Seed { get; set; }
     public int Count { get; set; }
     public string SystemPrompt { get; set; } = "auto";
+    // Initialised to the defaults so that jobs stored before these fields existed read back as what they ran with.
+    public double CfgTrunc { get; set; } = 1.0;
+    public double RenormCfg { get; set; } = 1.0;
+    public double Shift { get; set; } = 6.0;
+    public string Preset { get; set; } = "default";
 
     public GenerationRequest ToRequest() => new()
     {
@@ -83,6 +88,10 @@ public sealed class JobParams
         Seed = Seed,
         Count = Count,
         SystemPrompt = SystemPrompt,
+        CfgTrunc = CfgTrunc,
+        RenormCfg = RenormCfg,
+        Shift = Shift,
+        Preset = Preset,
     };
 }
 
