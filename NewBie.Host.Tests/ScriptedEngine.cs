@@ -35,6 +35,9 @@ public sealed class ScriptedEngine : IImageGenerator
 
     public TimeSpan StepDelay { get; set; } = TimeSpan.FromMilliseconds(5);
 
+    /// <summary>Images come back one byte short, which the PNG writer refuses: a failure after the run, on the server's side.</summary>
+    public bool TruncatedImages { get; set; }
+
     /// <summary>Thrown by the next run instead of generating.</summary>
     public Exception? Failure { get; set; }
 
@@ -97,7 +100,8 @@ public sealed class ScriptedEngine : IImageGenerator
                 if (_pause == (request.Prompt, step)) _resume.Wait(cancellationToken);
             }
             progress?.Report(new StepProgress(GenerationStage.Decoding, request.Steps, request.Steps, i, request.Count));
-            images.Add(new GeneratedImage(i, request.Width, request.Height, request.Seed + i, Pattern(request.Width, request.Height, request.Seed + i)));
+            var rgb = Pattern(request.Width, request.Height, request.Seed + i);
+            images.Add(new GeneratedImage(i, request.Width, request.Height, request.Seed + i, TruncatedImages ? rgb[..^1] : rgb));
         }
         var report = Inspect(request.Prompt, request.SystemPrompt);
         return new GenerationResult(images, report, Inspect(request.NegativePrompt, request.SystemPrompt));

@@ -74,4 +74,11 @@ public interface IImageGenerator : IDisposable
 
     /// <summary>The device memory a request needs (the worker's admission check); nothing by default.</summary>
     MemoryNeed EstimateMemory(GenerationRequest request) => default;
+
+    /// <summary>Raised on every prompt-embedding cache lookup (true: hit); engines without a cache never raise it.</summary>
+    event Action<bool>? PromptCacheLookup
+    {
+        add { }
+        remove { }
+    }
 }

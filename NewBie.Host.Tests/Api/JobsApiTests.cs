@@ -256,9 +256,9 @@ public sealed class JobsApiTests : IDisposable
 
         Assert.Equal("gpu", data.Job.Queue);
         Assert.Equal(id, data.Job.Args[0]);
-        Assert.Equal("\"alice\"", connection.GetJobParameter(record.HangfireJobId!, JobQueue.UserIdParameter));
-        Assert.Equal("2", connection.GetJobParameter(record.HangfireJobId!, JobQueue.PriorityParameter));
-        Assert.Equal(record.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture), connection.GetJobParameter(record.HangfireJobId!, JobQueue.SeqParameter));
+        Assert.Equal("\"alice\"", connection.GetJobParameter(record.HangfireJobId!, NewBie.Host.HangfireStorage.FairQueueParameters.UserId));
+        Assert.Equal("2", connection.GetJobParameter(record.HangfireJobId!, NewBie.Host.HangfireStorage.FairQueueParameters.Priority));
+        Assert.Equal(record.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture), connection.GetJobParameter(record.HangfireJobId!, NewBie.Host.HangfireStorage.FairQueueParameters.Seq));
     }
 
     [Fact]

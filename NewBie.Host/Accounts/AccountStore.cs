@@ -115,8 +115,11 @@ public sealed partial class AccountStore
     /// <summary>Counts <paramref name="images"/> against today's quota, or refuses them all when they would pass it.</summary>
     public bool TryUseImages(string userName, int images, int perDay) => _usage.TryCharge(userName, Now.Date, images, perDay);
 
-    /// <summary>Gives back images counted by <see cref="TryUseImages"/> for a submit that then did not create a job.</summary>
-    public void ReturnImages(string userName, int images) => _usage.Refund(userName, Now.Date, images);
+    /// <summary>
+    /// Gives back images counted by <see cref="TryUseImages"/>: for a submit that then did not create a job, or a job
+    /// that failed for a server-side reason (to the day it was charged, <paramref name="chargedAt"/>; default today).
+    /// </summary>
+    public void ReturnImages(string userName, int images, DateTime? chargedAt = null) => _usage.Refund(userName, (chargedAt ?? Now).Date, images);
 
     public IReadOnlyList<UsageRecord> Usage(DateTime fromDay) => _usage.Since(fromDay);
 

@@ -1,5 +1,5 @@
 using NewBie.Host.Jobs;
-using NewBie.JobStorage;
+using NewBie.Host.HangfireStorage;
 
 namespace NewBie.Host.Admin;
 
@@ -30,11 +30,7 @@ public sealed class QueueAdmin(JobStore jobs, LiteDbStorage storage)
         if (job.Status != JobStatus.Queued || job.HangfireJobId is not { } hangfireId) return PriorityOutcome.NotQueued;
         // The storage row decides the claim; once the worker fetched the job there is nothing left to reorder.
         if (!storage.SetQueuedPriority(JobQueue.GpuQueue, hangfireId, priority)) return PriorityOutcome.NotQueued;
-        jobs.Update(jobId, j =>
-        {
-            j.Priority = priority;
-            return true;
-        });
+        jobs.Update(jobId, j => j.Reprioritize(priority));
         return PriorityOutcome.Changed;
     }
 }

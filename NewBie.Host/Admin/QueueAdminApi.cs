@@ -45,18 +45,19 @@ public static class QueueAdminApi
         return group;
     }
 
+    /// <summary>The running jobs (from the store: one or two), then the waiting ones from the shared queue state, in claim order.</summary>
     public static QueueDto Snapshot(JobStore jobs, QueueView view, QueueAdmin admin, TimeProvider time)
     {
         var now = time.GetUtcNow().UtcDateTime;
-        var places = view.Places();
-        var entries = jobs.WithStatus(JobStatus.Running).Concat(jobs.WithStatus(JobStatus.Queued))
-            .Select(j => new QueueEntryDto(j.Id, j.UserId, JobMapping.StatusName(j.Status), places.GetValueOrDefault(j.Id)?.Position,
+        var running = jobs.WithStatus(JobStatus.Running)
+            .Select(j => new QueueEntryDto(j.Id, j.UserId, JobMapping.StatusName(j.Status), null,
                 JobPriority.Name(j.Priority), j.Params.Width, j.Params.Height, j.Params.Count, j.Params.Steps,
-                Math.Max(0, ((j.StartedAt ?? now) - j.CreatedAt).TotalSeconds), j.Stage?.ToString(), j.Step, j.Steps))
-            // Running first, then claim order; jobs the worker already fetched but not yet started have no position and go last.
-            .OrderBy(e => e.Status == "running" ? 0 : 1).ThenBy(e => e.Position ?? int.MaxValue)
-            .ToList();
-        return new QueueDto(admin.IsPaused, entries);
+                Math.Max(0, ((j.StartedAt ?? now) - j.CreatedAt).TotalSeconds), j.Stage?.ToString(), j.Step, j.Steps));
+        var waiting = view.Current.Waiting
+            .Select(w => new QueueEntryDto(w.Id, w.UserId, JobMapping.StatusName(JobStatus.Queued), w.Position,
+                JobPriority.Name(w.Priority), w.Params.Width, w.Params.Height, w.Params.Count, w.Params.Steps,
+                Math.Max(0, (now - w.CreatedAt).TotalSeconds), null, 0, w.Params.Steps * w.Params.Count));
+        return new QueueDto(admin.IsPaused, [.. running, .. waiting]);
     }
 
     private static IResult Answer(PriorityOutcome outcome) => outcome switch

@@ -1,27 +1,32 @@
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
+using NewBie.Host.Accounts;
 using NewBie.Host.Jobs;
 using NewBie.Pipeline;
-
-using NewBie.Host.Accounts;
 
 namespace NewBie.Host.Api;
 
 /// <summary>
 /// GET /v1/jobs/{id}/events: text/event-stream of <c>position</c> {queue_position, eta_seconds}, <c>stage</c> {stage},
 /// <c>step</c> {step, steps} and a final <c>done</c> (the job JSON), after which the stream ends. Events are the
-/// differences between successive reads of the job, taken whenever any job changes, so a slow reader sees the
-/// latest step rather than a backlog (but every stage, in order).
+/// differences between successive records the <see cref="JobEventHub"/> pushes, so a slow reader sees the latest
+/// step rather than a backlog (but every stage, in order); places come from the shared queue state. At most
+/// Limits:MaxEventStreamsPerUser streams per user are open at once (429 too_many_streams beyond).
 /// </summary>
 public static class JobEvents
 {
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
-    public static async Task<IResult> StreamAsync(string id, CurrentUser user, JobStore jobs, QueueView queue,
-        IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, HttpContext context, CancellationToken cancellationToken)
+    public static async Task<IResult> StreamAsync(string id, CurrentUser user, JobStore jobs, QueueView queue, JobEventHub hub,
+        IOptions<LimitsOptions> limits, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, HttpContext context, CancellationToken cancellationToken)
     {
         if (jobs.Find(id) is not { } first || !user.CanSee(first)) return Problems.NotFound("job");
+        var max = limits.Value.MaxEventStreamsPerUser;
+        using var subscription = hub.Subscribe(first, user.Id, max);
+        if (subscription is null)
+            return RateLimited.Result(TimeSpan.FromSeconds(Math.Clamp(queue.SecondsUntilNextSlot(), 1, 60)),
+                $"You have {max} event streams open, your maximum; close one or poll GET /v1/jobs/{{id}}.", ProblemCodes.TooManyStreams);
 
         var response = context.Response;
         response.ContentType = "text/event-stream";
@@ -33,12 +38,15 @@ public static class JobEvents
         GenerationStage? lastStage = null;
         string? lastWait = null;
         var lastStep = -1;
+        // A change saved between the first read and the subscription would otherwise be missed.
+        var job = jobs.Find(id) ?? first;
         try
         {
             while (!cancellationToken.IsCancellationRequested)
             {
-                var changed = jobs.NextChange;
-                if (jobs.Find(id) is not { } job) break;
+                var changed = subscription.Next;
+                var latest = subscription.Latest;
+                if (!ReferenceEquals(latest, first)) job = latest;
                 var place = queue.PlaceOf(job);
                 if (job.Status == JobStatus.Queued && place.Position != lastPosition)
                 {

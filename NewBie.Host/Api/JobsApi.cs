@@ -68,8 +68,8 @@ public static class JobsApi
             before = seq;
         }
         var page = jobs.List(owner switch { null => user.Id, "*" => null, _ => owner }, wanted, before, size + 1);
-        var places = queue.Places();
-        var items = page.Take(size).Select(j => j.ToDto(places.GetValueOrDefault(j.Id) ?? new QueuePlace(null, j.IsFinished ? 0 : null))).ToList();
+        var state = queue.Current;
+        var items = page.Take(size).Select(j => j.ToDto(queue.PlaceOf(j, state))).ToList();
         var next = page.Count > size ? page[size - 1].Seq.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
         return TypedResults.Ok(new JobPageDto(items, next));
     }

@@ -8,7 +8,8 @@ public static class ProblemCodes
         QueueFull = "queue_full", ModelNotReady = "model_not_ready", PayloadTooLarge = "payload_too_large",
         NotCancelable = "not_cancelable", Forbidden = "forbidden", RateLimited = "rate_limited",
         UserQueueFull = "user_queue_full", QuotaExceeded = "quota_exceeded",
-        InsufficientStorage = "insufficient_storage", StorageCapExceeded = "storage_cap_exceeded";
+        InsufficientStorage = "insufficient_storage", StorageCapExceeded = "storage_cap_exceeded",
+        TooManyStreams = "too_many_streams";
 }
 
 /// <summary>RFC 9457 application/problem+json with a <c>code</c> extension (and <c>field</c> for a bad parameter).</summary>
@@ -43,6 +44,7 @@ public static class Problems
         ProblemCodes.QuotaExceeded => "Daily image quota used up",
         ProblemCodes.InsufficientStorage => "Insufficient storage",
         ProblemCodes.StorageCapExceeded => "Storage cap reached",
+        ProblemCodes.TooManyStreams => "Too many open event streams",
         _ => code,
     };
 }

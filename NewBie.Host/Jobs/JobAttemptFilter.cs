@@ -1,6 +1,5 @@
 using Hangfire.States;
 using Microsoft.Extensions.Options;
-using NewBie.Host.Telemetry;
 
 namespace NewBie.Host.Jobs;
 
@@ -12,7 +11,7 @@ public sealed class WorkerLostException(string message) : Exception(message);
 /// survives any Hangfire storage) and as the Hangfire parameter "Attempt"; past MaxAttempts the job fails with worker_lost
 /// instead of running again.
 /// </summary>
-public sealed class JobAttemptFilter(JobStore jobs, IOptions<JobsOptions> options, TimeProvider time, NewBieMetrics metrics) : IElectStateFilter
+public sealed class JobAttemptFilter(JobStore jobs, IOptions<JobsOptions> options, TimeProvider time) : IElectStateFilter
 {
     public const string AttemptParameter = "Attempt";
 
@@ -21,26 +20,10 @@ public sealed class JobAttemptFilter(JobStore jobs, IOptions<JobsOptions> option
         if (context.CandidateState is not ProcessingState) return;
         if (context.BackgroundJob.Job?.Type != typeof(GpuJob) || context.BackgroundJob.Job.Args is not [string jobId, ..]) return;
 
-        var max = options.Value.MaxAttempts;
-        var lost = false;
-        var job = jobs.Update(jobId, j =>
-        {
-            if (j.IsFinished) return false;
-            j.Attempts++;
-            if (j.Attempts > max)
-            {
-                lost = true;
-                j.Attempts = max;
-                j.Status = JobStatus.Failed;
-                j.Error = new JobError { Code = JobErrorCodes.WorkerLost, Message = $"The worker was lost {max} times while running this job." };
-                j.FinishedAt = time.GetUtcNow().UtcDateTime;
-            }
-            return true;
-        });
+        var job = jobs.Update(jobId, j => j.CountAttempt(options.Value.MaxAttempts, time.GetUtcNow().UtcDateTime));
         if (job is null) return;
         context.SetJobParameter(AttemptParameter, job.Attempts);
-        if (!lost) return;
-        metrics.JobFailed(JobErrorCodes.WorkerLost);
+        if (job.Error?.Code != JobErrorCodes.WorkerLost) return;
         context.CandidateState = new FailedState(new WorkerLostException(job.Error!.Message));
     }
 }

@@ -20,13 +20,7 @@ public sealed class JobMaintenance(
         var expired = 0;
         foreach (var stale in jobs.WithStatus(JobStatus.Queued).Where(j => now - j.CreatedAt > options.Value.MaxQueueWait))
         {
-            var job = jobs.Update(stale.Id, j =>
-            {
-                if (j.Status != JobStatus.Queued) return false;
-                j.Status = JobStatus.Expired;
-                j.FinishedAt = now;
-                return true;
-            });
+            var job = jobs.Update(stale.Id, j => j.Expire(now));
             if (job?.Status != JobStatus.Expired) continue;
             expired++;
             if (job.HangfireJobId is { } hangfireId) hangfire.ChangeState(hangfireId, new DeletedState(), null);

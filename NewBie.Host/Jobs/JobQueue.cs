@@ -2,10 +2,9 @@ using Hangfire;
 using Hangfire.Common;
 using Hangfire.States;
 using Microsoft.Extensions.Options;
+using NewBie.Host.HangfireStorage;
 
 namespace NewBie.Host.Jobs;
-
-public enum CancelOutcome { Canceled, Canceling, AlreadyFinished }
 
 /// <summary>Submitting and cancelling GPU jobs: the app record first (durable), then the Hangfire job that carries only its id.</summary>
 public sealed class JobQueue(
@@ -19,8 +18,6 @@ public sealed class JobQueue(
 {
     public const string GpuQueue = "gpu";
 
-    /// <summary>Hangfire job parameters the fair-order job storage reads when it queues the job.</summary>
-    public const string UserIdParameter = "UserId", PriorityParameter = "Priority", SeqParameter = "Seq";
 
     private static readonly HashSet<string> FinalStates = [DeletedState.StateName, SucceededState.StateName, FailedState.StateName];
 
@@ -38,25 +35,7 @@ public sealed class JobQueue(
     public CancelOutcome Cancel(string jobId)
     {
         var outcome = CancelOutcome.AlreadyFinished;
-        var job = jobs.Update(jobId, j =>
-        {
-            switch (j.Status)
-            {
-                case JobStatus.Queued:
-                    j.Status = JobStatus.Canceled;
-                    j.CancelRequested = true;
-                    j.FinishedAt = time.GetUtcNow().UtcDateTime;
-                    outcome = CancelOutcome.Canceled;
-                    return true;
-                case JobStatus.Running:
-                    outcome = CancelOutcome.Canceling;
-                    if (j.CancelRequested) return false;
-                    j.CancelRequested = true;
-                    return true;
-                default:
-                    return false;
-            }
-        });
+        var job = jobs.Update(jobId, j => j.Cancel(time.GetUtcNow().UtcDateTime, out outcome));
         if (outcome == CancelOutcome.Canceling) running.Cancel(jobId);
         if (outcome != CancelOutcome.AlreadyFinished && job?.HangfireJobId is { } hangfireId) hangfire.ChangeState(hangfireId, new DeletedState(), null);
         return outcome;
@@ -91,9 +70,10 @@ public sealed class JobQueue(
     {
         var parameters = new Dictionary<string, object>
         {
-            [UserIdParameter] = job.UserId,
-            [PriorityParameter] = job.Priority,
-            [SeqParameter] = job.Seq,
+            [FairQueueParameters.UserId] = job.UserId,
+            [FairQueueParameters.Priority] = job.Priority,
+            [FairQueueParameters.Seq] = job.Seq,
+            [FairQueueParameters.Ref] = job.Id,
         };
         var call = Job.FromExpression<GpuJob>(g => g.RunAsync(job.Id, CancellationToken.None), GpuQueue);
         var hangfireId = hangfire.Create(call, state, parameters);

@@ -55,7 +55,148 @@ public sealed class JobRecord
     public DateTime? FinishedAt { get; set; }
 
     [BsonIgnore] public bool IsFinished => Status is not (JobStatus.Queued or JobStatus.Running);
+
+    // The state machine: every change of Status goes through one of these, wherever it is decided (worker, API,
+    // maintenance, admin, Hangfire filter). Each returns whether it changed the record, for JobStore.Update.
+
+    /// <summary>The worker claimed the job: running, waiting for GPU memory when <paramref name="memoryWait"/> says why.</summary>
+    public bool Start(DateTime now, string? memoryWait)
+    {
+        if (IsFinished || CancelRequested) return false;
+        Status = JobStatus.Running;
+        StartedAt = now;
+        Stage = memoryWait is null ? GenerationStage.Encoding : null;
+        MemoryWait = memoryWait;
+        Step = 0;
+        Steps = Params.Steps * Params.Count;
+        Images = [];
+        Error = null;
+        return true;
+    }
+
+    /// <summary>Still running, but waiting for GPU memory (no stage yet).</summary>
+    public bool WaitForMemory(string message)
+    {
+        if (Status != JobStatus.Running) return false;
+        MemoryWait = message;
+        Stage = null;
+        return true;
+    }
+
+    /// <summary>Memory is free: the run starts now, and so does its clock.</summary>
+    public bool Admit(DateTime now)
+    {
+        if (Status != JobStatus.Running) return false;
+        MemoryWait = null;
+        Stage = GenerationStage.Encoding;
+        StartedAt = now;
+        return true;
+    }
+
+    public bool Report(GenerationStage stage, int step, int steps)
+    {
+        if (Status != JobStatus.Running) return false;
+        Stage = stage;
+        Step = step;
+        Steps = steps;
+        return true;
+    }
+
+    /// <summary>From now on the job runs degraded (tiled VAE decode); <paramref name="afterOutOfMemory"/> counts it as a recovery.</summary>
+    public bool Degrade(bool afterOutOfMemory)
+    {
+        if (IsFinished) return false;
+        Degraded = true;
+        if (afterOutOfMemory) OomRetries++;
+        return true;
+    }
+
+    public bool Succeed(List<JobImage> images, DateTime now)
+    {
+        if (IsFinished) return false;
+        Status = JobStatus.Succeeded;
+        Images = images;
+        Step = Steps;
+        FinishedAt = now;
+        return true;
+    }
+
+    public bool Fail(JobError error, DateTime now) => End(JobStatus.Failed, error, now);
+
+    /// <summary>A running job that was asked to stop has stopped.</summary>
+    public bool EndCanceled(DateTime now) => End(JobStatus.Canceled, null, now);
+
+    /// <summary>Waited longer than Jobs:MaxQueueWait without being claimed.</summary>
+    public bool Expire(DateTime now) => Status == JobStatus.Queued && End(JobStatus.Expired, null, now);
+
+    /// <summary>
+    /// The owner or an admin cancels: a queued job is canceled at once, a running one is asked to stop before its next
+    /// step (it ends with <see cref="EndCanceled"/>). <paramref name="outcome"/> says which, or that it had finished.
+    /// </summary>
+    public bool Cancel(DateTime now, out CancelOutcome outcome)
+    {
+        switch (Status)
+        {
+            case JobStatus.Queued:
+                CancelRequested = true;
+                outcome = CancelOutcome.Canceled;
+                return End(JobStatus.Canceled, null, now);
+            case JobStatus.Running:
+                outcome = CancelOutcome.Canceling;
+                if (CancelRequested) return false;
+                CancelRequested = true;
+                return true;
+            default:
+                outcome = CancelOutcome.AlreadyFinished;
+                return false;
+        }
+    }
+
+    /// <summary>
+    /// Ran out of GPU memory even degraded: back to the queue once, at low priority, behind every normal and high job
+    /// queued meanwhile (often lighter: the memory they leave may be enough).
+    /// </summary>
+    public bool RequeueAfterOutOfMemory()
+    {
+        if (IsFinished || CancelRequested || OomRequeued) return false;
+        OomRequeued = true;
+        OomRetries++;
+        Priority = JobPriority.Low;
+        Status = JobStatus.Queued;
+        Stage = null;
+        Step = 0;
+        return true;
+    }
+
+    /// <summary>One more run starts (Hangfire elected Processing); past <paramref name="maxAttempts"/> the job fails worker_lost.</summary>
+    public bool CountAttempt(int maxAttempts, DateTime now)
+    {
+        if (IsFinished) return false;
+        Attempts++;
+        if (Attempts <= maxAttempts) return true;
+        Attempts = maxAttempts;
+        return End(JobStatus.Failed, new JobError { Code = JobErrorCodes.WorkerLost, Message = $"The worker was lost {maxAttempts} times while running this job." }, now);
+    }
+
+    /// <summary>An admin changes the class of a job that still waits.</summary>
+    public bool Reprioritize(int priority)
+    {
+        if (Status != JobStatus.Queued || Priority == priority) return false;
+        Priority = priority;
+        return true;
+    }
+
+    private bool End(JobStatus status, JobError? error, DateTime now)
+    {
+        if (IsFinished) return false;
+        Status = status;
+        Error = error;
+        FinishedAt = now;
+        return true;
+    }
 }
+
+public enum CancelOutcome { Canceled, Canceling, AlreadyFinished }
 
 /// <summary>The normalised parameters: every default filled in and the seed resolved, so a re-run is identical.</summary>
 public sealed class JobParams

@@ -15,6 +15,7 @@ public sealed class JobStore
     private readonly ILiteCollection<JobRecord> _jobs;
     private readonly Lock _gate = new();
     private long _lastSeq;
+    private long _queueVersion;
     private TaskCompletionSource _changed = NewSignal();
 
     public JobStore(AppDatabase database)
@@ -24,6 +25,7 @@ public sealed class JobStore
         _jobs.EnsureIndex(j => j.Status);
         _jobs.EnsureIndex(j => j.Seq, unique: true);
         _jobs.EnsureIndex(j => j.IdempotencyKey);
+        _jobs.EnsureIndex(j => j.HangfireJobId);
         _lastSeq = _jobs.Query().OrderByDescending(j => j.Seq).Limit(1).FirstOrDefault()?.Seq ?? 0;
     }
 
@@ -33,7 +35,21 @@ public sealed class JobStore
     /// <summary>Raised once per job, after the change that finished it is saved (outside the lock).</summary>
     public event Action<JobRecord>? Finished;
 
+    /// <summary>
+    /// Raised after every saved change, in the order of the changes (under the lock: handlers must be quick and must not
+    /// call the store), with the record as saved, which nobody changes afterwards: how event streams learn of a change
+    /// without reading the store. <c>QueueChanged</c> is true when the change can
+    /// move queue places (a job added, removed, started, finished, re-queued or re-prioritised).
+    /// </summary>
+    public event Action<JobRecord, bool>? Changed;
+
+    /// <summary>Moves whenever a job is added or removed or changes status or priority: what queue places derive from.</summary>
+    public long QueueVersion => Interlocked.Read(ref _queueVersion);
+
     public JobRecord? Find(string id) => _jobs.FindById(id);
+
+    /// <summary>The job whose Hangfire job is <paramref name="hangfireJobId"/> (queue rows written before they carried the record id).</summary>
+    public JobRecord? FindByHangfireJob(string hangfireJobId) => _jobs.FindOne(j => j.HangfireJobId == hangfireJobId);
 
     /// <summary>
     /// Stores a new job, or resolves its Idempotency-Key against an earlier one, or refuses it when the queue is full:
@@ -54,6 +70,8 @@ public sealed class JobStore
             if (maxActiveOfUser is { } cap && CountActive(draft.UserId) >= cap) return (SubmitOutcome.UserQueueFull, null);
             draft.Seq = ++_lastSeq;
             _jobs.Insert(draft);
+            Interlocked.Increment(ref _queueVersion);
+            Changed?.Invoke(draft, true);
         }
         Pulse();
         return (SubmitOutcome.Created, draft);
@@ -63,15 +81,18 @@ public sealed class JobStore
     public JobRecord? Update(string id, Func<JobRecord, bool> change)
     {
         JobRecord? job;
-        bool changed, finished;
+        bool changed, finished, moved;
         lock (_gate)
         {
             job = _jobs.FindById(id);
             if (job is null) return null;
-            var wasFinished = job.IsFinished;
+            var (wasFinished, status, priority) = (job.IsFinished, job.Status, job.Priority);
             changed = change(job);
             if (changed) _jobs.Update(job);
             finished = changed && !wasFinished && job.IsFinished;
+            moved = changed && (job.Status != status || job.Priority != priority);
+            if (moved) Interlocked.Increment(ref _queueVersion);
+            if (changed) Changed?.Invoke(job, moved);
         }
         if (changed) Pulse();
         if (finished) Finished?.Invoke(job);
@@ -111,7 +132,11 @@ public sealed class JobStore
 
     public void Delete(string id)
     {
-        lock (_gate) _jobs.Delete(id);
+        lock (_gate)
+        {
+            _jobs.Delete(id);
+            Interlocked.Increment(ref _queueVersion);
+        }
         Pulse();
     }
 

@@ -65,4 +65,10 @@ public sealed class LimitsOptions
 
     /// <summary>Largest classifier-free guidance scale. Default 30.</summary>
     [Range(0, 1000)] public double MaxGuidance { get; set; } = 30;
+
+    /// <summary>
+    /// Most event streams (GET /v1/jobs/{id}/events) one user may hold open at once; beyond it 429 too_many_streams.
+    /// Default 100: a studio page per job of a 100-job batch, while one user cannot take the server's connections.
+    /// </summary>
+    [Range(1, 100_000)] public int MaxEventStreamsPerUser { get; set; } = 100;
 }

@@ -6,7 +6,7 @@ using Hangfire.Server;
 using Hangfire.States;
 using Microsoft.Extensions.Options;
 using NewBie.Host.Storage;
-using NewBie.JobStorage;
+using NewBie.Host.HangfireStorage;
 
 namespace NewBie.Host.Jobs;
 
@@ -24,11 +24,14 @@ public static class JobsSetup
         services.AddSingleton<JobStore>();
         services.AddSingleton<RunningJobs>();
         services.AddSingleton<RunTimeStats>();
-        services.AddSingleton<IQueueSnapshot, StorageQueueSnapshot>();
         services.AddSingleton<QueueView>();
+        services.AddSingleton<JobOutcomes>();
+        services.AddSingleton<JobEventHub>();
         services.AddSingleton<JobQueue>();
         services.AddSingleton<MemoryAdmission>();
         services.AddTransient<JobMaintenance>();
+        services.AddTransient<GpuAdmission>();
+        services.AddTransient<OutOfMemoryRecovery>();
         services.AddTransient<GpuJob>();
 
         // The one place the Hangfire storage is chosen: our LiteDB storage in the data folder, whose dequeue is the fair
@@ -43,7 +46,7 @@ public static class JobsSetup
             {
                 // No automatic retries: a GPU job that threw has a reason (bad input, OOM) that a retry repeats.
                 new AutomaticRetryAttribute { Attempts = 0 },
-                new JobAttemptFilter(sp.GetRequiredService<JobStore>(), sp.GetRequiredService<IOptions<JobsOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<NewBie.Host.Telemetry.NewBieMetrics>()),
+                new JobAttemptFilter(sp.GetRequiredService<JobStore>(), sp.GetRequiredService<IOptions<JobsOptions>>(), sp.GetRequiredService<TimeProvider>()),
             };
             return new JobFilterProviderCollection(filters, new JobFilterAttributeFilterProvider());
         });
@@ -68,6 +71,8 @@ public sealed class HangfireServers(IServiceProvider services) : IHostedService
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        // Subscribed to job endings before any job can end.
+        services.GetRequiredService<JobOutcomes>();
         services.GetRequiredService<JobQueue>().Reconcile();
         var recurring = services.GetRequiredService<IRecurringJobManager>();
         recurring.AddOrUpdate("expire-queued-jobs", Job.FromExpression<JobMaintenance>(m => m.ExpireStale()), Cron.Minutely(), new RecurringJobOptions());

@@ -21,21 +21,24 @@ public sealed class OutputStore(DataDirectory dataDirectory)
         "u" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(userId)))[..24];
 
     /// <summary>
-    /// Writes the images of a run; each PNG carries the generation parameters in its text chunks. When the disk is
-    /// full the partial set is removed (a job has all its images or none) and <see cref="InsufficientStorageException"/>
-    /// is thrown; other images on the volume are untouched, as every write goes to a temp file first.
+    /// Writes the images of a run; each PNG carries the generation parameters in its text chunks. They are all encoded
+    /// before the job's folder is made, so a run whose images cannot be encoded leaves no folder behind; when a write
+    /// fails the partial set is removed (a job has all its images or none), and a full disk throws
+    /// <see cref="InsufficientStorageException"/>. Other images on the volume are untouched: every write goes to a temp
+    /// file first.
     /// </summary>
     public List<JobImage> Write(JobRecord job, GenerationRequest request, string modelId, IReadOnlyList<GeneratedImage> images)
     {
         var folder = Path.Combine(UserFolder(job.UserId), job.Id);
+        var encoded = images.Select(image => (Image: image, Png: PngWriter.Encode(image, GenerationMetadata.For(request, image, modelId)))).ToList();
         var written = new List<JobImage>(images.Count);
         try
         {
             Directory.CreateDirectory(Path.Combine(Root, folder));
-            foreach (var image in images)
+            foreach (var (image, png) in encoded)
             {
                 var file = Path.Combine(folder, $"{image.Index}.png");
-                WriteAtomically(Path.Combine(Root, file), PngWriter.Encode(image, GenerationMetadata.For(request, image, modelId)));
+                WriteAtomically(Path.Combine(Root, file), png);
                 written.Add(new JobImage { Index = image.Index, Width = image.Width, Height = image.Height, Seed = image.Seed, File = file });
             }
         }
@@ -43,6 +46,11 @@ public sealed class OutputStore(DataDirectory dataDirectory)
         {
             try { Delete(job); } catch (IOException) { }
             throw new InsufficientStorageException($"The outputs volume is full; the images of job {job.Id} could not be written.", e);
+        }
+        catch
+        {
+            try { Delete(job); } catch (IOException) { }
+            throw;
         }
         return written;
     }

@@ -1,4 +1,4 @@
-namespace NewBie.JobStorage;
+namespace NewBie.Host.HangfireStorage;
 
 // The LiteDB documents. Dictionaries are kept as JSON strings: Hangfire's parameter and state-data names are
 // arbitrary text, and LiteDB field names are not. All times are UTC (the database runs with UtcDate = true).
@@ -34,6 +34,7 @@ internal sealed class QueueDocument
     public string UserId { get; set; } = "";
     public int Priority { get; set; }
     public long Seq { get; set; }
+    public string? Ref { get; set; }
     public DateTime EnqueuedAt { get; set; }
     public DateTime? FetchedAt { get; set; }
     public string? FetchToken { get; set; }

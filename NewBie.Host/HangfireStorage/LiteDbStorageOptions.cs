@@ -1,4 +1,4 @@
-namespace NewBie.JobStorage;
+namespace NewBie.Host.HangfireStorage;
 
 /// <summary>Settings of <see cref="LiteDbStorage"/>. Read once at construction.</summary>
 public sealed class LiteDbStorageOptions
@@ -45,6 +45,9 @@ public static class FairQueueParameters
 
     /// <summary>Submit sequence, FIFO within a user; keep it across retries (long).</summary>
     public const string Seq = "Seq";
+
+    /// <summary>The caller's own reference to the job (string), handed back in <see cref="FairQueueEntry.Ref"/>.</summary>
+    public const string Ref = "Ref";
 }
 
 /// <summary>Thrown when a second <see cref="LiteDbStorage"/> opens a database another one (in any process) holds.</summary>

@@ -1,7 +1,7 @@
 using Hangfire.InMemory;
-using NewBie.JobStorage;
+using NewBie.Host.HangfireStorage;
 
-namespace NewBie.Host.Tests.JobStorage;
+namespace NewBie.Host.Tests.HangfireStorage;
 
 /// <summary>The oracle: Hangfire's own in-memory storage must pass the contract as written.</summary>
 public sealed class InMemoryStorageContractTests()

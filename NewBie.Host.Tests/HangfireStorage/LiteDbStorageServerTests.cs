@@ -9,9 +9,9 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using NewBie.JobStorage;
+using NewBie.Host.HangfireStorage;
 
-namespace NewBie.Host.Tests.JobStorage;
+namespace NewBie.Host.Tests.HangfireStorage;
 
 /// <summary>Job bodies for the server tests; each test uses its own event names.</summary>
 public static class ServerJobs

@@ -1,6 +1,6 @@
-using NewBie.JobStorage;
+using NewBie.Host.HangfireStorage;
 
-namespace NewBie.Host.Tests.JobStorage;
+namespace NewBie.Host.Tests.HangfireStorage;
 
 public sealed class FairOrderTests
 {
@@ -39,5 +39,36 @@ public sealed class FairOrderTests
         var served = new Dictionary<string, long> { ["A"] = 7, ["B"] = 3 };
         Assert.Equal("b", FairOrder.PickNext(pending, served)!.JobId);
         Assert.Null(FairOrder.PickNext([], served));
+    }
+}
+
+public sealed class FairOrderPropertyTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void Order_is_what_PickNext_applied_repeatedly_gives(int seed)
+    {
+        var random = new Random(seed);
+        var pending = Enumerable.Range(0, 300)
+            .Select(i => new FairQueueEntry($"j{i}", $"u{random.Next(7)}", random.Next(4), i * 3 + random.Next(3)))
+            .OrderBy(_ => random.Next()).ToList();
+        var served = Enumerable.Range(0, 7).Where(_ => random.Next(2) == 0).ToDictionary(u => $"u{u}", _ => (long)random.Next(1, 50));
+        var counter = 60L;
+
+        var expected = new List<FairQueueEntry>();
+        var left = pending.ToList();
+        var replay = new Dictionary<string, long>(served);
+        var tick = counter;
+        while (FairOrder.PickNext(left, replay) is { } next)
+        {
+            expected.Add(next);
+            left.Remove(next);
+            replay[next.UserId] = ++tick;
+        }
+
+        Assert.Equal(expected.Select(e => e.JobId), FairOrder.Order(pending, served, counter).Select(e => e.JobId));
     }
 }

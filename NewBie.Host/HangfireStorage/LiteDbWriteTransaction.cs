@@ -3,7 +3,7 @@ using Hangfire.Common;
 using Hangfire.States;
 using Hangfire.Storage;
 
-namespace NewBie.JobStorage;
+namespace NewBie.Host.HangfireStorage;
 
 /// <summary>
 /// Hangfire's write-only transaction: operations are recorded and run at <see cref="Commit"/> as one LiteDB
@@ -66,7 +66,7 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
             if (state.IsFinal || state.Name == FailedState.StateName || state.Name == DeletedState.StateName)
             {
                 var id = history.JobId;
-                storage.Queue.DeleteMany(q => q.JobId == id && q.FetchedAt == null);
+                if (storage.Queue.DeleteMany(q => q.JobId == id && q.FetchedAt == null) > 0) storage.ForgetQueued(id);
             }
         });
     }
@@ -93,6 +93,7 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
             var row = new QueueDocument { Queue = queue, JobId = id, UserId = "", Priority = 1, Seq = id, EnqueuedAt = DateTime.UtcNow };
             if (storage.IsFair(queue) && storage.Jobs.FindById(id) is { } job) CopyFairParameters(LiteDbConnection.ReadDictionary(job.Parameters), row);
             storage.Queue.Insert(row);
+            if (storage.FairIndex(queue) is { } index) storage.AfterCommit(() => index.Add(row.Id, LiteDbStorage.ToEntry(row)));
         });
     }
 
@@ -312,6 +313,7 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
         if (Read<string>(parameters, FairQueueParameters.UserId) is { } user) row.UserId = user;
         if (Read<int?>(parameters, FairQueueParameters.Priority) is { } priority) row.Priority = priority;
         if (Read<long?>(parameters, FairQueueParameters.Seq) is { } seq) row.Seq = seq;
+        row.Ref = Read<string>(parameters, FairQueueParameters.Ref);
     }
 
     // Hangfire stores parameters JSON-serialized (SerializationOption.User); a value that does not parse is ignored.

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Hangfire.Storage;
 
-namespace NewBie.JobStorage;
+namespace NewBie.Host.HangfireStorage;
 
 /// <summary>
 /// Hangfire's distributed locks, in process (one process owns the database): re-entrant for the same owner (a

@@ -3,7 +3,7 @@ using Hangfire.Common;
 using Hangfire.Server;
 using Hangfire.Storage;
 
-namespace NewBie.JobStorage;
+namespace NewBie.Host.HangfireStorage;
 
 /// <summary>Hangfire's connection to <see cref="LiteDbStorage"/>: reads, direct writes and the dequeue.</summary>
 internal sealed class LiteDbConnection(LiteDbStorage storage) : JobStorageConnection

@@ -4,7 +4,7 @@ using Hangfire.States;
 using Hangfire.Storage;
 using Hangfire.Storage.Monitoring;
 
-namespace NewBie.JobStorage;
+namespace NewBie.Host.HangfireStorage;
 
 /// <summary>What the Hangfire dashboard reads. Lists of jobs in a state are newest first.</summary>
 internal sealed class LiteDbMonitoringApi(LiteDbStorage storage) : JobStorageMonitor

@@ -4,7 +4,7 @@ using Hangfire.Server;
 using Hangfire.Storage;
 using LiteDB;
 
-namespace NewBie.JobStorage;
+namespace NewBie.Host.HangfireStorage;
 
 /// <summary>
 /// A Hangfire job storage in one LiteDB file, for one process. Writes funnel through one gate and one LiteDB
@@ -36,7 +36,8 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
     private readonly FileStream _lockFile;
     private readonly LiteDatabase _db;
     private readonly object _writeGate = new();
-    private readonly HashSet<string> _fairQueues;
+    private readonly Dictionary<string, FairQueueIndex> _fairQueues;
+    private readonly List<Action> _afterCommit = [];
     private readonly HashSet<string> _pausedQueues = new(StringComparer.Ordinal);
     private volatile bool _disposed;
 
@@ -48,7 +49,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
         Options = options ?? new LiteDbStorageOptions();
         Options.Validate();
         Path = System.IO.Path.GetFullPath(path);
-        _fairQueues = new HashSet<string>(Options.FairQueues, StringComparer.Ordinal);
+        _fairQueues = Options.FairQueues.Distinct(StringComparer.Ordinal).ToDictionary(q => q, q => new FairQueueIndex(() => FairQueueChanged?.Invoke(q)), StringComparer.Ordinal);
         _lockFile = TakeLockFile(Path);
         try
         {
@@ -71,6 +72,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
             Sequences = _db.GetCollection<SequenceDocument>("hf_sequence");
             EnsureIndexes();
             RecoverFetchedJobs();
+            LoadFairQueues();
         }
         catch
         {
@@ -79,6 +81,12 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Raised with the queue's name after every committed change of a fair queue (a job added, claimed, removed,
+    /// returned or re-prioritised), under the write gate: handlers must be quick and must not write to the storage.
+    /// </summary>
+    public event Action<string>? FairQueueChanged;
 
     /// <summary>Full path of the database file.</summary>
     public string Path { get; }
@@ -127,11 +135,21 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
     public IReadOnlyList<FairQueueEntry> GetFairQueue(string queue)
     {
         ArgumentNullException.ThrowIfNull(queue);
-        lock (_writeGate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return PendingInClaimOrder(queue).Select(r => ToEntry(r)).ToList();
-        }
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_fairQueues.TryGetValue(queue, out var index)) return index.Snapshot().Pending;
+        lock (_writeGate) return Queue.Find(q => q.Queue == queue && q.FetchedAt == null).OrderBy(r => r.Id).Select(ToEntry).ToList();
+    }
+
+    /// <summary>
+    /// The claim order of a fair queue with its version, from memory: computed once per change of the queue and shared
+    /// by every reader, so reading it costs nothing that grows with the backlog.
+    /// </summary>
+    public FairQueueSnapshot GetFairQueueSnapshot(string queue)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        return _fairQueues.TryGetValue(queue, out var index)
+            ? index.Snapshot()
+            : throw new ArgumentException($"'{queue}' is not a fair queue of this storage.", nameof(queue));
     }
 
     /// <summary>The ids of the jobs of <paramref name="queue"/> that a worker has fetched and not yet acknowledged.</summary>
@@ -153,7 +171,25 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
         Signal.Raise();
     }
 
-    internal bool IsFair(string queue) => _fairQueues.Contains(queue);
+    internal bool IsFair(string queue) => _fairQueues.ContainsKey(queue);
+
+    internal FairQueueIndex? FairIndex(string queue) => _fairQueues.GetValueOrDefault(queue);
+
+    /// <summary>
+    /// Runs <paramref name="action"/> once the current <see cref="Write{T}"/> committed (still under the write gate),
+    /// never if it rolls back: how the in-memory fair queues follow the stored rows exactly.
+    /// </summary>
+    internal void AfterCommit(Action action) => _afterCommit.Add(action);
+
+    /// <summary>Forgets a job's unfetched rows in the fair queues; runs inside a write, applied after its commit.</summary>
+    internal void ForgetQueued(long jobId)
+    {
+        var key = JobKey(jobId);
+        AfterCommit(() =>
+        {
+            foreach (var index in _fairQueues.Values) index.RemoveJob(key);
+        });
+    }
 
     /// <summary>
     /// Stops workers from claiming jobs of <paramref name="queue"/> (those already fetched run on); the jobs stay
@@ -189,6 +225,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
             if (row == null) return false;
             row.Priority = priority;
             Queue.Update(row);
+            if (FairIndex(queue) is { } index) AfterCommit(() => index.SetPriority(row.Id, priority));
             return true;
         });
     }
@@ -201,17 +238,22 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             // LiteDB transactions belong to the calling thread: everything between BeginTrans and Commit is synchronous.
             if (!_db.BeginTrans()) throw new InvalidOperationException("A LiteDB transaction is already open on this thread.");
+            _afterCommit.Clear();
+            T result;
             try
             {
-                var result = work();
+                result = work();
                 _db.Commit();
-                return result;
             }
             catch
             {
+                _afterCommit.Clear();
                 _db.Rollback();
                 throw;
             }
+            foreach (var action in _afterCommit) action();
+            _afterCommit.Clear();
+            return result;
         }
     }
 
@@ -235,39 +277,38 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
         foreach (var queue in queues)
         {
             if (_pausedQueues.Contains(queue)) continue;
-            var next = PendingInClaimOrder(queue, firstOnly: true).FirstOrDefault();
-            if (next == null) continue;
-            if (IsFair(queue))
+            if (FairIndex(queue) is { } index)
             {
-                var counter = (Fair.FindById(CounterKey(queue))?.Value ?? 0) + 1;
-                Fair.Upsert(new FairDocument { Id = CounterKey(queue), Value = counter });
-                Fair.Upsert(new FairDocument { Id = ServedKey(queue, next.UserId), Value = counter });
+                if (ClaimFair(queue, index) is { } claimed) return claimed;
+                continue;
             }
-            next.FetchedAt = DateTime.UtcNow;
-            next.FetchToken = Guid.NewGuid().ToString("N");
-            Queue.Update(next);
-            return next;
+            var next = Queue.Find(q => q.Queue == queue && q.FetchedAt == null).OrderBy(r => r.Id).FirstOrDefault();
+            if (next == null) continue;
+            return MarkFetched(next);
         }
         return null;
     });
 
-    /// <summary>Unfetched rows of a queue in claim order. Callers hold the write gate so the snapshot is consistent.</summary>
-    internal IReadOnlyList<QueueDocument> PendingInClaimOrder(string queue, bool firstOnly = false)
+    // The head of the in-memory claim order; its user's served tick moves in the claim's own transaction.
+    private QueueDocument? ClaimFair(string queue, FairQueueIndex index)
     {
-        var rows = Queue.Find(q => q.Queue == queue && q.FetchedAt == null).ToList();
-        if (!IsFair(queue)) return rows.OrderBy(r => r.Id).ToList();
+        if (index.Next() is not { } rowId) return null;
+        var next = Queue.FindById(rowId);
+        if (next == null || next.FetchedAt != null)
+            throw new InvalidOperationException($"The fair queue '{queue}' lost track of its row {rowId}; its memory no longer matches the database.");
+        var counter = index.Counter + 1;
+        Fair.Upsert(new FairDocument { Id = CounterKey(queue), Value = counter });
+        Fair.Upsert(new FairDocument { Id = ServedKey(queue, next.UserId), Value = counter });
+        AfterCommit(() => index.Claimed(rowId, counter));
+        return MarkFetched(next);
+    }
 
-        var rowOf = new Dictionary<FairQueueEntry, QueueDocument>(ReferenceEqualityComparer.Instance);
-        foreach (var row in rows) rowOf[ToEntry(row)] = row;
-        var prefix = ServedKey(queue, "");
-        var served = Fair.Find(f => f.Id.StartsWith(prefix)).ToDictionary(f => f.Id[prefix.Length..], f => f.Value, StringComparer.Ordinal);
-        if (firstOnly)
-        {
-            var next = FairOrder.PickNext(rowOf.Keys, served);
-            return next == null ? [] : [rowOf[next]];
-        }
-        var counter = Fair.FindById(CounterKey(queue))?.Value ?? 0;
-        return FairOrder.Order(rowOf.Keys, served, counter).Select(e => rowOf[e]).ToList();
+    private QueueDocument MarkFetched(QueueDocument row)
+    {
+        row.FetchedAt = DateTime.UtcNow;
+        row.FetchToken = Guid.NewGuid().ToString("N");
+        Queue.Update(row);
+        return row;
     }
 
     /// <summary>Deletes everything whose expiry has passed; returns how many records went.</summary>
@@ -278,6 +319,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
         {
             States.DeleteMany(s => s.JobId == job.Id);
             Queue.DeleteMany(q => q.JobId == job.Id);
+            ForgetQueued(job.Id);
             removed += Jobs.Delete(job.Id) ? 1 : 0;
         }
         removed += Sets.DeleteMany(s => s.ExpireAt != null && s.ExpireAt < now);
@@ -293,7 +335,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
     internal static bool TryParseJobId(string? id, out long value) =>
         long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value);
 
-    private static FairQueueEntry ToEntry(QueueDocument row) => new(JobKey(row.JobId), row.UserId, row.Priority, row.Seq);
+    internal static FairQueueEntry ToEntry(QueueDocument row) => new(JobKey(row.JobId), row.UserId, row.Priority, row.Seq, row.Ref);
 
     private static string CounterKey(string queue) => $"counter|{queue}";
 
@@ -329,6 +371,17 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
         Lists.EnsureIndex(l => l.Key);
         Lists.EnsureIndex(l => l.ExpireAt);
         Counters.EnsureIndex(c => c.ExpireAt);
+    }
+
+    private void LoadFairQueues()
+    {
+        foreach (var (queue, index) in _fairQueues)
+        {
+            var rows = Queue.Find(q => q.Queue == queue && q.FetchedAt == null).Select(r => (r.Id, ToEntry(r)));
+            var prefix = ServedKey(queue, "");
+            var served = Fair.Find(f => f.Id.StartsWith(prefix)).Select(f => KeyValuePair.Create(f.Id[prefix.Length..], f.Value));
+            index.Load(rows, served, Fair.FindById(CounterKey(queue))?.Value ?? 0);
+        }
     }
 
     // The lock file is ours, so whoever fetched these rows is dead: hand them out again now rather than after a timeout.

@@ -4,9 +4,9 @@ using Hangfire.Common;
 using Hangfire.Server;
 using Hangfire.States;
 using Hangfire.Storage;
-using NewBie.JobStorage;
+using NewBie.Host.HangfireStorage;
 
-namespace NewBie.Host.Tests.JobStorage;
+namespace NewBie.Host.Tests.HangfireStorage;
 
 /// <summary>What LiteDbStorage promises beyond Hangfire's contract: durability, ownership, recovery and fairness.</summary>
 public sealed class LiteDbStorageTests : IDisposable

@@ -1,6 +1,6 @@
 using Hangfire.Storage;
 
-namespace NewBie.JobStorage;
+namespace NewBie.Host.HangfireStorage;
 
 /// <summary>
 /// A claimed queue row. Acknowledge with <see cref="RemoveFromQueue"/> (or in a transaction); disposing it without
@@ -55,5 +55,6 @@ internal sealed class LiteFetchedJob(LiteDbStorage storage, QueueDocument row) :
         current.FetchedAt = null;
         current.FetchToken = null;
         target.Queue.Update(current);
+        if (target.FairIndex(current.Queue) is { } index) target.AfterCommit(() => index.Add(current.Id, LiteDbStorage.ToEntry(current)));
     }
 }

@@ -1,7 +1,7 @@
 using Hangfire.Server;
 using Hangfire.Storage;
 
-namespace NewBie.JobStorage;
+namespace NewBie.Host.HangfireStorage;
 
 /// <summary>
 /// The storage-wide server process that deletes expired jobs, sets, lists, hashes and counters every

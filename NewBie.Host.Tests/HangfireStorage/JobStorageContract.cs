@@ -3,7 +3,7 @@ using Hangfire.Common;
 using Hangfire.States;
 using Hangfire.Storage;
 
-namespace NewBie.Host.Tests.JobStorage;
+namespace NewBie.Host.Tests.HangfireStorage;
 
 public static class SampleJobs
 {

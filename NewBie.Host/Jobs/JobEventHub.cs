@@ -1,0 +1,111 @@
+namespace NewBie.Host.Jobs;
+
+/// <summary>
+/// Fans job changes out to the open event streams. The store hands every change over with the record as saved; the
+/// hub passes it to that job's subscribers, and on a change that can move queue places it wakes every subscriber
+/// whose job waits, which then reads its place from the one shared <see cref="QueueView"/> state. No subscriber reads
+/// the store, and the queue's order is derived once per change whatever the number of streams. Subscriptions are
+/// counted per user, so that one user's streams cannot take the server's (Limits:MaxEventStreamsPerUser).
+/// </summary>
+public sealed class JobEventHub
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, List<Subscription>> _byJob = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _perUser = new(StringComparer.Ordinal);
+    private Subscription[] _all = [];
+
+    public JobEventHub(JobStore jobs, HangfireStorage.LiteDbStorage storage)
+    {
+        jobs.Changed += OnChanged;
+        storage.FairQueueChanged += _ => WakeWaiting();
+    }
+
+    /// <summary>Open streams of <paramref name="userId"/>.</summary>
+    public int StreamsOf(string userId)
+    {
+        lock (_gate) return _perUser.GetValueOrDefault(userId);
+    }
+
+    /// <summary>A subscription to <paramref name="job"/>'s changes, or null when the user already has <paramref name="maxPerUser"/> open.</summary>
+    public Subscription? Subscribe(JobRecord job, string userId, int maxPerUser)
+    {
+        lock (_gate)
+        {
+            var open = _perUser.GetValueOrDefault(userId);
+            if (open >= maxPerUser) return null;
+            _perUser[userId] = open + 1;
+            var subscription = new Subscription(this, job, userId);
+            if (!_byJob.TryGetValue(job.Id, out var list)) _byJob[job.Id] = list = [];
+            list.Add(subscription);
+            _all = [.. _all, subscription];
+            return subscription;
+        }
+    }
+
+    private void Unsubscribe(Subscription subscription)
+    {
+        lock (_gate)
+        {
+            if (_byJob.TryGetValue(subscription.JobId, out var list) && list.Remove(subscription) && list.Count == 0) _byJob.Remove(subscription.JobId);
+            if (_perUser.TryGetValue(subscription.UserId, out var open)) _perUser[subscription.UserId] = open - 1;
+            if (_perUser.GetValueOrDefault(subscription.UserId) <= 0) _perUser.Remove(subscription.UserId);
+            _all = _all.Where(s => s != subscription).ToArray();
+        }
+    }
+
+    private void OnChanged(JobRecord job, bool queueChanged)
+    {
+        Subscription[] targets;
+        lock (_gate) targets = _byJob.TryGetValue(job.Id, out var list) ? [.. list] : [];
+        foreach (var subscription in targets) subscription.Push(job);
+        if (queueChanged) WakeWaiting();
+    }
+
+    private void WakeWaiting()
+    {
+        foreach (var subscription in Volatile.Read(ref _all))
+            if (subscription.Latest.Status == JobStatus.Queued) subscription.Wake();
+    }
+
+    /// <summary>One open stream's view of its job: the latest record and a signal that completes at the next change.</summary>
+    public sealed class Subscription : IDisposable
+    {
+        private readonly JobEventHub _hub;
+        private JobRecord _latest;
+        private TaskCompletionSource _next = NewSignal();
+        private int _disposed;
+
+        internal Subscription(JobEventHub hub, JobRecord job, string userId)
+        {
+            _hub = hub;
+            _latest = job;
+            JobId = job.Id;
+            UserId = userId;
+        }
+
+        public string JobId { get; }
+
+        public string UserId { get; }
+
+        /// <summary>The record as last saved; never changed after it was saved.</summary>
+        public JobRecord Latest => Volatile.Read(ref _latest);
+
+        /// <summary>Completes at the next change of the job or of its place. Take it before reading <see cref="Latest"/>.</summary>
+        public Task Next => Volatile.Read(ref _next).Task;
+
+        internal void Push(JobRecord job)
+        {
+            Volatile.Write(ref _latest, job);
+            Wake();
+        }
+
+        internal void Wake() => Interlocked.Exchange(ref _next, NewSignal()).TrySetResult();
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) _hub.Unsubscribe(this);
+        }
+
+        private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
