@@ -22,8 +22,13 @@ public static class Fixtures
         return Path.GetFullPath(Path.Combine(FindRepositoryRoot(), "..", "shared", "fixtures"));
     }
 
-    /// <summary>The folder holding NewBie.slnx, found by walking up from the test assembly.</summary>
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+    /// <summary>
+    /// The folder holding NewBie.slnx, found by walking up from the test assembly. Looked up on first use only: the
+    /// GPU check (bench/gpu) runs these tests from a published folder outside any repository, with NEWBIE_FIXTURES set.
+    /// </summary>
+    public static string RepositoryRoot => LazyRepositoryRoot.Value;
+
+    private static readonly Lazy<string> LazyRepositoryRoot = new(FindRepositoryRoot);
 
     private static string FindRepositoryRoot()
     {

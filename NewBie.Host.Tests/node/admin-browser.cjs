@@ -113,8 +113,8 @@ const live = (page) => page.waitForSelector('#live.live', { timeout });
     expect((await api('GET', '/v1/jobs', key)).status === 401, 'the revoked key refused by the API');
     step('created a user with limits, a key shown once, and revoked it');
 
-    // Signed out, then the plain user: the login page refuses, and with the API's session cookie the pages and the
-    // circuit hub answer 403.
+    // Signed out, then the plain user: the login page refuses, and with the API's session cookie the pages answer 403.
+    // (The circuit hub is open to every signed-in user, for the studio; the admin components check the circuit's user.)
     await context.clearCookies();
     await signIn(page, env('USER'));
     expect(page.url() === `${base}/admin/login`, `a non-admin kept on the login page, not ${page.url()}`);
@@ -124,8 +124,6 @@ const live = (page) => page.waitForSelector('#live.live', { timeout });
     const refused = await page.goto(`${base}/admin`);
     expect(refused.status() === 403, `the queue page refused to a non-admin, not ${refused.status()}`);
     expect(await page.locator('#queue').count() === 0, 'no queue shown to a non-admin');
-    const hub = await page.evaluate(async () => (await fetch('/_blazor/negotiate?negotiateVersion=1', { method: 'POST' })).status);
-    expect(hub === 403, `the circuit hub refused to a non-admin, not ${hub}`);
     step('a non-admin is refused');
   } finally {
     await context.close();

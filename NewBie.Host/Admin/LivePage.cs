@@ -1,4 +1,6 @@
 using Microsoft.AspNetCore.Components;
+using Microsoft.AspNetCore.Components.Authorization;
+using NewBie.Host.Accounts;
 
 namespace NewBie.Host.Admin;
 
@@ -14,11 +16,21 @@ public abstract class LivePage : ComponentBase, IDisposable
     private bool _disposed;
 
     [Inject] public required TimeProvider Time { get; set; }
+    [Inject] public required AuthenticationStateProvider Authentication { get; set; }
 
     /// <summary>Reads the page's state from the services; called on the render thread.</summary>
     protected abstract void Load();
 
-    protected override void OnInitialized() => Load();
+    /// <summary>
+    /// Admins only, checked on the circuit's own user too: the circuit hub is open to every signed-in user (the studio
+    /// uses it), and a circuit outlives the page request that the path guard checked.
+    /// </summary>
+    protected override async Task OnInitializedAsync()
+    {
+        var state = await Authentication.GetAuthenticationStateAsync();
+        if (CurrentUser.From(state.User) is not { IsAdmin: true }) throw new UnauthorizedAccessException("The admin pages are for admins only.");
+        Load();
+    }
 
     protected override void OnAfterRender(bool firstRender)
     {

@@ -18,6 +18,7 @@ public static class StorageSetup
         builder.Services.AddSingleton<ISessionStore, LiteDbSessionStore>();
         builder.Services.AddSingleton<IUsageStore, LiteDbUsageStore>();
         builder.Services.AddSingleton<IWebhookSecretStore, LiteDbWebhookSecretStore>();
+        builder.Services.AddSingleton<Studio.IStudioSettingsStore, LiteDbStudioSettingsStore>();
         builder.Services.AddSingleton<IFreeSpaceProbe, DriveFreeSpaceProbe>();
         builder.Services.AddSingleton<StorageSpace>();
         builder.Services.AddSingleton(TimeProvider.System);

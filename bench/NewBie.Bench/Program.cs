@@ -11,6 +11,7 @@ using static TorchSharp.torch;
 // Times the NextDiT step and the denoising loop, prints a markdown table and writes it to BENCHMARKS.md.
 // Usage: dotnet run -c Release --project bench/NewBie.Bench [-- --out PATH]
 // (--vram-plan PLAN [--tiny] is the child process that measures one memory plan's peak VRAM, see VramBench.)
+// The verbs parity, step, vram, random-model and server-job are the steps of bench/gpu/run (see bench/gpu/README.md).
 namespace NewBie.Bench;
 
 internal static class Program
@@ -22,6 +23,7 @@ internal static class Program
     private static int Main(string[] args)
     {
         if (args is ["--vram-plan", var plan, .. var rest]) return VramBench.RunPlan(plan, tiny: rest is ["--tiny"]);
+        if (args is [var verb, ..] && GpuCheck.Verbs.Find(verb) is { } run) return run(new GpuCheck.Args(args[1..]));
         var outPath = args.Length == 2 && args[0] == "--out" ? args[1] : Path.Combine(RepositoryRoot(), "BENCHMARKS.md");
         var rows = new List<Row>();
         using (torch.no_grad())
@@ -45,7 +47,7 @@ internal static class Program
     {
         var config = NextDiTConfig.Tiny;
         using var model = NextDiT.CreateRandom(config, 0, CPU, float32);
-        var (cond, uncond) = Conditionings(config, CPU);
+        var (cond, uncond) = Conditionings(config, CPU, CondTokens);
         var x = Noise.FromSeed(1, CpuSize, CpuSize, config.InChannels, CPU, float32);
         var cfg = new CfgSettings(5.0, 1.0, 1.0);
         var shape = $"{CpuSize}², L = {CondTokens} / 1";
@@ -70,7 +72,7 @@ internal static class Program
 
         var device = CUDA;
         using var model = NextDiT.CreateRandom(config, 0, device, bfloat16);
-        var (cond, uncond) = Conditionings(config, device);
+        var (cond, uncond) = Conditionings(config, device, CondTokens);
         var x = Noise.FromSeed(1, 1024, 1024, config.InChannels, device, bfloat16).to(float32);
         var cfg = new CfgSettings(5.0, 1.0, 1.0);
         var step = Median(() =>
@@ -81,22 +83,22 @@ internal static class Program
         return new Row(what, "CUDA", "bf16", shape, Ms(step), $"{formula} = {flops / step.TotalSeconds / 1e12:F0} TFLOP/s");
     }
 
-    private static (Conditioning Cond, Conditioning Uncond) Conditionings(NextDiTConfig c, Device device)
+    internal static (Conditioning Cond, Conditioning Uncond) Conditionings(NextDiTConfig c, Device device, int condTokens)
     {
         using var g = new SeededRandom(7);
         Conditioning Make(int tokens) => new(
             g.Normal([1, tokens, c.CapFeatDim], device),
             torch.ones([1, tokens], dtype: int64, device: device),
             g.Normal([1, c.ClipTextDim], device));
-        return (Make(CondTokens), Make(1));
+        return (Make(condTokens), Make(1));
     }
 
-    private static long Tokens(NextDiTConfig c, int pixels) => (long)Math.Pow(pixels / 8 / c.PatchSize, 2);
+    internal static long Tokens(NextDiTConfig c, int pixels) => (long)Math.Pow(pixels / 8 / c.PatchSize, 2);
 
-    private static double CfgStepFlops(NextDiTConfig c, long condTokens, long imageTokens) =>
+    internal static double CfgStepFlops(NextDiTConfig c, long condTokens, long imageTokens) =>
         c.ForwardFlops(condTokens, imageTokens) + c.ForwardFlops(1, imageTokens);
 
-    private static TimeSpan Median(Action run, int warmup, int runs)
+    internal static TimeSpan Median(Action run, int warmup, int runs)
     {
         for (var i = 0; i < warmup; i++) run();
         var times = new List<TimeSpan>();
@@ -120,6 +122,7 @@ internal static class Program
         sb.AppendLine();
         sb.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}.");
         sb.AppendLine("Reproduce: `dotnet run -c Release --project bench/NewBie.Bench` (writes this file; build with `-p:NewBieBackend=cuda` for the GPU row).");
+        sb.AppendLine("On a GPU machine without dotnet, the same rows and more come from `bench/gpu` (section \"GPU check\" below).");
         sb.AppendLine($"Step times are medians of 5 runs after warm-up, the loop is one run; the CPU rows use the built-in tiny NextDiT (random weights), L = caption tokens of cond / uncond, torch threads = {torch.get_num_threads()}.");
         sb.AppendLine("Effective throughput = the dense FLOPs of model-spec §10 (2·MACs of qkv, out and SwiGLU per token and block, plus 4·S²·dim attention per block, over the main blocks and both refiners; cond + uncond) divided by the measured time.");
         sb.AppendLine();

@@ -21,22 +21,29 @@ internal static class VramBench
 
     public sealed record Cell(MemoryPlan Plan, int Side, string Peak);
 
-    /// <summary>Every plan × size, each plan measured by a child process; "not measured" without a GPU.</summary>
-    public static List<Cell> Measure()
+    /// <summary>The sizes measured: <see cref="Sides"/>, or one tiny size for bench/gpu's dry run.</summary>
+    public static int[] SidesFor(bool tiny) => tiny ? [64] : Sides;
+
+    /// <summary>
+    /// Every plan × size, each plan measured by a child process; "not measured" without a GPU. With
+    /// <paramref name="tiny"/> (bench/gpu's dry run) the children run the tiny model even without a GPU.
+    /// </summary>
+    public static List<Cell> Measure(bool tiny = false)
     {
         var cells = new List<Cell>();
         foreach (var plan in MemoryPlans.ByPreference)
         {
-            if (!torch.cuda.is_available())
+            if (!tiny && !torch.cuda.is_available())
             {
                 cells.AddRange(Sides.Select(s => new Cell(plan, s, "not measured (no GPU lent to this task)")));
                 continue;
             }
-            var start = new ProcessStartInfo(Environment.ProcessPath!, ["--vram-plan", plan.Name()]) { RedirectStandardOutput = true };
+            string[] arguments = tiny ? ["--vram-plan", plan.Name(), "--tiny"] : ["--vram-plan", plan.Name()];
+            var start = new ProcessStartInfo(Environment.ProcessPath!, arguments) { RedirectStandardOutput = true };
             using var child = Process.Start(start)!;
             var lines = child.StandardOutput.ReadToEnd().Split('\n').Where(l => l.StartsWith(Marker, StringComparison.Ordinal)).ToList();
             child.WaitForExit();
-            foreach (var side in Sides)
+            foreach (var side in SidesFor(tiny))
             {
                 var line = lines.FirstOrDefault(l => l.Split(' ')[1] == side.ToString(CultureInfo.InvariantCulture));
                 cells.Add(new Cell(plan, side, line?.Split(' ', 3)[2] ?? $"failed (exit code {child.ExitCode})"));
