@@ -1,4 +1,3 @@
-using NewBie.Host;
 using NewBie.Host.Accounts;
 using NewBie.Host.Admin;
 using NewBie.Host.Api;
@@ -13,40 +12,9 @@ using NewBie.Host.Telemetry;
 
 // CJK prompts and progress bars on a Windows console need UTF-8 output (a no-op elsewhere).
 Console.OutputEncoding = System.Text.Encoding.UTF8;
-if (args is ["--version"] or ["version"])
-{
-    foreach (var line in AppInfo.VersionLines()) Console.WriteLine(line);
-    return 0;
-}
-// Verbs: serve (the default), generate, models, users, keys.
-var verb = args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
-if (verb is "users" or "keys") return AccountsCli.Run(verb, args[1..], Console.Out, Console.Error);
-if (verb == "generate") return GenerateCommand.Run(args[1..]);
-if (verb == "models") return await ModelsCli.RunAsync(args[1..], Spectre.Console.AnsiConsole.Console);
-if (verb != "serve")
-{
-    Console.Error.WriteLine($"Unknown verb '{verb}'. Usage: NewBie [serve] [--urls URLS] [--data-dir DIR] [--models-dir DIR] [--model auto|tiny|newbie-exp0.1]");
-    Console.Error.WriteLine(GenerateCommand.Usage);
-    Console.Error.WriteLine(ModelsCli.Usage);
-    return 2;
-}
-var serveArgs = args is [var v, .. var rest] && v == verb ? rest : args;
+if (await Verbs.RunAsync(args) is { } exitCode) return exitCode;
 
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions
-{
-    Args = serveArgs,
-    // A single-file binary is started from any folder: its static web assets (the admin pages' blazor.web.js) are
-    // published beside it, not under the working folder that is the content root.
-    WebRootPath = AppInfo.IsSingleFile ? Path.Combine(AppContext.BaseDirectory, "wwwroot") : null,
-});
-builder.Configuration.AddCommandLine(serveArgs, new Dictionary<string, string>
-{
-    ["--data-dir"] = $"{StorageOptions.Section}:{nameof(StorageOptions.DataDir)}",
-    ["--models-dir"] = $"{ModelsOptions.Section}:{nameof(ModelsOptions.ModelsDir)}",
-    ["--model"] = $"{ModelsOptions.Section}:{nameof(ModelsOptions.Model)}",
-});
-// Runs as a Windows service when started by the service manager; does nothing otherwise.
-builder.Services.AddWindowsService(o => o.ServiceName = "NewBie");
+var builder = Verbs.CreateServeBuilder(Verbs.ServeArguments(args));
 builder.AddTelemetry();
 builder.AddStorage();
 builder.AddOutputs();
@@ -60,19 +28,18 @@ builder.AddAdmin();
 builder.AddStudio();
 
 var app = builder.Build();
-try
-{
-    // One process per data folder: take its lock before anything else touches it.
-    app.Services.GetRequiredService<DataDirectory>();
-}
-catch (DataDirectoryInUseException e)
-{
-    Console.Error.WriteLine(e.Message);
-    return 3;
-}
+if (!app.TryLockDataDirectory()) return 3;
 
-app.UseTelemetry();
-app.UseApi();
+// Middleware, in this order.
+app.UseTelemetry();        // first: the request log line times and sees the whole request
+app.UseApi();              // unhandled exceptions and bare status codes become problem+json
+app.UseAdminAssets();      // blazor.web.js, before routing: a static file needs no endpoint
+app.UseRouting();
+app.UseAuthentication();   // who is calling: API key, sign-in cookie, or the loopback local admin
+app.UseAuthorization();    // the endpoints' policies (Policies.User, Policies.Admin)
+app.UseAntiforgery();      // the sign-in form's token
+
+// Endpoints.
 app.MapTelemetry();
 app.MapAccounts();
 app.MapStudio();

@@ -1,20 +1,21 @@
 using System.Net;
 using System.Net.Http.Headers;
+using NewBie.LoadBench;
 
 namespace NewBie.Host.Tests.Accounts;
 
 /// <summary>The users and keys verbs of the built NewBie.dll, as scripts call them (design.md §9).</summary>
-public sealed class AccountsProcessTests : IDisposable
+public sealed class AccountsProcessTests : IAsyncDisposable
 {
-    private readonly NewBieProcesses _processes = new();
+    private readonly ChildServers _servers = new();
 
-    public void Dispose() => _processes.Dispose();
+    public ValueTask DisposeAsync() => _servers.DisposeAsync();
 
     [Fact]
     public async Task Keys_create_prints_the_key_on_the_last_line_and_a_running_server_accepts_it_and_holds_off_the_verbs()
     {
-        var (addCode, _, _) = await RunAsync("users", "add", "alice", "--admin", "--data-dir", _processes.DataDir);
-        var (keyCode, stdout, _) = await RunAsync("keys", "create", "alice", "--data-dir", _processes.DataDir);
+        var (addCode, _, _) = await RunAsync("users", "add", "alice", "--admin", "--data-dir", _servers.DataDir);
+        var (keyCode, stdout, _) = await RunAsync("keys", "create", "alice", "--data-dir", _servers.DataDir);
         var key = stdout.TrimEnd().Split('\n')[^1].Trim();
 
         var url = await StartServerAsync();
@@ -22,7 +23,7 @@ public sealed class AccountsProcessTests : IDisposable
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         using var withKey = await http.GetAsync("/v1/admin/users");
         using var anonymous = await new HttpClient().GetAsync($"{url}/v1/jobs");
-        var (busyCode, _, busyError) = await RunAsync("keys", "create", "alice", "--data-dir", _processes.DataDir);
+        var (busyCode, _, busyError) = await RunAsync("keys", "create", "alice", "--data-dir", _servers.DataDir);
 
         Assert.Equal((0, 0), (addCode, keyCode));
         Assert.Matches("^nb_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$", key);
@@ -32,7 +33,7 @@ public sealed class AccountsProcessTests : IDisposable
         Assert.Contains("admin API", busyError, StringComparison.Ordinal);
     }
 
-    private Task<(int Code, string Out, string Err)> RunAsync(params string[] args) => _processes.RunAsync(args);
+    private static Task<(int Code, string Out, string Err)> RunAsync(params string[] args) => ServerProcess.RunAsync(args);
 
-    private async Task<string> StartServerAsync() => (await _processes.StartServerAsync()).Url;
+    private async Task<string> StartServerAsync() => (await _servers.StartAsync()).Url;
 }

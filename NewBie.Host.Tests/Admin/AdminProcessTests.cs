@@ -1,17 +1,17 @@
 namespace NewBie.Host.Tests.Admin;
 
 /// <summary>The admin pages of the built NewBie.dll run as `dotnet run` runs it: a real process, Production environment.</summary>
-public sealed class AdminProcessTests : IDisposable
+public sealed class AdminProcessTests : IAsyncDisposable
 {
-    private readonly NewBieProcesses _processes = new();
+    private readonly ChildServers _servers = new();
 
-    public void Dispose() => _processes.Dispose();
+    public ValueTask DisposeAsync() => _servers.DisposeAsync();
 
     [Fact]
     public async Task Built_server_outside_development_serves_the_framework_script_of_the_interactive_pages()
     {
-        var (_, url) = await _processes.StartServerAsync("--model", "tiny");
-        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        var server = await _servers.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
 
         using var response = await http.GetAsync("/_framework/blazor.web.js");
 

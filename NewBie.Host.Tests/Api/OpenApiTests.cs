@@ -7,11 +7,17 @@ using Microsoft.OpenApi.Reader;
 
 namespace NewBie.Host.Tests.Api;
 
-public sealed class OpenApiTests : IDisposable
+/// <summary>The document only reads the app: one server for the class.</summary>
+public sealed class OpenApiTests(OpenApiTests.App fixture) : IClassFixture<OpenApiTests.App>
 {
-    private readonly NewBieApplication _app = new();
+    public sealed class App : IDisposable
+    {
+        public NewBieApplication Server { get; } = new();
 
-    public void Dispose() => _app.Dispose();
+        public void Dispose() => Server.Dispose();
+    }
+
+    private readonly NewBieApplication _app = fixture.Server;
 
     private async Task<OpenApiDocument> DocumentAsync()
     {

@@ -5,18 +5,24 @@ using System.Text.Json;
 
 namespace NewBie.Host.Tests.Api;
 
-public sealed class ValidationTests : IDisposable
+/// <summary>Refused submits change nothing, and accepted ones are looked at by no other test: one server for the class.</summary>
+public sealed class ValidationTests(ValidationTests.App fixture) : IClassFixture<ValidationTests.App>
 {
-    private readonly NewBieApplication _app = new(new()
+    public sealed class App : IDisposable
     {
-        ["Limits:MaxBodyBytes"] = "4096",
-        ["Limits:MaxXmlDepth"] = "4",
-        ["Limits:MaxPixels"] = "1048576",
-    });
+        public NewBieApplication Server { get; } = new(new()
+        {
+            ["Limits:MaxBodyBytes"] = "4096",
+            ["Limits:MaxXmlDepth"] = "4",
+            ["Limits:MaxPixels"] = "1048576",
+        });
 
-    public ValidationTests() => _app.Engine.GemmaWindow = 8;
+        public App() => Server.Engine.GemmaWindow = 8;
 
-    public void Dispose() => _app.Dispose();
+        public void Dispose() => Server.Dispose();
+    }
+
+    private readonly NewBieApplication _app = fixture.Server;
 
     public static TheoryData<string, string, string?> InvalidRequests => new()
     {

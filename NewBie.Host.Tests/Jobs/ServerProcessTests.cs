@@ -1,44 +1,41 @@
-using System.Diagnostics;
+using NewBie.LoadBench;
 
 namespace NewBie.Host.Tests.Jobs;
 
 /// <summary>Real server processes (the built NewBie.dll) on one data folder.</summary>
-public sealed class ServerProcessTests : IDisposable
+public sealed class ServerProcessTests : IAsyncDisposable
 {
-    private readonly NewBieProcesses _processes = new();
+    private readonly ChildServers _servers = new();
 
-    public void Dispose() => _processes.Dispose();
+    public ValueTask DisposeAsync() => _servers.DisposeAsync();
 
     [Fact]
     public async Task Second_server_on_the_same_data_dir_is_refused_at_start()
     {
-        var (_, url) = await StartServerAsync();
+        var first = await _servers.StartAsync();
         using (var http = new HttpClient())
-            Assert.True((await http.GetAsync($"{url}/healthz")).IsSuccessStatusCode);
+            Assert.True((await http.GetAsync($"{first.Url}/healthz")).IsSuccessStatusCode);
 
-        var second = Launch();
-        var stderr = await second.StandardError.ReadToEndAsync();
-        await second.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => _servers.StartAsync());
 
-        Assert.NotEqual(0, second.ExitCode);
-        Assert.Contains("already in use by another NewBie process", stderr);
-        Assert.Contains(_processes.DataDir, stderr);
+        Assert.Contains("did not start (exit 3)", refused.Message);
+        Assert.Contains("already in use by another NewBie process", refused.Message);
+        Assert.Contains(_servers.DataDir, refused.Message);
     }
 
     [Fact]
     public async Task Server_killed_mid_job_resumes_it_after_restart_with_attempt_two()
     {
-        var (server, url) = await StartServerAsync("--model", "tiny");
-        using var http = new HttpClient { BaseAddress = new Uri(url) };
-        await WaitReadyAsync(http);
+        var server = await _servers.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+        await server.WaitReadyAsync(TimeSpan.FromSeconds(90));
         var interrupted = (await http.SubmitAsync(new { prompt = "1girl", width = 256, height = 256, steps = 16 })).Str("id");
         var queued = (await http.SubmitAsync(new { prompt = "2girls", width = 256, height = 256, steps = 2 })).Str("id");
         await http.WaitForStatusAsync(interrupted, "running");
 
-        server.Kill(entireProcessTree: true);
-        await server.WaitForExitAsync();
-        var (_, restarted) = await StartServerAsync("--model", "tiny");
-        using var again = new HttpClient { BaseAddress = new Uri(restarted) };
+        await server.KillAsync();
+        var restarted = await _servers.StartAsync();
+        using var again = new HttpClient { BaseAddress = new Uri(restarted.Url) };
 
         var job = await again.WaitForStatusAsync(interrupted, "succeeded", TimeSpan.FromSeconds(120));
         Assert.Equal(2, job.GetProperty("attempts").GetInt32());
@@ -46,22 +43,8 @@ public sealed class ServerProcessTests : IDisposable
         var other = await again.WaitForStatusAsync(queued, "succeeded", TimeSpan.FromSeconds(60));
         Assert.Equal(1, other.GetProperty("attempts").GetInt32());
         // Exactly one set of outputs per job: the interrupted run's files were replaced, not added to.
-        var pngs = Directory.GetFiles(Path.Combine(_processes.DataDir, "outputs"), "*.png", SearchOption.AllDirectories);
+        var pngs = Directory.GetFiles(Path.Combine(_servers.DataDir, "outputs"), "*.png", SearchOption.AllDirectories);
         Assert.Equal(2, pngs.Length);
-        Assert.Empty(Directory.GetFiles(Path.Combine(_processes.DataDir, "outputs"), "*.tmp", SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(Path.Combine(_servers.DataDir, "outputs"), "*.tmp", SearchOption.AllDirectories));
     }
-
-    private static async Task WaitReadyAsync(HttpClient http)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (!(await http.GetAsync("/readyz")).IsSuccessStatusCode)
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail("the child server never became ready");
-            await Task.Delay(100);
-        }
-    }
-
-    private Task<(Process Process, string Url)> StartServerAsync(params string[] extra) => _processes.StartServerAsync(extra);
-
-    private Process Launch() => _processes.Launch("serve", "--data-dir", _processes.DataDir, "--urls", "http://127.0.0.1:0", "--models-dir", Path.Combine(_processes.DataDir, "models"));
 }

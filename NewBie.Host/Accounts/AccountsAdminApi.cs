@@ -23,7 +23,7 @@ public static class AccountsAdminApi
 
     public static RouteGroupBuilder MapAccountsAdmin(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/v1/admin").WithTags("Admin").AddEndpointFilter(CurrentUser.RequireAdmin);
+        var group = routes.MapGroup("/v1/admin").WithTags("Admin").RequireAuthorization(Policies.Admin);
         group.MapGet("/users", (AccountStore a) => TypedResults.Ok(a.Users().Select(ToDto)))
             .WithSummary("Every user").Produces<IEnumerable<UserDto>>().ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         group.MapPost("/users", Create).WithSummary("Create a user")

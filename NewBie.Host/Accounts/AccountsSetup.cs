@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Authorization;
 
 namespace NewBie.Host.Accounts;
 
@@ -28,13 +29,14 @@ public static class AccountsSetup
                 o.Events.OnRedirectToLogin = c => { c.Response.StatusCode = StatusCodes.Status401Unauthorized; return Task.CompletedTask; };
                 o.Events.OnRedirectToAccessDenied = c => { c.Response.StatusCode = StatusCodes.Status403Forbidden; return Task.CompletedTask; };
             });
+        services.AddAuthorizationBuilder().AddNewBiePolicies();
+        services.AddSingleton<IAuthorizationMiddlewareResultHandler, AuthorizationResponses>();
         return builder;
     }
 
-    /// <summary>Authentication for every later endpoint, then the login and admin routes.</summary>
+    /// <summary>Sign-in and sign-out, and the admin API of users, keys and usage.</summary>
     public static WebApplication MapAccounts(this WebApplication app)
     {
-        app.UseAuthentication();
         app.MapAuth();
         app.MapAccountsAdmin();
         return app;

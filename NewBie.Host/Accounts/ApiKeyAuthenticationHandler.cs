@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.Extensions.Options;
+using NewBie.Host.Api;
 
 namespace NewBie.Host.Accounts;
 
@@ -42,12 +43,17 @@ public sealed class ApiKeyAuthenticationHandler(
         return AuthenticateResult.NoResult();
     }
 
+    /// <summary>The answer to a caller a policy refuses for want of credentials: 401 problem with a Bearer challenge.</summary>
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        Response.StatusCode = StatusCodes.Status401Unauthorized;
         Response.Headers.WWWAuthenticate = "Bearer";
-        return Task.CompletedTask;
+        return Problems.Create(StatusCodes.Status401Unauthorized, ProblemCodes.Unauthorized, "Send a valid API key: Authorization: Bearer nb_…")
+            .ExecuteAsync(Context);
     }
+
+    /// <summary>The answer to a signed-in caller a policy refuses (e.g. a non-admin on an admin route): 403 problem.</summary>
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+        Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden, "Only admins may use this.").ExecuteAsync(Context);
 
     private AuthenticateResult Success(string name, bool isAdmin, string? keyId)
     {

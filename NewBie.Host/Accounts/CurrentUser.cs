@@ -1,12 +1,11 @@
 using System.Security.Claims;
-using NewBie.Host.Api;
 using NewBie.Host.Jobs;
 
 namespace NewBie.Host.Accounts;
 
 /// <summary>
 /// Who is calling, from the authenticated principal (API key, admin cookie, or the loopback local admin).
-/// Bound into handlers; <see cref="Require"/> guards a route group so that handlers never see an anonymous caller.
+/// Bound into handlers; the route groups' policies (<see cref="Policies"/>) keep anonymous callers out before binding.
 /// </summary>
 public sealed record CurrentUser(string Id, bool IsAdmin, string? KeyId)
 {
@@ -23,27 +22,7 @@ public sealed record CurrentUser(string Id, bool IsAdmin, string? KeyId)
             ? new CurrentUser(name, principal.IsInRole(Roles.Admin), principal.FindFirstValue(KeyIdClaim))
             : null;
 
-    /// <summary>Never null inside a group guarded by <see cref="Require"/>.</summary>
+    /// <summary>Never null on a route that requires a policy (every policy requires an authenticated caller).</summary>
     public static ValueTask<CurrentUser?> BindAsync(HttpContext context) =>
         ValueTask.FromResult<CurrentUser?>(From(context.User) ?? new CurrentUser("", false, null));
-
-    /// <summary>An endpoint filter: 401 problem with a Bearer challenge for a caller with no valid credentials.</summary>
-    public static async ValueTask<object?> Require(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
-        From(context.HttpContext.User) is null ? Unauthorized(context.HttpContext) : await next(context);
-
-    /// <summary>An endpoint filter: 401 for anonymous callers, 403 forbidden for callers who are not admins.</summary>
-    public static async ValueTask<object?> RequireAdmin(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
-        From(context.HttpContext.User) switch
-        {
-            null => Unauthorized(context.HttpContext),
-            { IsAdmin: false } => Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden, "Only admins may use this."),
-            _ => await next(context),
-        };
-
-    internal static IResult Unauthorized(HttpContext context)
-    {
-        context.Response.Headers.WWWAuthenticate = "Bearer";
-        return Problems.Create(StatusCodes.Status401Unauthorized, ProblemCodes.Unauthorized,
-            "Send a valid API key: Authorization: Bearer nb_…");
-    }
 }

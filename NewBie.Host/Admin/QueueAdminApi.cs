@@ -20,7 +20,7 @@ public static class QueueAdminApi
 
     public static RouteGroupBuilder MapQueueAdmin(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/v1/admin").WithTags("Admin").AddEndpointFilter(CurrentUser.RequireAdmin);
+        var group = routes.MapGroup("/v1/admin").WithTags("Admin").RequireAuthorization(Policies.Admin);
         group.MapGet("/queue", (JobStore jobs, QueueView view, QueueAdmin admin, TimeProvider time) =>
             TypedResults.Ok(Snapshot(jobs, view, admin, time)))
             .WithSummary("The running job and the waiting ones in claim order").ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);

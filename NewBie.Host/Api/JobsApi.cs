@@ -11,7 +11,7 @@ public static class JobsApi
 
     public static RouteGroupBuilder MapJobs(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/v1/jobs").WithTags("Jobs").AddEndpointFilter(CurrentUser.Require);
+        var group = routes.MapGroup("/v1/jobs").WithTags("Jobs").RequireAuthorization(Policies.User);
         group.MapPost("/", Submit).WithSummary("Submit a generation job")
             .WithDescription("Validates, stores and queues the job. An Idempotency-Key header makes a retried submit answer the same job.")
             .Accepts<SubmitJobRequest>("application/json")

@@ -13,7 +13,7 @@ public static class SeedApi
 
     public static RouteGroupBuilder MapSeedContract(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("").WithTags("Seed contract").AddEndpointFilter(CurrentUser.Require);
+        var group = routes.MapGroup("").WithTags("Seed contract").RequireAuthorization(Policies.User);
         group.MapPost("/generate", Generate).WithSummary("Submit a job (seed contract; same body as POST /v1/jobs)")
             .Accepts<SubmitJobRequest>("application/json")
             .Produces<TaskDto>(StatusCodes.Status202Accepted)

@@ -49,7 +49,7 @@ public static class OpenAiApi
 
     public static RouteHandlerBuilder MapOpenAiImages(this IEndpointRouteBuilder routes) =>
         routes.MapPost("/v1/images/generations", GenerateAsync)
-            .AddEndpointFilter(CurrentUser.Require)
+            .RequireAuthorization(Policies.User)
             .WithTags("OpenAI compatible")
             .WithSummary("Generate images (OpenAI images API); answers when the job is done")
             .WithDescription("prompt, n (1 to Limits:MaxCount), size \"WxH\" (multiples of 16), response_format b64_json (default) or url; NewBie extensions negative_prompt, steps, seed. Errors use OpenAI's {error: {message, type, param, code}} shape.")

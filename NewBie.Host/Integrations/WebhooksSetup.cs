@@ -24,7 +24,7 @@ public static class WebhooksSetup
 
     public static RouteGroupBuilder MapWebhooks(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/v1/webhook-secret").WithTags("Webhooks").AddEndpointFilter(CurrentUser.Require);
+        var group = routes.MapGroup("/v1/webhook-secret").WithTags("Webhooks").RequireAuthorization(Policies.User);
         group.MapPost("/", (CurrentUser user, IWebhookSecretStore secrets) => TypedResults.Ok(new WebhookSecretDto(secrets.Rotate(user.Id))))
             .WithSummary("Create or rotate the caller's webhook signing secret (shown once)")
             .WithDescription("Returns a Standard Webhooks secret (whsec_…). Deliveries from now on are signed with it; the previous one stops working.")

@@ -24,4 +24,22 @@ public static class StorageSetup
         builder.Services.AddSingleton(TimeProvider.System);
         return builder;
     }
+
+    /// <summary>
+    /// One process per data folder: takes its lock before anything else touches it. False (after saying why on stderr)
+    /// when another process holds it.
+    /// </summary>
+    public static bool TryLockDataDirectory(this WebApplication app)
+    {
+        try
+        {
+            app.Services.GetRequiredService<DataDirectory>();
+            return true;
+        }
+        catch (DataDirectoryInUseException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return false;
+        }
+    }
 }

@@ -15,7 +15,7 @@ public static class StudioApi
 
     public static RouteGroupBuilder MapStudioApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/v1/me").WithTags("Studio").AddEndpointFilter(CurrentUser.Require);
+        var group = routes.MapGroup("/v1/me").WithTags("Studio").RequireAuthorization(Policies.User);
         group.MapGet("/usage", (CurrentUser user, History history) => TypedResults.Ok(history.Usage(user)))
             .WithSummary("Images today against the daily quota, and storage used against the storage cap")
             .ProducesProblem(StatusCodes.Status401Unauthorized);

@@ -1,11 +1,9 @@
-using NewBie.Host.Accounts;
-
 namespace NewBie.Host.Studio;
 
 public static class StudioSetup
 {
-    /// <summary>The studio's pages: everyone who is signed in (the loopback local admin of a fresh install too).</summary>
-    public static readonly string[] PagePaths = ["/", "/gallery", "/usage"];
+    /// <summary>The studio's sign-in page, where its pages send an anonymous browser (Pages/_Imports.razor).</summary>
+    public const string LoginPath = "/login";
 
     public static IHostApplicationBuilder AddStudio(this IHostApplicationBuilder builder)
     {
@@ -14,22 +12,10 @@ public static class StudioSetup
         return builder;
     }
 
-    /// <summary>The studio's own API and the guard of its pages (the pages themselves are mapped with the admin pages' App).</summary>
+    /// <summary>The studio's own API (the pages themselves are mapped with the admin pages' App, their policy in Pages/_Imports.razor).</summary>
     public static WebApplication MapStudio(this WebApplication app)
     {
         app.MapStudioApi();
-        app.Use(GuardStudioPages);
         return app;
-    }
-
-    /// <summary>Anonymous visitors of a studio page are sent to its sign-in page.</summary>
-    private static Task GuardStudioPages(HttpContext context, RequestDelegate next)
-    {
-        if (PagePaths.Contains(context.Request.Path.Value) && CurrentUser.From(context.User) is null)
-        {
-            context.Response.Redirect("/login");
-            return Task.CompletedTask;
-        }
-        return next(context);
     }
 }

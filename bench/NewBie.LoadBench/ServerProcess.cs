@@ -4,8 +4,9 @@ using System.Text.RegularExpressions;
 namespace NewBie.LoadBench;
 
 /// <summary>
-/// One real NewBie server (the built NewBie.dll beside this assembly) serving the tiny model on a loopback port and a
-/// given data folder, optionally inside a wrapper command (unshare for a private tmpfs). Kill is SIGKILL.
+/// One real NewBie server (the built NewBie.dll beside this assembly) on a loopback port and a given data folder,
+/// optionally inside a wrapper command (unshare for a private tmpfs), and the one-shot verbs (users, keys). Kill is
+/// SIGKILL. The one way both the load bench and the test suite (which links this file) start child processes.
 /// </summary>
 internal sealed partial class ServerProcess : IAsyncDisposable
 {
@@ -21,11 +22,15 @@ internal sealed partial class ServerProcess : IAsyncDisposable
 
     public static string HostDll => Path.Combine(AppContext.BaseDirectory, "NewBie.dll");
 
-    /// <summary>Starts <c>serve --model tiny</c>; returns once it listens. <paramref name="settings"/> are KEY=VALUE configuration.</summary>
-    public static async Task<ServerProcess> StartAsync(string dataDir, IEnumerable<string> settings, IReadOnlyList<string>? wrapper = null)
+    /// <summary>
+    /// Starts <c>serve --model MODEL</c> (the tiny model unless told otherwise); returns once it listens, not once the
+    /// model is loaded (<see cref="WaitReadyAsync"/>). <paramref name="settings"/> are KEY=VALUE configuration. A server
+    /// that exits before it listens throws, with its stderr in the message.
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(string dataDir, IEnumerable<string> settings, IReadOnlyList<string>? wrapper = null, string model = "tiny")
     {
         string[] serve = ["dotnet", HostDll, "serve", "--urls", "http://127.0.0.1:0", "--data-dir", dataDir,
-            "--models-dir", Path.Combine(dataDir, "models"), "--model", "tiny", .. settings.Select(s => "--" + s)];
+            "--models-dir", Path.Combine(dataDir, "models"), "--model", model, .. settings.Select(s => "--" + s)];
         string[] command = [.. wrapper ?? [], .. serve];
         var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dataDir };
         foreach (var arg in command[1..]) start.ArgumentList.Add(arg);
@@ -83,8 +88,8 @@ internal sealed partial class ServerProcess : IAsyncDisposable
         Process.Dispose();
     }
 
-    /// <summary>Runs a one-shot verb (users, keys) on a data folder no server holds; returns stdout, throws on a non-zero exit.</summary>
-    public static async Task<string> RunVerbAsync(params string[] args)
+    /// <summary>Runs a one-shot verb (users, keys) to completion (2 min at most); its exit code and output.</summary>
+    public static async Task<(int Code, string Out, string Err)> RunAsync(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(HostDll);
@@ -92,9 +97,25 @@ internal sealed partial class ServerProcess : IAsyncDisposable
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(120)).Token);
-        if (process.ExitCode != 0) throw new InvalidOperationException($"NewBie {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
-        return await stdout;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"NewBie {string.Join(' ', args)} did not exit within 2 min");
+        }
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Runs a one-shot verb on a data folder no server holds; returns stdout, throws on a non-zero exit.</summary>
+    public static async Task<string> RunVerbAsync(params string[] args)
+    {
+        var (code, stdout, stderr) = await RunAsync(args);
+        if (code != 0) throw new InvalidOperationException($"NewBie {string.Join(' ', args)} exited {code}: {stderr}");
+        return stdout;
     }
 
     /// <summary>Creates a user (with the users verb, before the server starts) and returns a new API key of it.</summary>
