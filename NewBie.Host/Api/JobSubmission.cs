@@ -147,7 +147,7 @@ public sealed class JobSubmission(
         : null;
 
     /// <summary>The most bytes a job's images can take: uncompressed RGB plus the metadata, so a PNG never takes more.</summary>
-    public static long LargestBytes(JobParams p) => (long)p.Count * ((long)p.Width * p.Height * 3 + 64 * 1024);
+    public static long LargestBytes(JobParams p) => p.LargestBytes;
 
     /// <summary>
     /// Refuses a job whose images could pass the user's storage cap, counting what is kept on disk and every unfinished
@@ -157,7 +157,8 @@ public sealed class JobSubmission(
     {
         if (cap <= 0) return null;
         var used = outputs.BytesUsedBy(userId);
-        var pending = jobs.ActiveOf(userId).Sum(j => LargestBytes(j.Params));
+        // Summed by the store as jobs come and go: the check costs the same however many jobs the user has queued.
+        var pending = jobs.ActiveImageBytes(userId);
         var needed = LargestBytes(p);
         return used + pending + needed <= cap ? null
             : Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.StorageCapExceeded,

@@ -23,7 +23,7 @@ internal sealed class LiteDbConnection(LiteDbStorage storage) : JobStorageConnec
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(parameters);
         var id = storage.NextJobId();
-        storage.Write(() => storage.Jobs.Insert(NewJob(id, job, parameters, createdAt, expireIn)));
+        storage.Write(() => storage.InsertJob(NewJob(id, job, parameters, createdAt, expireIn)));
         return LiteDbStorage.JobKey(id);
     }
 

@@ -40,6 +40,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
     private readonly List<Action> _afterCommit = [];
     private readonly HashSet<string> _pausedQueues = new(StringComparer.Ordinal);
     private volatile bool _disposed;
+    private long _lastJobId;
 
     /// <summary>Opens (or creates) the database at <paramref name="path"/> and takes its lock file.</summary>
     /// <exception cref="StorageInUseException">Another storage, in this or another process, holds the database.</exception>
@@ -71,6 +72,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
             Servers = _db.GetCollection<ServerDocument>("hf_server");
             Sequences = _db.GetCollection<SequenceDocument>("hf_sequence");
             EnsureIndexes();
+            _lastJobId = Math.Max(Sequences.FindById("job")?.Value ?? 0, Jobs.Query().OrderByDescending(j => j.Id).Limit(1).FirstOrDefault()?.Id ?? 0);
             RecoverFetchedJobs();
             LoadFairQueues();
         }
@@ -259,14 +261,22 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
 
     internal void Write(Action work) => Write(() => { work(); return 0; });
 
-    /// <summary>A fresh job id; ids are never reused, even after the newest job expired and the file was reopened.</summary>
-    internal long NextJobId() => Write(() =>
+    /// <summary>
+    /// A fresh job id, from memory: the id is stored with the job, in the job's own transaction (<see cref="InsertJob"/>),
+    /// so creating a job costs one commit. An id whose job never commits is skipped; one that did is never reused, even
+    /// after the newest job expired and the file was reopened (the stored sequence only grows).
+    /// </summary>
+    internal long NextJobId() => Interlocked.Increment(ref _lastJobId);
+
+    /// <summary>Inserts a job and records its id in the stored sequence; runs inside a write.</summary>
+    internal void InsertJob(JobDocument job)
     {
+        Jobs.Insert(job);
         var sequence = Sequences.FindById("job") ?? new SequenceDocument { Id = "job" };
-        sequence.Value++;
+        if (sequence.Value >= job.Id) return;
+        sequence.Value = job.Id;
         Sequences.Upsert(sequence);
-        return sequence.Value;
-    });
+    }
 
     /// <summary>
     /// Claims the next unfetched row of the first of <paramref name="queues"/> that has one, or returns null.

@@ -25,7 +25,7 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
         // Hangfire needs the id before Commit; an id whose job is never committed is simply skipped.
         var id = storage.NextJobId();
         var document = LiteDbConnection.NewJob(id, job, parameters, createdAt, expireIn);
-        _operations.Add(() => storage.Jobs.Insert(document));
+        _operations.Add(() => storage.InsertJob(document));
         return LiteDbStorage.JobKey(id);
     }
 

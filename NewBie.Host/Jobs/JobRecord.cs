@@ -212,6 +212,9 @@ public sealed class JobParams
     public int Count { get; set; }
     public string SystemPrompt { get; set; } = "auto";
 
+    /// <summary>The most bytes the job's images can take: uncompressed RGB plus the metadata, so a PNG never takes more.</summary>
+    [BsonIgnore] public long LargestBytes => (long)Count * ((long)Width * Height * 3 + 64 * 1024);
+
     public GenerationRequest ToRequest() => new()
     {
         Prompt = Prompt,

@@ -1,32 +1,28 @@
-using LiteDB;
-using NewBie.Host.Storage;
-
 namespace NewBie.Host.Jobs;
 
 public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull, UserQueueFull }
 
 /// <summary>
-/// The job records in the app database. Read-modify-write sequences run under one lock (LiteDB transactions are
-/// thread-bound, and the sequences are short); every change completes <see cref="NextChange"/> so that event streams
-/// wake without polling.
+/// The job records (kept by an <see cref="IJobRecords"/>) and the rules on them. Read-modify-write sequences run under
+/// one lock (LiteDB transactions are thread-bound, and the sequences are short); every change completes
+/// <see cref="NextChange"/> and raises <see cref="Changed"/> so that event streams wake without polling.
 /// </summary>
 public sealed class JobStore
 {
-    private readonly ILiteCollection<JobRecord> _jobs;
+    private readonly IJobRecords _jobs;
     private readonly Lock _gate = new();
     private long _lastSeq;
     private long _queueVersion;
+    // Counted in memory (under the lock) so that a submit's cap checks cost the same at any depth of the queue.
+    private int _queued;
+    private readonly Dictionary<string, (int Jobs, long Bytes)> _activeOf = new(StringComparer.Ordinal);
     private TaskCompletionSource _changed = NewSignal();
 
-    public JobStore(AppDatabase database)
+    public JobStore(IJobRecords records)
     {
-        _jobs = database.Collection<JobRecord>("jobs");
-        _jobs.EnsureIndex(j => j.UserId);
-        _jobs.EnsureIndex(j => j.Status);
-        _jobs.EnsureIndex(j => j.Seq, unique: true);
-        _jobs.EnsureIndex(j => j.IdempotencyKey);
-        _jobs.EnsureIndex(j => j.HangfireJobId);
-        _lastSeq = _jobs.Query().OrderByDescending(j => j.Seq).Limit(1).FirstOrDefault()?.Seq ?? 0;
+        _jobs = records;
+        _lastSeq = _jobs.LastSeq();
+        foreach (var job in WithStatus(JobStatus.Queued).Concat(WithStatus(JobStatus.Running))) Count(job, +1);
     }
 
     /// <summary>Completes at the next change of any job (positions of all queued jobs move when one starts).</summary>
@@ -46,10 +42,10 @@ public sealed class JobStore
     /// <summary>Moves whenever a job is added or removed or changes status or priority: what queue places derive from.</summary>
     public long QueueVersion => Interlocked.Read(ref _queueVersion);
 
-    public JobRecord? Find(string id) => _jobs.FindById(id);
+    public JobRecord? Find(string id) => _jobs.Find(id);
 
     /// <summary>The job whose Hangfire job is <paramref name="hangfireJobId"/> (queue rows written before they carried the record id).</summary>
-    public JobRecord? FindByHangfireJob(string hangfireJobId) => _jobs.FindOne(j => j.HangfireJobId == hangfireJobId);
+    public JobRecord? FindByHangfireJob(string hangfireJobId) => _jobs.FindByHangfireJob(hangfireJobId);
 
     /// <summary>
     /// Stores a new job, or resolves its Idempotency-Key against an earlier one, or refuses it when the queue is full:
@@ -62,7 +58,7 @@ public sealed class JobStore
             if (draft.IdempotencyKey is { } key)
             {
                 var user = draft.UserId;
-                var earlier = _jobs.FindOne(j => j.UserId == user && j.IdempotencyKey == key);
+                var earlier = _jobs.FindByIdempotencyKey(user, key);
                 if (earlier is not null)
                     return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
             }
@@ -70,6 +66,7 @@ public sealed class JobStore
             if (maxActiveOfUser is { } cap && CountActive(draft.UserId) >= cap) return (SubmitOutcome.UserQueueFull, null);
             draft.Seq = ++_lastSeq;
             _jobs.Insert(draft);
+            Count(draft, +1);
             Interlocked.Increment(ref _queueVersion);
             Changed?.Invoke(draft, true);
         }
@@ -84,11 +81,17 @@ public sealed class JobStore
         bool changed, finished, moved;
         lock (_gate)
         {
-            job = _jobs.FindById(id);
+            job = _jobs.Find(id);
             if (job is null) return null;
             var (wasFinished, status, priority) = (job.IsFinished, job.Status, job.Priority);
+            var before = new JobRecord { UserId = job.UserId, Status = status, Params = job.Params };
             changed = change(job);
             if (changed) _jobs.Update(job);
+            if (changed && job.Status != status)
+            {
+                Count(before, -1);
+                Count(job, +1);
+            }
             finished = changed && !wasFinished && job.IsFinished;
             moved = changed && (job.Status != status || job.Priority != priority);
             if (moved) Interlocked.Increment(ref _queueVersion);
@@ -99,45 +102,56 @@ public sealed class JobStore
         return job;
     }
 
-    public int CountQueued() => _jobs.Count(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)));
-
-    /// <summary>A user's queued and running jobs: what the per-user cap counts.</summary>
-    public int CountActive(string userId) =>
-        _jobs.Count(Query.And(Query.EQ(nameof(JobRecord.UserId), userId),
-            Query.Or(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)), Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Running)))));
-
-    /// <summary>A user's queued and running jobs.</summary>
-    public IReadOnlyList<JobRecord> ActiveOf(string userId) =>
-        _jobs.Find(Query.And(Query.EQ(nameof(JobRecord.UserId), userId),
-            Query.Or(Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Queued)), Query.EQ(nameof(JobRecord.Status), nameof(JobStatus.Running))))).ToList();
-
-    public IReadOnlyList<JobRecord> FinishedSince(DateTime from) =>
-        _jobs.Find(j => j.FinishedAt != null && j.FinishedAt >= from).ToList();
-
-    public IReadOnlyList<JobRecord> WithStatus(JobStatus status) =>
-        _jobs.Find(Query.EQ(nameof(JobRecord.Status), status.ToString())).OrderBy(j => j.Seq).ToList();
-
-    /// <summary>A user's jobs (everyone's when <paramref name="userId"/> is null), newest first, older than the cursor's submit sequence.</summary>
-    public IReadOnlyList<JobRecord> List(string? userId, JobStatus? status, long? beforeSeq, int limit)
+    public int CountQueued()
     {
-        var query = _jobs.Query();
-        if (userId is not null) query = query.Where(j => j.UserId == userId);
-        if (status is { } s) query = query.Where(Query.EQ(nameof(JobRecord.Status), s.ToString()));
-        if (beforeSeq is { } before) query = query.Where(j => j.Seq < before);
-        return query.OrderByDescending(j => j.Seq).Limit(limit).ToList();
+        lock (_gate) return _queued;
     }
 
-    public IReadOnlyList<JobRecord> FinishedBefore(DateTime cutoff) =>
-        _jobs.Find(j => j.FinishedAt != null && j.FinishedAt < cutoff).Where(j => j.IsFinished).ToList();
+    /// <summary>A user's queued and running jobs: what the per-user cap counts.</summary>
+    public int CountActive(string userId)
+    {
+        lock (_gate) return _activeOf.GetValueOrDefault(userId).Jobs;
+    }
+
+    /// <summary>The most bytes the images of a user's queued and running jobs can take (<see cref="JobParams.LargestBytes"/>).</summary>
+    public long ActiveImageBytes(string userId)
+    {
+        lock (_gate) return _activeOf.GetValueOrDefault(userId).Bytes;
+    }
+
+    /// <summary>A user's queued and running jobs, oldest submit first.</summary>
+    public IReadOnlyList<JobRecord> ActiveOf(string userId) =>
+        [.. _jobs.Page(userId, JobStatus.Running, null, int.MaxValue).Concat(_jobs.Page(userId, JobStatus.Queued, null, int.MaxValue)).OrderBy(j => j.Seq)];
+
+    public IReadOnlyList<JobRecord> FinishedSince(DateTime from) => _jobs.FinishedSince(from);
+
+    public IReadOnlyList<JobRecord> WithStatus(JobStatus status) => _jobs.WithStatus(status);
+
+    /// <summary>A user's jobs (everyone's when <paramref name="userId"/> is null), newest first, older than the cursor's submit sequence.</summary>
+    public IReadOnlyList<JobRecord> List(string? userId, JobStatus? status, long? beforeSeq, int limit) => _jobs.Page(userId, status, beforeSeq, limit);
+
+    public IReadOnlyList<JobRecord> FinishedBefore(DateTime cutoff) => _jobs.FinishedBefore(cutoff);
 
     public void Delete(string id)
     {
         lock (_gate)
         {
+            if (_jobs.Find(id) is { } gone) Count(gone, -1);
             _jobs.Delete(id);
             Interlocked.Increment(ref _queueVersion);
         }
         Pulse();
+    }
+
+    private void Count(JobRecord job, int delta)
+    {
+        if (job.IsFinished) return;
+        if (job.Status == JobStatus.Queued) _queued += delta;
+        var (jobs, bytes) = _activeOf.GetValueOrDefault(job.UserId);
+        jobs += delta;
+        bytes += delta * job.Params.LargestBytes;
+        if (jobs > 0) _activeOf[job.UserId] = (jobs, bytes);
+        else _activeOf.Remove(job.UserId);
     }
 
     private void Pulse() => Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();

@@ -37,6 +37,8 @@ internal sealed class BenchClient(Func<string> url, string? key, TimeSpan? timeo
 
     public string Url => url();
 
+    public string? Key => key;
+
     private static HttpClient Create(string? key, TimeSpan? timeout)
     {
         var http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })

@@ -4,7 +4,7 @@ using System.Text;
 
 // Load and fault runs against real server processes on loopback (the tiny model, fresh data folders); writes
 // BENCHMARKS.md sections. Usage:
-//   dotnet run -c Release --project bench/NewBie.LoadBench -- [all|seed|throughput|gap|fairness|faults|kill|disk|malformed]... [--no-write]
+//   dotnet run -c Release --project bench/NewBie.LoadBench -- [all|seed|throughput|gap|fairness|reads|streams|faults|kill|disk|malformed]... [--no-write]
 namespace NewBie.LoadBench;
 
 internal static class Program
@@ -17,10 +17,10 @@ internal static class Program
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         var write = !args.Contains("--no-write");
         var wanted = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet();
-        if (wanted.Count == 0 || wanted.Contains("all")) wanted = ["seed", "throughput", "gap", "fairness", "kill", "disk", "malformed"];
+        if (wanted.Count == 0 || wanted.Contains("all")) wanted = ["seed", "throughput", "gap", "fairness", "reads", "streams", "kill", "disk", "malformed"];
         if (wanted.Remove("faults")) wanted.UnionWith(["kill", "disk", "malformed"]);
         var failed = false;
-        foreach (var name in new[] { "seed", "throughput", "gap", "fairness", "kill", "disk", "malformed" }.Where(wanted.Contains))
+        foreach (var name in new[] { "seed", "throughput", "gap", "fairness", "reads", "streams", "kill", "disk", "malformed" }.Where(wanted.Contains))
         {
             Console.WriteLine($"== {name}");
             var machine = Machine.Now();
@@ -30,6 +30,8 @@ internal static class Program
                 "throughput" => (await Scenarios.ThroughputAsync(Console.Out), true),
                 "gap" => (await Scenarios.SchedulerGapAsync(Console.Out), true),
                 "fairness" => (await Scenarios.FairnessAsync(Console.Out), true),
+                "reads" => (await ServingCore.ReadsAsync(Console.Out), true),
+                "streams" => (await ServingCore.StreamsAsync(Console.Out), true),
                 _ => await FaultAsync(name),
             };
             failed |= !ok;

@@ -11,6 +11,8 @@ internal static class Report
         ["throughput"] = ("Load: API throughput (status reads/s, durable submits/s)", "throughput"),
         ["gap"] = ("Load: scheduler overhead (GPU-worker idle time between consecutive jobs under backlog)", "gap"),
         ["fairness"] = ("Load: fairness (per-user share of GPU time while one user floods)", "fairness"),
+        ["reads"] = ("Load: serving core with a deep queue (wrk, hey: status reads, list pages, durable submits at 1,000 and 10,000 queued)", "reads"),
+        ["streams"] = ("Load: 1,000 open event streams while 20 jobs run", "streams"),
         ["kill"] = ("Faults: SIGKILL at random moments with restarts", "kill"),
         ["disk"] = ("Faults: disk full on the outputs volume", "disk"),
         ["malformed"] = ("Faults: malformed requests", "malformed"),

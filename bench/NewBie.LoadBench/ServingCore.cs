@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace NewBie.LoadBench;
+
+/// <summary>
+/// Issue 15's serving-core figures with real load generators (Debian's wrk and hey) on loopback: reads of a queued and a
+/// finished job, list pages and durable submits at 1,000 and 10,000 queued (GPU queue paused), and 1,000 open event
+/// streams while 20 jobs run.
+/// </summary>
+internal static partial class ServingCore
+{
+    private static readonly string[] Settings =
+    [
+        "Jobs:MaxQueuedJobs=30000", "Accounts:Defaults:MaxQueuedJobs=30000", "Accounts:Defaults:ImagesPerDay=10000000",
+        "Accounts:RateLimits:KeyBurst=1000000", "Accounts:RateLimits:GlobalPerSecond=1000000", "Accounts:RateLimits:GlobalPerHour=100000000",
+        "Limits:MaxEventStreamsPerUser=100",
+        "Serilog:MinimumLevel:Default=Warning", "Serilog:MinimumLevel:Override:Microsoft.Hosting.Lifetime=Information", "Logs:JsonFile=false",
+    ];
+
+    private const string Body = """{"prompt":"<character_1><n>bench</n></character_1>","width":256,"height":256,"steps":4}""";
+
+    public static async Task<string> ReadsAsync(TextWriter log)
+    {
+        Tools.Require("wrk", "hey");
+        await using var d = await Deployment.StartAsync(Scenarios.SeedUsers, Settings);
+        var owner = d.Users[0];
+        var finished = (await owner.SubmitAsync(BenchClient.Job("<character_1><n>done</n></character_1>", 1))).Id!;
+        await owner.WaitFinishedAsync([finished], TimeSpan.FromMinutes(2));
+        await d.Admin.PostAsync("/v1/admin/queue/pause");
+
+        var table = new StringBuilder();
+        table.AppendLine("GPU queue paused, jobs queued round robin by 10 users; wrk: 2 threads, 32 connections, 10 s, keep-alive; hey: 16 clients, 2,000 POSTs of a 256×256 4-step job (each 202 = on disk).");
+        table.AppendLine();
+        table.AppendLine("| queued | `GET /v1/jobs/{id}` last queued: req/s, p99 | same run, finished job: req/s, p99 | queued ÷ finished | `GET /v1/jobs?limit=20`: req/s, p99 | durable `POST /v1/jobs` ×16: req/s, p99 | non-2xx |");
+        table.AppendLine("|---|---|---|---|---|---|---|");
+        var queued = 0;
+        // NEWBIE_BENCH_DEPTHS=1000,3000 measures shallower backlogs where filling 10,000 would take too long (a loaded machine).
+        var depths = (Environment.GetEnvironmentVariable("NEWBIE_BENCH_DEPTHS") ?? "1000,10000").Split(',').Select(d => int.Parse(d, CultureInfo.InvariantCulture));
+        foreach (var depth in depths)
+        {
+            queued += await FillAsync(d, depth - queued, log);
+            var last = await LastQueuedAsync(d);
+            // Deployment names its users user0, user1, … in the order of d.Users.
+            var lastOwner = d.Users[int.Parse(last.Owner[4..], CultureInfo.InvariantCulture)];
+            log.WriteLine($"{queued} queued; last in claim order {last.Id} of {last.Owner}");
+            var queuedRead = await Tools.WrkAsync($"{d.Server.Url}/v1/jobs/{last.Id}", lastOwner.Key!, log);
+            var finishedRead = await Tools.WrkAsync($"{d.Server.Url}/v1/jobs/{finished}", owner.Key!, log);
+            var list = await Tools.WrkAsync($"{d.Server.Url}/v1/jobs?limit=20", owner.Key!, log);
+            var post = await Tools.HeyPostAsync($"{d.Server.Url}/v1/jobs", owner.Key!, Body, requests: 2000, clients: 16, log);
+            table.AppendLine($"| {queued:N0} | {queuedRead.PerSecond:N0}, {queuedRead.P99Ms:F1} ms | {finishedRead.PerSecond:N0}, {finishedRead.P99Ms:F1} ms | " +
+                $"{queuedRead.PerSecond / finishedRead.PerSecond:F2} | {list.PerSecond:N0}, {list.P99Ms:F1} ms | {post.PerSecond:N0}, {post.P99Ms:F1} ms | " +
+                $"{queuedRead.Errors + finishedRead.Errors + list.Errors + post.Errors} |");
+            queued += post.Ok;
+        }
+        return table.ToString();
+    }
+
+    public static async Task<string> StreamsAsync(TextWriter log)
+    {
+        Tools.Require("hey");
+        const int jobsPerUser = 2, streamsPerUser = 100, steps = 8;
+        await using var d = await Deployment.StartAsync(Scenarios.SeedUsers, Settings);
+        var table = new StringBuilder();
+        table.AppendLine($"20 jobs (2 per user, 256×256, {steps} steps) submitted with the GPU queue paused, then resumed; run time = last finished_at − first started_at from the records. " +
+            $"With streams: {streamsPerUser * Scenarios.SeedUsers:N0} `GET /v1/jobs/{{id}}/events` open before the resume ({streamsPerUser} per user, 50 per job), read by the bench process on the same 2 cores. " +
+            "`/healthz` p95 by hey (2 clients) for the whole run.");
+        table.AppendLine();
+        table.AppendLine("| run | streams | every stream saw every step | run time | `/healthz` p95 | `/healthz` req/s |");
+        table.AppendLine("|---|---|---|---|---|---|");
+        double? baseline = null;
+        foreach (var withStreams in new[] { false, true })
+        {
+            await d.Admin.PostAsync("/v1/admin/queue/pause");
+            var ids = new List<(BenchClient User, string Id)>();
+            foreach (var user in d.Users)
+                for (var j = 0; j < jobsPerUser; j++)
+                    ids.Add((user, (await user.SubmitAsync(BenchClient.Job($"<character_1><n>s{j}</n></character_1>", j, steps))).Id!));
+            using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue }) { Timeout = Timeout.InfiniteTimeSpan };
+            var streams = new List<Task<bool>>();
+            if (withStreams)
+            {
+                var opened = new CountdownEvent(streamsPerUser * Scenarios.SeedUsers);
+                foreach (var (user, id) in ids)
+                    for (var s = 0; s < streamsPerUser / jobsPerUser; s++)
+                        streams.Add(ReadStreamAsync(http, d.Server.Url, user.Key!, id, steps, opened));
+                await Task.Run(() => opened.Wait(TimeSpan.FromMinutes(2)));
+                log.WriteLine($"{streams.Count} streams open");
+            }
+            using var stop = new CancellationTokenSource();
+            var health = Tools.HeyDurationAsync($"{d.Server.Url}/healthz", clients: 2, stop.Token, log);
+            await d.Admin.PostAsync("/v1/admin/queue/resume");
+            var done = await d.Admin.WaitFinishedAsync(ids.Select(i => i.Id).ToList(), TimeSpan.FromMinutes(10));
+            var allSteps = (await Task.WhenAll(streams)).All(ok => ok);
+            stop.Cancel();
+            var healthz = await health;
+            var runs = done.Values.Where(j => ids.Any(i => i.Id == j.Id)).ToList();
+            var seconds = (runs.Max(j => j.FinishedAt!.Value) - runs.Min(j => j.StartedAt!.Value)).TotalSeconds;
+            baseline ??= seconds;
+            table.AppendLine($"| {(withStreams ? "with streams" : "without")} | {streams.Count:N0} | {(withStreams ? (allSteps ? "yes" : "NO") : "–")} | " +
+                $"{seconds:F2} s ({seconds / baseline.Value * 100 - 100:+0.0;-0.0;0} %) | {healthz.P95Ms:F1} ms | {healthz.PerSecond:N0} |");
+        }
+        return table.ToString();
+    }
+
+    /// <summary>Reads one event stream to its end; true when it saw every step 1..steps and the done event.</summary>
+    private static async Task<bool> ReadStreamAsync(HttpClient http, string url, string key, string id, int steps, CountdownEvent opened)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/v1/jobs/{id}/events");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        opened.Signal();
+        if (!response.IsSuccessStatusCode) return false;
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var seen = new HashSet<int>();
+        string? evt = null;
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (line.StartsWith("event: ", StringComparison.Ordinal)) evt = line[7..];
+            else if (line.StartsWith("data: ", StringComparison.Ordinal) && evt == "step")
+                seen.Add(JsonDocument.Parse(line[6..]).RootElement.GetProperty("step").GetInt32());
+            else if (line.StartsWith("data: ", StringComparison.Ordinal) && evt == "done")
+                return Enumerable.Range(1, steps).All(seen.Contains);
+        }
+        return false;
+    }
+
+    private static async Task<int> FillAsync(Deployment d, int count, TextWriter log)
+    {
+        var clock = Stopwatch.StartNew();
+        var next = -1;
+        var accepted = 0;
+        await Task.WhenAll(Enumerable.Range(0, 32).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
+                if ((await d.Users[i % d.Users.Count].SubmitAsync(BenchClient.Job("<character_1><n>fill</n></character_1>", i))).Id is not null)
+                    Interlocked.Increment(ref accepted);
+        }));
+        log.WriteLine($"queued {accepted} in {clock.Elapsed.TotalSeconds:F1} s ({accepted / clock.Elapsed.TotalSeconds:F0}/s)");
+        return accepted;
+    }
+
+    private static async Task<(string Id, string Owner)> LastQueuedAsync(Deployment d)
+    {
+        var queue = await d.Admin.Http.GetFromJsonAsync<JsonElement>($"{d.Server.Url}/v1/admin/queue");
+        var last = queue.GetProperty("jobs").EnumerateArray().Last();
+        return (last.GetProperty("id").GetString()!, last.GetProperty("user").GetString()!);
+    }
+}
+
+internal sealed record LoadResult(double PerSecond, double P99Ms, double P95Ms, int Ok, int Errors);
+
+/// <summary>wrk and hey (Debian packages) as child processes; their text output parsed for rate and latency.</summary>
+internal static partial class Tools
+{
+    public static void Require(params string[] tools)
+    {
+        foreach (var tool in tools)
+            if (!File.Exists($"/usr/bin/{tool}"))
+                throw new InvalidOperationException($"{tool} is not installed: apt-get install -y wrk hey");
+    }
+
+    public static async Task<LoadResult> WrkAsync(string url, string key, TextWriter log)
+    {
+        var output = await RunAsync("wrk", ["-t2", "-c32", "-d10s", "--latency", "-H", $"Authorization: Bearer {key}", url]);
+        log.WriteLine(output);
+        var rate = Number(WrkRate().Match(output));
+        var p99 = WrkMs(WrkP99().Match(output));
+        var errors = WrkNon2xx().Match(output) is { Success: true } m ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        return new LoadResult(rate, p99, double.NaN, 0, errors);
+    }
+
+    public static async Task<LoadResult> HeyPostAsync(string url, string key, string body, int requests, int clients, TextWriter log)
+    {
+        var output = await RunAsync("hey", ["-n", requests.ToString(CultureInfo.InvariantCulture), "-c", clients.ToString(CultureInfo.InvariantCulture),
+            "-m", "POST", "-T", "application/json", "-H", $"Authorization: Bearer {key}", "-d", body, url]);
+        log.WriteLine(output);
+        return Hey(output, "202");
+    }
+
+    public static async Task<LoadResult> HeyDurationAsync(string url, int clients, CancellationToken stop, TextWriter log)
+    {
+        // hey -z runs for a duration; it is stopped (SIGINT) when the measured run ends and prints its summary then.
+        var start = new ProcessStartInfo("hey") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-z", "30m", "-c", clients.ToString(CultureInfo.InvariantCulture), url }) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        try { await Task.Delay(Timeout.Infinite, stop); } catch (OperationCanceledException) { }
+        Signal(process.Id);
+        await process.WaitForExitAsync(CancellationToken.None);
+        var output = await stdout;
+        log.WriteLine(output);
+        return Hey(output, "200");
+    }
+
+    private static LoadResult Hey(string output, string okStatus)
+    {
+        var rate = Number(HeyRate().Match(output));
+        var p99 = Number(HeyPercentile("99").Match(output)) * 1000;
+        var p95 = Number(HeyPercentile("95").Match(output)) * 1000;
+        var ok = 0;
+        var errors = 0;
+        foreach (Match m in HeyStatus().Matches(output))
+        {
+            var n = int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+            if (m.Groups[1].Value == okStatus) ok += n;
+            else errors += n;
+        }
+        return new LoadResult(rate, p99, p95, ok, errors);
+    }
+
+    private static void Signal(int pid)
+    {
+        using var kill = Process.Start("kill", ["-INT", pid.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    private static async Task<string> RunAsync(string tool, string[] args)
+    {
+        var start = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return await stdout + await stderr;
+    }
+
+    private static double Number(Match m) => m.Success ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : double.NaN;
+
+    private static double WrkMs(Match m) => !m.Success ? double.NaN : m.Groups[2].Value switch
+    {
+        "us" => double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) / 1000,
+        "s" => double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) * 1000,
+        _ => double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture),
+    };
+
+    private static Regex HeyPercentile(string p) => new($@"\b{p}%+ in ([0-9.]+) secs");
+
+    [GeneratedRegex(@"Requests/sec:\s+([0-9.]+)")]
+    private static partial Regex WrkRate();
+
+    [GeneratedRegex(@"99%\s+([0-9.]+)(us|ms|s)\b")]
+    private static partial Regex WrkP99();
+
+    [GeneratedRegex(@"Non-2xx or 3xx responses:\s+(\d+)")]
+    private static partial Regex WrkNon2xx();
+
+    [GeneratedRegex(@"Requests/sec:\s+([0-9.]+)")]
+    private static partial Regex HeyRate();
+
+    [GeneratedRegex(@"\[(\d{3})\]\s+(\d+) responses")]
+    private static partial Regex HeyStatus();
+}
