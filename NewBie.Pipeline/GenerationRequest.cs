@@ -13,14 +13,18 @@ public sealed record GenerationRequest
     public string NegativePrompt { get; init; } = "";
     public int Width { get; init; } = 1024;
     public int Height { get; init; } = 1024;
+    /// <summary>Euler: steps (one DiT call each, two with CFG). Midpoint: grid intervals = points − 1 (two calls each, four with CFG).</summary>
     public int Steps { get; init; } = 28;
     public double Guidance { get; init; } = 5.0;
     /// <summary>CFG runs only while t &lt; CfgTrunc (t = 0 is noise); 1.0 keeps CFG on every step.</summary>
     public double CfgTrunc { get; init; } = 1.0;
     /// <summary>Clamp ‖v‖ to RenormCfg·‖v_cond‖ (model-spec §5.2); 0 disables it.</summary>
     public double RenormCfg { get; init; } = 1.0;
+    /// <summary>Static time shift of the σ / t grid, σ' = shift·σ / (1 + (shift − 1)·σ) (model-spec §5.1).</summary>
     public double Shift { get; init; } = 6.0;
     public SamplerKind Sampler { get; init; } = SamplerKind.Euler;
+    /// <summary>The named preset the sampler settings started from (Sampling/SamplerPresets.cs); fields set explicitly override it.</summary>
+    public string Preset { get; init; } = "default";
     /// <summary>Always resolved before a job is stored; image i of a count uses Seed + i.</summary>
     public long Seed { get; init; }
     public int Count { get; init; } = 1;

@@ -302,7 +302,9 @@ public sealed class NewBiePipeline : IImageGenerator
             throw new ArgumentException($"width and height must be positive multiples of 16, got {r.Width}×{r.Height}");
         if (r.Steps < 1) throw new ArgumentException($"steps must be at least 1, got {r.Steps}");
         if (r.Count < 1) throw new ArgumentException($"count must be at least 1, got {r.Count}");
-        if (!(r.Shift > 0)) throw new ArgumentException($"shift must be positive, got {r.Shift}");
+        if (!(r.Shift > 0) || !double.IsFinite(r.Shift)) throw new ArgumentException($"shift must be positive, got {r.Shift}");
+        if (!(r.CfgTrunc is >= 0 and <= 1)) throw new ArgumentException($"cfg_trunc must be 0-1, got {r.CfgTrunc}");
+        if (!(r.RenormCfg >= 0) || !double.IsFinite(r.RenormCfg)) throw new ArgumentException($"renorm must be 0 or more, got {r.RenormCfg}");
     }
 
     public void Dispose()

@@ -64,7 +64,8 @@ public sealed class NextDiT : nn.Module
         clip_text_pooled_proj = nn.Sequential(
             ("0", new RmsNorm(c.ClipTextDim, 1e-6, device, dtype)),
             ("1", new Linear(c.ClipTextDim, c.ClipTextDim, true, device, dtype)));
-        _rope = new Rope(c.AxesDims, c.AxesLens, c.RopeTheta, device);
+        // The tables stay on the host: each layout gathers its rows there once and moves one table to the device.
+        _rope = new Rope(c.AxesDims, c.AxesLens, c.RopeTheta, CPU);
         RegisterComponents();
     }
 
@@ -113,11 +114,36 @@ public sealed class NextDiT : nn.Module
 
     /// <summary>
     /// Velocity for a batch. x [B, C, H, W] (H, W multiples of the patch size); t [B] (0 = noise); capFeats
-    /// [B, L, cap_feat_dim] right-padded; capMask [B, L] (1/true = real token); clipPooled [B, clip_text_dim].
-    /// Returns [B, C, H, W] in the model dtype. A batch whose captions all have one length runs attention with
-    /// no mask (the GPU's fast kernels); mixed lengths are padded and masked as upstream does.
+    /// [B, L, cap_feat_dim] right-padded; capMask [B, L] (1/true = real token, right-padded); clipPooled [B, clip_text_dim].
+    /// Reads the mask on the host to get the lengths: a step loop calls the overload with host lengths instead.
     /// </summary>
-    public Tensor forward(Tensor x, Tensor t, Tensor capFeats, Tensor capMask, Tensor clipPooled)
+    public Tensor forward(Tensor x, Tensor t, Tensor capFeats, Tensor capMask, Tensor clipPooled) =>
+        forward(x, t, capFeats, CaptionLengths(capMask), clipPooled);
+
+    /// <summary>
+    /// The caption lengths of a right-padded mask [B, L], read on the host (a device synchronisation: do it before a
+    /// step loop, not in it). Throws unless every row is 1…1 0…0, as the Gemma tokenizer pads.
+    /// </summary>
+    public static long[] CaptionLengths(Tensor capMask)
+    {
+        _hostReads++;
+        using var scope = torch.NewDisposeScope();
+        var mask = capMask.cpu().to(ScalarType.Bool);
+        var lengths = mask.to(int64).sum(1).data<long>().ToArray();
+        var rightPadded = torch.arange(mask.shape[1]).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1);
+        if (!rightPadded.eq(mask).all().item<bool>())
+            throw new ArgumentException("NextDiT caption mask must be right-padded (real tokens first, then padding)");
+        return lengths;
+    }
+
+    /// <summary>
+    /// Velocity for a batch whose caption lengths are known on the host: capFeats [B, ≥ max length, cap_feat_dim]. Returns
+    /// [B, C, H, W] in the model dtype. Nothing here waits on the device: the lengths are host values, and the RoPE
+    /// rotations, position ids and masks of a (lengths, size) layout are built once and cached (<see cref="LayoutBuilds"/>).
+    /// A batch whose captions all have one length runs attention with no mask (the GPU's fast kernels); mixed lengths
+    /// are padded and masked as upstream does.
+    /// </summary>
+    public Tensor forward(Tensor x, Tensor t, Tensor capFeats, long[] capLens, Tensor clipPooled)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
@@ -126,47 +152,31 @@ public sealed class NextDiT : nn.Module
             throw new ArgumentException($"NextDiT expects x [B, {Config.InChannels}, H, W] with H, W multiples of {p}, got [{string.Join(", ", x.shape)}]");
         long batch = x.shape[0], height = x.shape[2], width = x.shape[3];
         long ht = height / p, wt = width / p;
-        if (ht >= Config.AxesLens[1] || wt >= Config.AxesLens[2])
-            throw new ArgumentException($"NextDiT latent {height}×{width} gives {ht}×{wt} patches; RoPE covers fewer than {Config.AxesLens[1]}×{Config.AxesLens[2]}");
-
-        var capLens = capMask.to(int64).sum(1).cpu().data<long>().ToArray();
         if (capLens.Length != batch || capFeats.shape[0] != batch || t.shape[0] != batch || clipPooled.shape[0] != batch)
-            throw new ArgumentException($"NextDiT batch mismatch: x {batch}, t {t.shape[0]}, captions {capFeats.shape[0]}, mask {capLens.Length}, pooled {clipPooled.shape[0]}");
-        // Lengths stand for the mask only when every mask row is 1…1 0…0, as the Gemma tokenizer pads.
-        var rightPadded = torch.arange(capMask.shape[1]).unsqueeze(0) < torch.tensor(capLens).unsqueeze(1);
-        if (!rightPadded.eq(capMask.cpu().to(ScalarType.Bool)).all().item<bool>())
-            throw new ArgumentException("NextDiT caption mask must be right-padded (real tokens first, then padding)");
-        var maxCap = capLens.Max();
-        if (capLens.Min() < 1 || maxCap >= Config.AxesLens[0])
-            throw new ArgumentException($"NextDiT caption lengths must be 1…{Config.AxesLens[0] - 1}, got [{string.Join(", ", capLens)}]");
-        var uniform = capLens.All(l => l == maxCap);
+            throw new ArgumentException($"NextDiT batch mismatch: x {batch}, t {t.shape[0]}, captions {capFeats.shape[0]}, lengths {capLens.Length}, pooled {clipPooled.shape[0]}");
+        var layout = LayoutFor(capLens, ht, wt);
+        var maxCap = layout.MaxCap;
 
         var adaln = AdaLnInput(t, clipPooled);
 
         // Caption tokens, refined on their own.
         var cap = cap_embedder.forward(capFeats.to(DType, Device)[.., ..(int)maxCap]);
-        var capMaskAttn = uniform ? null : AttentionMask(capMask.to(Device).to(ScalarType.Bool)[.., ..(int)maxCap]);
-        var (capCos, capSin) = _rope.Lookup(CaptionPositionIds(maxCap));
         foreach (var block in context_refiner)
-            cap = block.forward(cap, capMaskAttn, capCos, capSin, null);
+            cap = block.forward(cap, layout.CaptionMask, layout.CaptionRotations, null);
 
         // Image tokens, refined on their own (all images of a batch share one size, so no mask).
         var img = x_embedder.forward(Patchify(x.to(DType, Device), p));
-        var (imgCos, imgSin) = _rope.Lookup(ImagePositionIds(capLens, ht, wt));
         foreach (var block in noise_refiner)
-            img = block.forward(img, null, imgCos, imgSin, adaln);
+            img = block.forward(img, null, layout.ImageRotations, adaln);
 
         // Joint sequence: the L_b real caption tokens, then the image tokens, then padding to the longest.
-        var (jointCos, jointSin) = _rope.Lookup(JointPositionIds(capLens, ht, wt));
         Tensor joint;
-        Tensor? jointMask = null;
-        if (uniform)
+        if (layout.Uniform)
         {
             joint = torch.cat([cap, img], 1);
         }
         else
         {
-            var seq = maxCap + ht * wt;
             var rows = new List<Tensor>();
             for (var b = 0; b < batch; b++)
             {
@@ -174,17 +184,94 @@ public sealed class NextDiT : nn.Module
                 rows.Add(torch.cat([cap[b, ..(int)capLens[b]], img[b], pad], 0));
             }
             joint = torch.stack(rows, 0);
-            var valid = torch.arange(seq, device: Device).unsqueeze(0) < torch.tensor(capLens, device: Device).unsqueeze(1) + ht * wt;
-            jointMask = AttentionMask(valid);
         }
         foreach (var block in layers)
-            joint = block.forward(joint, jointMask, jointCos, jointSin, adaln);
+            joint = block.forward(joint, layout.JointMask, layout.JointRotations, adaln);
         var outTokens = final_layer.forward(joint, adaln);
 
-        var imageTokens = uniform
+        var imageTokens = layout.Uniform
             ? outTokens[.., (int)maxCap..]
             : torch.stack(Enumerable.Range(0, (int)batch).Select(b => outTokens[b, (int)capLens[b]..(int)(capLens[b] + ht * wt)]).ToArray(), 0);
         return Unpatchify(imageTokens, ht, wt, p, Config.InChannels).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>What a forward needs that depends only on the caption lengths and the latent size, on the device.</summary>
+    private sealed class Layout : IDisposable
+    {
+        public required long MaxCap { get; init; }
+        public required bool Uniform { get; init; }
+        public required Tensor CaptionRotations { get; init; }
+        public required Tensor ImageRotations { get; init; }
+        public required Tensor JointRotations { get; init; }
+        public Tensor? CaptionMask { get; init; }
+        public Tensor? JointMask { get; init; }
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { CaptionRotations, ImageRotations, JointRotations, CaptionMask, JointMask }) t?.Dispose();
+        }
+    }
+
+    /// <summary>Layouts kept: a job uses two (cond and uncond lengths) per size; a few jobs' worth stay warm.</summary>
+    private const int MaxLayouts = 16;
+    private readonly Dictionary<string, Layout> _layouts = new(StringComparer.Ordinal);
+
+    // Per thread: a generation runs on one thread, and tests on other threads must not disturb its count.
+    [ThreadStatic] private static long _hostReads;
+
+    /// <summary>
+    /// How many times any NextDiT code read device values on the host (<see cref="CaptionLengths"/> is the only place that
+    /// does), on the calling thread. A step loop over conditionings made beforehand leaves it unchanged.
+    /// </summary>
+    internal static long HostReads => _hostReads;
+
+    /// <summary>How many layouts were built (each one: host position ids, a host→device copy, RoPE gathers, masks).</summary>
+    internal int LayoutBuilds { get; private set; }
+
+    private Layout LayoutFor(IReadOnlyList<long> capLens, long ht, long wt)
+    {
+        var key = $"{ht}x{wt}:{string.Join(",", capLens)}";
+        if (_layouts.TryGetValue(key, out var cached)) return cached;
+
+        var lengths = capLens.ToArray();
+        var maxCap = lengths.Max();
+        if (ht >= Config.AxesLens[1] || wt >= Config.AxesLens[2])
+            throw new ArgumentException($"NextDiT latent gives {ht}×{wt} patches; RoPE covers fewer than {Config.AxesLens[1]}×{Config.AxesLens[2]}");
+        if (lengths.Min() < 1 || maxCap >= Config.AxesLens[0])
+            throw new ArgumentException($"NextDiT caption lengths must be 1…{Config.AxesLens[0] - 1}, got [{string.Join(", ", lengths)}]");
+        var uniform = lengths.All(l => l == maxCap);
+
+        using var scope = torch.NewDisposeScope();
+        Tensor Rotations(Tensor ids)
+        {
+            var (cos, sin) = _rope.Lookup(ids);
+            return Rope.Rotations(cos, sin).to(Device);
+        }
+        Tensor? captionMask = null, jointMask = null;
+        if (!uniform)
+        {
+            var lengthsOnDevice = torch.tensor(lengths, device: Device).unsqueeze(1);
+            captionMask = AttentionMask(torch.arange(maxCap, device: Device).unsqueeze(0) < lengthsOnDevice);
+            jointMask = AttentionMask(torch.arange(maxCap + ht * wt, device: Device).unsqueeze(0) < lengthsOnDevice + ht * wt);
+        }
+        var layout = new Layout
+        {
+            MaxCap = maxCap,
+            Uniform = uniform,
+            CaptionRotations = Rotations(CaptionPositionIds(maxCap)).DetachFromDisposeScope(),
+            ImageRotations = Rotations(ImagePositionIds(lengths, ht, wt)).DetachFromDisposeScope(),
+            JointRotations = Rotations(JointPositionIds(lengths, ht, wt)).DetachFromDisposeScope(),
+            CaptionMask = captionMask?.DetachFromDisposeScope(),
+            JointMask = jointMask?.DetachFromDisposeScope(),
+        };
+        if (_layouts.Count >= MaxLayouts)
+        {
+            foreach (var old in _layouts.Values) old.Dispose();
+            _layouts.Clear();
+        }
+        _layouts[key] = layout;
+        LayoutBuilds++;
+        return layout;
     }
 
     /// <summary>
@@ -257,7 +344,12 @@ public sealed class NextDiT : nn.Module
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _rope.Dispose();
+        if (disposing)
+        {
+            _rope.Dispose();
+            foreach (var layout in _layouts.Values) layout.Dispose();
+            _layouts.Clear();
+        }
         base.Dispose(disposing);
     }
 }
@@ -314,8 +406,8 @@ internal sealed class JointAttention : nn.Module
         RegisterComponents();
     }
 
-    /// <summary>x [B, S, dim]; mask [B, 1, 1, S] bool or null (every key valid); cos/sin [B or 1, S, head_dim/2].</summary>
-    public Tensor forward(Tensor x, Tensor? mask, Tensor cos, Tensor sin)
+    /// <summary>x [B, S, dim]; mask [B, 1, 1, S] bool or null (every key valid); rotations [B or 1, S, 1, head_dim/2] complex (Rope.Rotations).</summary>
+    public Tensor forward(Tensor x, Tensor? mask, Tensor rotations)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], s = x.shape[1];
@@ -323,8 +415,8 @@ internal sealed class JointAttention : nn.Module
         var q = q_norm.forward(parts[0].view(b, s, _heads, _headDim));
         var k = k_norm.forward(parts[1].view(b, s, _kvHeads, _headDim));
         var v = parts[2].view(b, s, _kvHeads, _headDim);
-        q = Rope.Apply(q, cos, sin);
-        k = Rope.Apply(k, cos, sin);
+        q = Rope.Apply(q, rotations);
+        k = Rope.Apply(k, rotations);
         // (B, S, H, D) -> (B, H, S, D); KV head j serves query heads j·rep … j·rep + rep − 1.
         var rep = _heads / _kvHeads;
         q = q.transpose(1, 2);
@@ -390,19 +482,19 @@ internal sealed class JointTransformerBlock : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Tensor? mask, Tensor cos, Tensor sin, Tensor? c)
+    public Tensor forward(Tensor x, Tensor? mask, Tensor rotations, Tensor? c)
     {
         using var scope = torch.NewDisposeScope();
         if (adaLN_modulation is null)
         {
-            x = x + attention_norm2.forward(attention.forward(attention_norm1.forward(x), mask, cos, sin));
+            x = x + attention_norm2.forward(attention.forward(attention_norm1.forward(x), mask, rotations));
             x = x + ffn_norm2.forward(feed_forward.forward(ffn_norm1.forward(x)));
             return x.MoveToOuterDisposeScope();
         }
         if (c is null) throw new ArgumentException("a modulated NextDiT block needs the conditioning vector");
         var mod = adaLN_modulation.forward(c).chunk(4, 1);
         var (scaleMsa, gateMsa, scaleMlp, gateMlp) = (mod[0].unsqueeze(1), mod[1].unsqueeze(1), mod[2].unsqueeze(1), mod[3].unsqueeze(1));
-        var attn = attention.forward(attention_norm1.forward(x) * (1 + scaleMsa), mask, cos, sin);
+        var attn = attention.forward(attention_norm1.forward(x) * (1 + scaleMsa), mask, rotations);
         x = x + gateMsa.tanh() * attention_norm2.forward(attn);
         var ffn = feed_forward.forward(ffn_norm1.forward(x) * (1 + scaleMlp));
         x = x + gateMlp.tanh() * ffn_norm2.forward(ffn);

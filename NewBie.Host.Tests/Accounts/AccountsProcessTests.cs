@@ -5,11 +5,14 @@ using NewBie.LoadBench;
 namespace NewBie.Host.Tests.Accounts;
 
 /// <summary>The users and keys verbs of the built NewBie.dll, as scripts call them (design.md §9).</summary>
-public sealed class AccountsProcessTests : IAsyncDisposable
+public sealed class AccountsProcessTests : IAsyncLifetime
 {
     private readonly ChildServers _servers = new();
 
-    public ValueTask DisposeAsync() => _servers.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 awaits IAsyncLifetime, not IAsyncDisposable: the child servers must be killed here.
+    public async Task DisposeAsync() => await _servers.DisposeAsync();
 
     [Fact]
     public async Task Keys_create_prints_the_key_on_the_last_line_and_a_running_server_accepts_it_and_holds_off_the_verbs()

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using NewBie.Host.Jobs;
+using NewBie.Pipeline;
+using NewBie.Pipeline.Imaging;
 
 namespace NewBie.Host.Tests.Api;
 
@@ -52,6 +54,41 @@ public sealed class JobsApiTests : IDisposable
             Assert.Equal(ScriptedEngine.Pattern(256, 320, seed), rgb);
         }
         Assert.Equal([7L, 8L], images.Select(i => i.GetProperty("seed").GetInt64()));
+    }
+
+    [Fact]
+    public async Task Demo_preset_runs_the_official_demo_settings_echoed_in_params_and_png()
+    {
+        var client = _app.ClientFor();
+        var submitted = await client.SubmitAsync(new { prompt = "tags", width = 256, height = 256, preset = "demo", seed = 3 });
+
+        var job = await client.WaitForStatusAsync(submitted.Str("id"), "succeeded");
+
+        var p = job.GetProperty("params");
+        Assert.Equal(("demo", "midpoint", 17, 5.0, 0.25, 0.0, 6.0), (p.Str("preset"), p.Str("sampler"), p.GetProperty("steps").GetInt32(),
+            p.GetProperty("guidance").GetDouble(), p.GetProperty("cfg_trunc").GetDouble(), p.GetProperty("renorm").GetDouble(), p.GetProperty("shift").GetDouble()));
+        var ran = _app.Engine.LastRequest!;
+        Assert.Equal((SamplerKind.Midpoint, 17, 0.25, 0.0, 6.0, "demo"), (ran.Sampler, ran.Steps, ran.CfgTrunc, ran.RenormCfg, ran.Shift, ran.Preset));
+        using var png = await client.GetAsync(job.GetProperty("images")[0].Str("url"));
+        var image = PngReader.Read(await png.Content.ReadAsByteArrayAsync());
+        Assert.Equal(("demo", "0.25", "0", "6"), (image.TextOf("preset"), image.TextOf("cfg_trunc"), image.TextOf("renorm"), image.TextOf("shift")));
+        Assert.Contains("CFG truncation: 0.25, CFG renorm: 0, Shift: 6, Preset: demo", image.TextOf("parameters"));
+    }
+
+    [Fact]
+    public async Task Explicit_sampler_fields_override_the_preset_and_defaults_are_echoed()
+    {
+        _app.Engine.Hold();
+        var client = _app.ClientFor();
+        var demo = (await client.SubmitAsync(new { prompt = "tags", width = 256, height = 256, preset = "demo", sampler = "euler", steps = 4, cfg_trunc = 0.5, renorm = 2.0, shift = 3.0 })).Str("id");
+        var plain = (await client.SubmitAsync(new { prompt = "tags", width = 256, height = 256 })).Str("id");
+
+        var p = (await client.GetJobAsync(demo)).GetProperty("params");
+        Assert.Equal(("demo", "euler", 4, 0.5, 2.0, 3.0), (p.Str("preset"), p.Str("sampler"), p.GetProperty("steps").GetInt32(),
+            p.GetProperty("cfg_trunc").GetDouble(), p.GetProperty("renorm").GetDouble(), p.GetProperty("shift").GetDouble()));
+        var d = (await client.GetJobAsync(plain)).GetProperty("params");
+        Assert.Equal(("default", "euler", 28, 1.0, 1.0, 6.0), (d.Str("preset"), d.Str("sampler"), d.GetProperty("steps").GetInt32(),
+            d.GetProperty("cfg_trunc").GetDouble(), d.GetProperty("renorm").GetDouble(), d.GetProperty("shift").GetDouble()));
     }
 
     [Fact]

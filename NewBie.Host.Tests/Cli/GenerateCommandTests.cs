@@ -29,6 +29,19 @@ public sealed class GenerateCommandTests : IDisposable
     }
 
     [Fact]
+    public void Preset_and_sampler_options_reach_the_png()
+    {
+        var output = Path.Combine(_dir, "demo.png");
+
+        var code = GenerateCommand.Run(Args("--prompt", "x", "--out", output, "--width", "256", "--height", "256", "--preset", "demo", "--steps", "1", "--shift", "3", "--seed", "2"));
+
+        Assert.Equal(0, code);
+        var png = PngReader.Read(File.ReadAllBytes(output));
+        Assert.Equal(("demo", "Midpoint", "1", "0.25", "0", "3"),
+            (png.TextOf("preset"), png.TextOf("sampler"), png.TextOf("steps"), png.TextOf("cfg_trunc"), png.TextOf("renorm"), png.TextOf("shift")));
+    }
+
+    [Fact]
     public void A_count_writes_numbered_files()
     {
         var output = Path.Combine(_dir, "b.png");
@@ -42,6 +55,9 @@ public sealed class GenerateCommandTests : IDisposable
     [InlineData("--prompt", "x", "--out", "o.png", "--sampler", "dpm")]
     [InlineData("--prompt", "x", "--out", "o.png", "--width", "100")]
     [InlineData("--prompt", "x", "--out", "o.png", "--steps", "many")]
+    [InlineData("--prompt", "x", "--out", "o.png", "--preset", "fast")]
+    [InlineData("--prompt", "x", "--out", "o.png", "--cfg-trunc", "2")]
+    [InlineData("--prompt", "x", "--out", "o.png", "--shift", "0")]
     [InlineData("--prompt")]
     public void Bad_arguments_exit_with_2_and_write_nothing(params string[] args)
     {

@@ -51,6 +51,20 @@ public sealed class OpenAiApiTests : IDisposable
     }
 
     [Fact]
+    public async Task Newbie_sampler_extensions_and_presets_reach_the_job()
+    {
+        var client = _app.ClientFor();
+
+        using var response = await client.PostAsJsonAsync("/v1/images/generations",
+            new { prompt = "1girl", size = "256x256", preset = "demo", steps = 2, shift = 3.0, renorm = 1.5 });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var job = (await client.GetFromJsonAsync<JsonElement>("/v1/jobs")).GetProperty("items")[0].GetProperty("params");
+        Assert.Equal(("demo", "midpoint", 2, 0.25, 1.5, 3.0), (job.Str("preset"), job.Str("sampler"), job.GetProperty("steps").GetInt32(),
+            job.GetProperty("cfg_trunc").GetDouble(), job.GetProperty("renorm").GetDouble(), job.GetProperty("shift").GetDouble()));
+    }
+
+    [Fact]
     public async Task Url_format_without_a_public_base_url_gives_relative_urls_whatever_the_host_header()
     {
         var client = _app.ClientFor();
@@ -87,6 +101,8 @@ public sealed class OpenAiApiTests : IDisposable
     [InlineData("{\"n\": 1}", "prompt")]
     [InlineData("{\"prompt\": \"1girl\\u0000\"}", "prompt")]
     [InlineData("{\"prompt\": \"1girl\", \"negative_prompt\": \"a\\u0000b\"}", "negative_prompt")]
+    [InlineData("{\"prompt\": \"x\", \"cfg_trunc\": 2}", "cfg_trunc")]
+    [InlineData("{\"prompt\": \"x\", \"preset\": \"fast\"}", "preset")]
     public async Task Invalid_request_answers_400_in_openai_error_shape(string json, string param)
     {
         using var response = await _app.ClientFor().PostAsync("/v1/images/generations", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));

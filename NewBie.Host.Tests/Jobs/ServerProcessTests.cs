@@ -3,11 +3,14 @@ using NewBie.LoadBench;
 namespace NewBie.Host.Tests.Jobs;
 
 /// <summary>Real server processes (the built NewBie.dll) on one data folder.</summary>
-public sealed class ServerProcessTests : IAsyncDisposable
+public sealed class ServerProcessTests : IAsyncLifetime
 {
     private readonly ChildServers _servers = new();
 
-    public ValueTask DisposeAsync() => _servers.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 awaits IAsyncLifetime, not IAsyncDisposable: the child servers must be killed here.
+    public async Task DisposeAsync() => await _servers.DisposeAsync();
 
     [Fact]
     public async Task Second_server_on_the_same_data_dir_is_refused_at_start()

@@ -25,7 +25,8 @@ public sealed record JobDto(
 /// <summary>Stage: encoding, denoising, decoding, or waiting_for_memory (with a message saying what is short).</summary>
 public sealed record ProgressDto(string Stage, int Step, int Steps, string? Message = null);
 
-public sealed record ParamsDto(string Prompt, string NegativePrompt, int Width, int Height, int Steps, double Guidance, string Sampler, long Seed, int Count, string SystemPrompt);
+public sealed record ParamsDto(string Prompt, string NegativePrompt, int Width, int Height, int Steps, double Guidance, string Sampler, long Seed, int Count, string SystemPrompt,
+    double CfgTrunc, double Renorm, double Shift, string Preset);
 
 public sealed record ImageDto(int Index, string Url, int Width, int Height, long Seed);
 
@@ -56,7 +57,8 @@ public static class JobMapping
         JobPriority.Name(job.Priority),
         Progress(job),
         new ParamsDto(job.Params.Prompt, job.Params.NegativePrompt, job.Params.Width, job.Params.Height, job.Params.Steps,
-            job.Params.Guidance, job.Params.Sampler.ToString().ToLowerInvariant(), job.Params.Seed, job.Params.Count, job.Params.SystemPrompt),
+            job.Params.Guidance, job.Params.Sampler.ToString().ToLowerInvariant(), job.Params.Seed, job.Params.Count, job.Params.SystemPrompt,
+            job.Params.CfgTrunc, job.Params.RenormCfg, job.Params.Shift, job.Params.Preset),
         job.Images.Select(i => new ImageDto(i.Index, $"{JobUrl(job.Id)}/images/{i.Index}", i.Width, i.Height, i.Seed)).ToList(),
         job.Error is { } error ? new ErrorDto(error.Code, error.Message) : null,
         job.PromptTokens is { } t ? new PromptTokensDto(t.GemmaTokens, t.GemmaTokensDropped, t.JinaTokens, t.JinaTokensDropped) : null,

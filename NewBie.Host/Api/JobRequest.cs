@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using NewBie.Host.Jobs;
 using NewBie.Pipeline;
+using NewBie.Pipeline.Sampling;
 
 namespace NewBie.Host.Api;
 
@@ -17,7 +18,11 @@ public sealed record SubmitJobRequest(
     int? Count = null,
     string? SystemPrompt = null,
     string? Priority = null,
-    string? WebhookUrl = null);
+    string? WebhookUrl = null,
+    double? CfgTrunc = null,
+    double? Renorm = null,
+    double? Shift = null,
+    string? Preset = null);
 
 /// <summary>A request that failed validation: the problem code, the field at fault (if one), and why.</summary>
 public sealed record RequestError(string Code, string? Field, string Detail)
@@ -55,13 +60,16 @@ public sealed class JobRequestValidator(IOptions<LimitsOptions> limits)
         if (SideError("height", height, l) is { } heightError) return (null, 0, heightError);
         if ((long)width * height > l.MaxPixels) return Fail(ProblemCodes.InvalidParameter, "width", $"{width}×{height} is more than {l.MaxPixels} pixels.");
 
-        var steps = request.Steps ?? Defaults.Steps;
+        if (SamplerPresets.Find(request.Preset) is not { } preset)
+            return Fail(ProblemCodes.InvalidParameter, "preset", $"preset must be one of {SamplerPresets.Names}.");
+        if (SamplerError(request) is { } samplerError) return (null, 0, samplerError);
+        var steps = request.Steps ?? preset.Steps;
         if (steps < 1 || steps > l.MaxSteps) return Fail(ProblemCodes.InvalidParameter, "steps", $"steps must be 1-{l.MaxSteps}.");
-        var guidance = request.Guidance ?? Defaults.Guidance;
+        var guidance = request.Guidance ?? preset.Guidance;
         if (!double.IsFinite(guidance) || guidance < 0 || guidance > l.MaxGuidance) return Fail(ProblemCodes.InvalidParameter, "guidance", $"guidance must be 0-{l.MaxGuidance}.");
         var count = request.Count ?? Defaults.Count;
         if (count < 1 || count > l.MaxCount) return Fail(ProblemCodes.InvalidParameter, "count", $"count must be 1-{l.MaxCount}.");
-        SamplerKind? sampler = request.Sampler switch { null or "euler" => SamplerKind.Euler, "midpoint" => SamplerKind.Midpoint, _ => null };
+        SamplerKind? sampler = request.Sampler switch { null => preset.Sampler, "euler" => SamplerKind.Euler, "midpoint" => SamplerKind.Midpoint, _ => null };
         if (sampler is null) return Fail(ProblemCodes.InvalidParameter, "sampler", "sampler must be euler or midpoint.");
         if (request.Seed is < 0 or > MaxSeed) return Fail(ProblemCodes.InvalidParameter, "seed", $"seed must be 0-{MaxSeed}.");
         var systemPrompt = request.SystemPrompt ?? Defaults.SystemPrompt;
@@ -80,6 +88,10 @@ public sealed class JobRequestValidator(IOptions<LimitsOptions> limits)
             Seed = request.Seed ?? Random.Shared.NextInt64(0, MaxSeed),
             Count = count,
             SystemPrompt = systemPrompt,
+            CfgTrunc = request.CfgTrunc ?? preset.CfgTrunc,
+            RenormCfg = request.Renorm ?? preset.RenormCfg,
+            Shift = request.Shift ?? preset.Shift,
+            Preset = preset.Name,
         };
         return (normalised, priority, null);
     }
@@ -102,6 +114,15 @@ public sealed class JobRequestValidator(IOptions<LimitsOptions> limits)
         }
         return null;
     }
+
+    /// <summary>cfg_trunc is a time in [0, 1] (1 = CFG on every step); renorm 0 turns the clamp off; shift 1 is no shift.</summary>
+    private static RequestError? SamplerError(SubmitJobRequest r) =>
+        r.CfgTrunc is { } trunc && !(trunc is >= 0 and <= 1) ? new(ProblemCodes.InvalidParameter, "cfg_trunc", "cfg_trunc must be 0-1.")
+        : r.Renorm is { } renorm && !(renorm is >= 0 and <= MaxRenorm) ? new(ProblemCodes.InvalidParameter, "renorm", $"renorm must be 0-{MaxRenorm}.")
+        : r.Shift is { } shift && !(shift is > 0 and <= MaxShift) ? new(ProblemCodes.InvalidParameter, "shift", $"shift must be more than 0 and at most {MaxShift}.")
+        : null;
+
+    public const double MaxRenorm = 10, MaxShift = 20;
 
     private static RequestError? SideError(string field, int side, LimitsOptions l) =>
         side % 16 != 0 || side < l.MinSide || side > l.MaxSide

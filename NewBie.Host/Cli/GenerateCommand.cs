@@ -3,13 +3,15 @@ using NewBie.Host.Models;
 using NewBie.Host.Storage;
 using NewBie.Pipeline;
 using NewBie.Pipeline.Imaging;
+using NewBie.Pipeline.Sampling;
 using Spectre.Console;
 
 namespace NewBie.Host.Cli;
 
 /// <summary>
 /// <c>NewBie generate --prompt TEXT --out FILE.png [--model auto|tiny|newbie-exp0.1] [--models-dir DIR] [--data-dir DIR]
-/// [--width W --height H --steps N --seed S --guidance G --sampler euler|midpoint --negative TEXT --count N]</c>:
+/// [--width W --height H --steps N --seed S --guidance G --sampler euler|midpoint --negative TEXT --count N]
+/// [--preset default|demo --cfg-trunc T --renorm R --shift S]</c>:
 /// one generation from the console, no server, with a progress bar. It does not take the data folder's lock (a
 /// server may be running); it only reads the tiny model written there, or writes it if absent.
 /// </summary>
@@ -17,7 +19,8 @@ public static class GenerateCommand
 {
     public const string Usage =
         "Usage: NewBie generate --prompt TEXT --out FILE.png [--negative TEXT] [--model auto|tiny|newbie-exp0.1] [--models-dir DIR] [--data-dir DIR]\n" +
-        "                       [--width W] [--height H] [--steps N] [--seed S] [--guidance G] [--sampler euler|midpoint] [--count N] [--system-prompt auto|none|TEXT]";
+        "                       [--width W] [--height H] [--steps N] [--seed S] [--guidance G] [--sampler euler|midpoint] [--count N] [--system-prompt auto|none|TEXT]\n" +
+        "                       [--preset default|demo] [--cfg-trunc T] [--renorm R] [--shift S]";
 
     public static int Run(string[] args)
     {
@@ -42,7 +45,9 @@ public static class GenerateCommand
         GenerationRequest request;
         try
         {
-            var defaults = new GenerationRequest { Prompt = prompt };
+            var preset = SamplerPresets.Find(options.GetValueOrDefault("preset", "default"))
+                ?? throw new FormatException($"--preset must be one of {SamplerPresets.Names}, got '{options["preset"]}'");
+            var defaults = preset.Apply(new GenerationRequest { Prompt = prompt });
             request = defaults with
             {
                 NegativePrompt = options.GetValueOrDefault("negative", ""),
@@ -52,12 +57,16 @@ public static class GenerateCommand
                 Count = Int(options, "count", defaults.Count),
                 Guidance = Double(options, "guidance", defaults.Guidance),
                 Seed = options.TryGetValue("seed", out var seed) ? long.Parse(seed, CultureInfo.InvariantCulture) : Random.Shared.NextInt64(1, long.MaxValue / 2),
-                Sampler = options.GetValueOrDefault("sampler", "euler").ToLowerInvariant() switch
+                Sampler = options.GetValueOrDefault("sampler")?.ToLowerInvariant() switch
                 {
+                    null => defaults.Sampler,
                     "euler" => SamplerKind.Euler,
                     "midpoint" => SamplerKind.Midpoint,
                     var other => throw new FormatException($"--sampler must be euler or midpoint, got '{other}'"),
                 },
+                CfgTrunc = Double(options, "cfg-trunc", defaults.CfgTrunc),
+                RenormCfg = Double(options, "renorm", defaults.RenormCfg),
+                Shift = Double(options, "shift", defaults.Shift),
                 SystemPrompt = options.GetValueOrDefault("system-prompt", defaults.SystemPrompt),
             };
             NewBiePipeline.Validate(request);

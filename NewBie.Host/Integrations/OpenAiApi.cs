@@ -11,7 +11,8 @@ namespace NewBie.Host.Integrations;
 
 /// <summary>
 /// Body of POST /v1/images/generations, as the OpenAI images API names it (<c>model</c> and <c>user</c> are accepted and
-/// not used), plus the job API's <c>negative_prompt</c>, <c>steps</c> and <c>seed</c> for clients that can send them.
+/// not used), plus the job API's <c>negative_prompt</c>, <c>steps</c>, <c>seed</c>, <c>guidance</c>, <c>sampler</c>,
+/// <c>cfg_trunc</c>, <c>renorm</c>, <c>shift</c> and <c>preset</c> for clients that can send them (OpenAI SDKs: extra body fields).
 /// </summary>
 public sealed record OpenAiImageRequest(
     [property: JsonPropertyName("prompt")] string? Prompt,
@@ -22,7 +23,13 @@ public sealed record OpenAiImageRequest(
     [property: JsonPropertyName("model")] string? Model = null,
     [property: JsonPropertyName("negative_prompt")] string? NegativePrompt = null,
     [property: JsonPropertyName("steps")] int? Steps = null,
-    [property: JsonPropertyName("seed")] long? Seed = null);
+    [property: JsonPropertyName("seed")] long? Seed = null,
+    [property: JsonPropertyName("guidance")] double? Guidance = null,
+    [property: JsonPropertyName("sampler")] string? Sampler = null,
+    [property: JsonPropertyName("cfg_trunc")] double? CfgTrunc = null,
+    [property: JsonPropertyName("renorm")] double? Renorm = null,
+    [property: JsonPropertyName("shift")] double? Shift = null,
+    [property: JsonPropertyName("preset")] string? Preset = null);
 
 public sealed record OpenAiImage(
     [property: JsonPropertyName("b64_json"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? B64Json,
@@ -52,7 +59,7 @@ public static class OpenAiApi
             .RequireAuthorization(Policies.User)
             .WithTags("OpenAI compatible")
             .WithSummary("Generate images (OpenAI images API); answers when the job is done")
-            .WithDescription("prompt, n (1 to Limits:MaxCount), size \"WxH\" (multiples of 16), response_format b64_json (default) or url (absolute under Server:PublicBaseUrl, else relative); NewBie extensions negative_prompt, steps, seed. Errors use OpenAI's {error: {message, type, param, code}} shape.")
+            .WithDescription("prompt, n (1 to Limits:MaxCount), size \"WxH\" (multiples of 16), response_format b64_json (default) or url (absolute under Server:PublicBaseUrl, else relative); NewBie extensions negative_prompt, steps, seed, guidance, sampler, cfg_trunc, renorm, shift, preset (as in POST /v1/jobs). Errors use OpenAI's {error: {message, type, param, code}} shape.")
             .Accepts<OpenAiImageRequest>("application/json")
             .Produces<OpenAiImagesResponse>()
             .Produces<OpenAiErrorResponse>(StatusCodes.Status400BadRequest)
@@ -88,7 +95,9 @@ public static class OpenAiApi
         if (request.User is { Length: > 256 })
             return Error(StatusCodes.Status400BadRequest, "user is longer than 256 characters.", "user", "invalid_parameter");
 
-        var (job, problem) = submission.Submit(new SubmitJobRequest(request.Prompt, NegativePrompt: request.NegativePrompt, Width: width, Height: height, Steps: request.Steps, Seed: request.Seed, Count: request.N ?? 1), "", body, user);
+        var (job, problem) = submission.Submit(new SubmitJobRequest(request.Prompt, NegativePrompt: request.NegativePrompt, Width: width, Height: height, Steps: request.Steps,
+            Guidance: request.Guidance, Sampler: request.Sampler, Seed: request.Seed, Count: request.N ?? 1,
+            CfgTrunc: request.CfgTrunc, Renorm: request.Renorm, Shift: request.Shift, Preset: request.Preset), "", body, user);
         if (problem is not null) return FromProblem(problem);
 
         try

@@ -211,6 +211,11 @@ public sealed class JobParams
     public long Seed { get; set; }
     public int Count { get; set; }
     public string SystemPrompt { get; set; } = "auto";
+    // Initialised to the defaults so that jobs stored before these fields existed read back as what they ran with.
+    public double CfgTrunc { get; set; } = 1.0;
+    public double RenormCfg { get; set; } = 1.0;
+    public double Shift { get; set; } = 6.0;
+    public string Preset { get; set; } = "default";
 
     /// <summary>The most bytes the job's images can take: uncompressed RGB plus the metadata, so a PNG never takes more.</summary>
     [BsonIgnore] public long LargestBytes => (long)Count * ((long)Width * Height * 3 + 64 * 1024);
@@ -227,6 +232,10 @@ public sealed class JobParams
         Seed = Seed,
         Count = Count,
         SystemPrompt = SystemPrompt,
+        CfgTrunc = CfgTrunc,
+        RenormCfg = RenormCfg,
+        Shift = Shift,
+        Preset = Preset,
     };
 }
 

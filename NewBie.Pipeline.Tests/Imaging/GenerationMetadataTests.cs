@@ -19,16 +19,18 @@ public sealed class GenerationMetadataTests
     public void Parameters_follow_the_A1111_convention()
     {
         Assert.Equal(
-            "1girl, cherry blossoms\nNegative prompt: lowres\nSteps: 28, Sampler: Euler, CFG scale: 5, Seed: 42, Size: 1024x1024, Model: NewBie-image-Exp0.1",
+            "1girl, cherry blossoms\nNegative prompt: lowres\nSteps: 28, Sampler: Euler, CFG scale: 5, Seed: 42, Size: 1024x1024, Model: NewBie-image-Exp0.1, " +
+            "CFG truncation: 1, CFG renorm: 1, Shift: 6, Preset: default",
             GenerationMetadata.Parameters(Request, Image, "NewBie-image-Exp0.1"));
     }
 
     [Fact]
     public void Parameters_leave_out_an_empty_negative_prompt_and_keep_fractional_guidance()
     {
-        var request = Request with { NegativePrompt = "", Guidance = 4.5, Sampler = SamplerKind.Midpoint };
+        var request = Request with { NegativePrompt = "", Guidance = 4.5, Sampler = SamplerKind.Midpoint, CfgTrunc = 0.25, RenormCfg = 0, Shift = 3.5, Preset = "demo" };
         var image = Image with { Width = 832, Height = 1216, Seed = 43 };
-        Assert.Equal("1girl, cherry blossoms\nSteps: 28, Sampler: Midpoint, CFG scale: 4.5, Seed: 43, Size: 832x1216, Model: m",
+        Assert.Equal("1girl, cherry blossoms\nSteps: 28, Sampler: Midpoint, CFG scale: 4.5, Seed: 43, Size: 832x1216, Model: m, " +
+            "CFG truncation: 0.25, CFG renorm: 0, Shift: 3.5, Preset: demo",
             GenerationMetadata.Parameters(request, image, "m"));
     }
 
@@ -45,6 +47,10 @@ public sealed class GenerationMetadataTests
         Assert.Equal("1024", text["width"]);
         Assert.Equal("1024", text["height"]);
         Assert.Equal("Euler", text["sampler"]);
+        Assert.Equal("1", text["cfg_trunc"]);
+        Assert.Equal("1", text["renorm"]);
+        Assert.Equal("6", text["shift"]);
+        Assert.Equal("default", text["preset"]);
         Assert.Equal("NewBie-image-Exp0.1", text["model"]);
         Assert.Equal("NewBie Server 0.1.0", text["Software"]);
         Assert.Contains("Seed: 43", text["parameters"]);

@@ -27,7 +27,9 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var xf = x.to(float32);
-        var normed = (xf * (xf.pow(2).mean([-1], keepdim: true) + _eps).rsqrt()).to(x.dtype);
-        return (normed * weight).MoveToOuterDisposeScope();
+        // In place where the tensor is this call's own temporary: fewer allocations per norm, same arithmetic.
+        var scale = xf.square().mean([-1], keepdim: true).add_(_eps).rsqrt_();
+        var normed = (xf * scale).to(x.dtype);
+        return normed.mul_(weight).MoveToOuterDisposeScope();
     }
 }

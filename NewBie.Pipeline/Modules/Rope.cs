@@ -47,23 +47,30 @@ internal sealed class Rope : IDisposable
         for (var a = 0; a < _cos.Length; a++)
         {
             var index = ids.select(-1, a).flatten().to(_cos[a].device);
-            cos.Add(_cos[a].index_select(0, index).view(b, s, -1));
-            sin.Add(_sin[a].index_select(0, index).view(b, s, -1));
+            // Advanced indexing rather than index_select: the same gather, and it also runs on the META device.
+            cos.Add(_cos[a][TensorIndex.Tensor(index)].view(b, s, -1));
+            sin.Add(_sin[a][TensorIndex.Tensor(index)].view(b, s, -1));
         }
         return (torch.cat(cos, -1).MoveToOuterDisposeScope(), torch.cat(sin, -1).MoveToOuterDisposeScope());
     }
 
-    /// <summary>Rotates x [B, S, H, D] by (cos, sin) [B or 1, S, D/2]: pairs (x_2j, x_2j+1) times e^{i·angle_j}.</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    /// <summary>
+    /// The rotations as one complex table for <see cref="Apply"/>: cos + i·sin [B, S, 1, D/2] (complex64), built once per
+    /// layout so that each attention call rotates q and k with a single complex multiply.
+    /// </summary>
+    public static Tensor Rotations(Tensor cos, Tensor sin) => torch.complex(cos, sin).unsqueeze(2);
+
+    /// <summary>
+    /// Rotates x [B, S, H, D] by <paramref name="rotations"/> [B or 1, S, 1, D/2] (<see cref="Rotations"/>): pairs
+    /// (x_2j, x_2j+1) as complex numbers times e^{i·angle_j}, in float32 (upstream's apply_rotary_emb), cast back.
+    /// Three kernels (cast, complex multiply, cast) instead of eight for the real form.
+    /// </summary>
+    public static Tensor Apply(Tensor x, Tensor rotations)
     {
         using var scope = torch.NewDisposeScope();
         var shape = x.shape;
-        var pairs = x.to(float32).reshape(shape[0], shape[1], shape[2], shape[3] / 2, 2);
-        var re = pairs.select(-1, 0);
-        var im = pairs.select(-1, 1);
-        var c = cos.unsqueeze(2);
-        var s = sin.unsqueeze(2);
-        var rotated = torch.stack([re * c - im * s, re * s + im * c], -1).flatten(3);
+        var pairs = torch.view_as_complex(x.to(float32).reshape(shape[0], shape[1], shape[2], shape[3] / 2, 2));
+        var rotated = torch.view_as_real(pairs * rotations).flatten(3);
         return rotated.to(x.dtype).MoveToOuterDisposeScope();
     }
 

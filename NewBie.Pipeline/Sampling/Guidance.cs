@@ -5,9 +5,13 @@ namespace NewBie.Pipeline.Sampling;
 
 /// <summary>
 /// The text conditioning of one prompt for the DiT: Gemma features [1, L, cap_feat_dim], their mask [1, L]
-/// (right padding allowed) and the pooled Jina vector [1, clip_text_dim].
+/// (right padding allowed) and the pooled Jina vector [1, clip_text_dim]. The caption length is read from the mask
+/// once, here, so that the step loop never waits on the device for it.
 /// </summary>
-public sealed record Conditioning(Tensor CapFeats, Tensor CapMask, Tensor Pooled);
+public sealed record Conditioning(Tensor CapFeats, Tensor CapMask, Tensor Pooled)
+{
+    public long CapLength { get; } = NextDiT.CaptionLengths(CapMask).Single();
+}
 
 /// <summary>
 /// Classifier-free guidance settings (model-spec §5.2): CFG runs only while t &lt; Trunc (t = 0 is noise), and when
@@ -39,7 +43,8 @@ public static class Guidance
             long[] dims = [.. Enumerable.Range(1, (int)v.dim() - 1).Select(d => (long)d)];
             var maxNorm = torch.linalg.vector_norm(vCond, dims: dims, keepdim: true) * cfg.Renorm;
             var norm = torch.linalg.vector_norm(v, dims: dims, keepdim: true);
-            v = torch.where(norm >= maxNorm, v * (maxNorm / norm), v);
+            // where(‖v‖ ≥ max, v·max/‖v‖, v) as one scale factor min(max/‖v‖, 1): the same values, fewer kernels.
+            v = v * (maxNorm / norm).clamp_max(1.0);
         }
         return v.MoveToOuterDisposeScope();
     }
@@ -59,7 +64,7 @@ public static class Guidance
             x.to(model.DType, model.Device),
             ts,
             c.CapFeats.expand(batch, -1, -1),
-            c.CapMask.expand(batch, -1),
+            Enumerable.Repeat(c.CapLength, (int)batch).ToArray(),
             c.Pooled.expand(batch, -1));
         return v.to(float32).MoveToOuterDisposeScope();
     }

@@ -22,7 +22,8 @@ internal static class Program
 
     private static int Main(string[] args)
     {
-        if (args is ["--vram-plan", var plan, .. var rest]) return VramBench.RunPlan(plan, tiny: rest is ["--tiny"]);
+        if (args is ["--vram-plan", var plan, .. var rest])
+            return VramBench.RunPlan(plan, tiny: rest.Contains("--tiny"), new GpuCheck.Args(rest).Get("models-dir"));
         if (args is [var verb, ..] && GpuCheck.Verbs.Find(verb) is { } run) return run(new GpuCheck.Args(args[1..]));
         var outPath = args.Length == 2 && args[0] == "--out" ? args[1] : Path.Combine(RepositoryRoot(), "BENCHMARKS.md");
         var rows = new List<Row>();

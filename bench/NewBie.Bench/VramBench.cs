@@ -28,7 +28,12 @@ internal static class VramBench
     /// Every plan × size, each plan measured by a child process; "not measured" without a GPU. With
     /// <paramref name="tiny"/> (bench/gpu's dry run) the children run the tiny model even without a GPU.
     /// </summary>
-    public static List<Cell> Measure(bool tiny = false)
+    /// <remarks>
+    /// With <paramref name="modelsDir"/> (bench/gpu: the random model folder it wrote for the server) each child loads
+    /// that folder, as the server does, instead of drawing every weight anew: the draws run on the CPU (SeededRandom),
+    /// about 9.5 billion of them per child at full size, which would dominate the GPU run's time budget.
+    /// </remarks>
+    public static List<Cell> Measure(bool tiny = false, string? modelsDir = null)
     {
         var cells = new List<Cell>();
         foreach (var plan in MemoryPlans.ByPreference)
@@ -38,7 +43,8 @@ internal static class VramBench
                 cells.AddRange(Sides.Select(s => new Cell(plan, s, "not measured (no GPU lent to this task)")));
                 continue;
             }
-            string[] arguments = tiny ? ["--vram-plan", plan.Name(), "--tiny"] : ["--vram-plan", plan.Name()];
+            string[] arguments = ["--vram-plan", plan.Name(), .. tiny ? ["--tiny"] : Array.Empty<string>(),
+                .. modelsDir is null ? Array.Empty<string>() : ["--models-dir", modelsDir]];
             var start = new ProcessStartInfo(Environment.ProcessPath!, arguments) { RedirectStandardOutput = true };
             using var child = Process.Start(start)!;
             var lines = child.StandardOutput.ReadToEnd().Split('\n').Where(l => l.StartsWith(Marker, StringComparison.Ordinal)).ToList();
@@ -53,7 +59,7 @@ internal static class VramBench
     }
 
     /// <summary>The child: one plan, every size, one "VRAM side result" line each on stdout.</summary>
-    public static int RunPlan(string planName, bool tiny)
+    public static int RunPlan(string planName, bool tiny, string? modelsDir = null)
     {
         var plan = MemoryPlans.Parse(planName) ?? throw new ArgumentException($"unknown plan {planName}");
         var (device, dtype) = NewBiePipeline.DefaultDevice();
@@ -62,8 +68,11 @@ internal static class VramBench
         var scratch = Directory.CreateTempSubdirectory("newbie-vram-").FullName;
         try
         {
-            using var pipeline = NewBiePipeline.CreateRandom(tiny ? PipelineConfig.Tiny : PipelineConfig.NewBieExp01, device, dtype,
-                new PipelineOptions { MemoryPlan = plan }, scratch);
+            var config = tiny ? PipelineConfig.Tiny : PipelineConfig.NewBieExp01;
+            var options = new PipelineOptions { MemoryPlan = plan };
+            using var pipeline = modelsDir is null
+                ? NewBiePipeline.CreateRandom(config, device, dtype, options, scratch)
+                : NewBiePipeline.Load(modelsDir, config, device, dtype, options);
             foreach (var side in tiny ? [64] : Sides)
             {
                 using var peak = nvml.TrackPeak();

@@ -78,7 +78,7 @@ internal static class Verbs
     private static int Vram(Args a)
     {
         var tiny = a.Flag("tiny");
-        var cells = VramBench.Measure(tiny);
+        var cells = VramBench.Measure(tiny, a.Get("models-dir"));
         var sides = VramBench.SidesFor(tiny);
         var sb = new StringBuilder();
         sb.AppendLine($"| plan | {string.Join(" | ", sides.Select(s => $"{s}²"))} |");
