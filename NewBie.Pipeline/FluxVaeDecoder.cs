@@ -18,27 +18,6 @@ public enum PixelRounding
 }
 
 /// <summary>
-/// Tiled decoding for when the full decode does not fit. conv_in and the mid block run whole at latent resolution,
-/// where they are small (the attention takes a tile's worth of queries at a time). Every later layer runs over square
-/// tiles of <paramref name="TileLatentSize"/> latent cells (×2 pixels per upsampling so far), each cut with a one-pixel
-/// border (the 3×3 convs' reach) that is cropped afterwards, while the whole activations wait in host memory between
-/// layers. GroupNorm statistics are summed over all tiles before each norm, so nothing is approximated and no seams need
-/// blending: diffusers' <c>tiled_decode</c> normalises and attends per tile and differs visibly from the full decode,
-/// this agrees with it to float rounding (numbers in FluxVaeDecoderParityTests and the README). The price is one trip
-/// through host memory per layer.
-/// </summary>
-public sealed record VaeTiling(int TileLatentSize = 32)
-{
-    /// <summary>256-pixel tiles for the FLUX VAE: at most 128 channels × 258² at full resolution on the device per step.</summary>
-    public static VaeTiling Default { get; } = new();
-
-    public void Validate()
-    {
-        if (TileLatentSize < 1) throw new ArgumentException($"tile size {TileLatentSize} must be positive");
-    }
-}
-
-/// <summary>
 /// The FLUX.1 VAE decoder (diffusers <c>AutoencoderKL</c>, decoder half only): scaled latent → image in [-1, 1].
 /// The module tree spells the diffusers checkpoint keys (<c>decoder.up_blocks.0.resnets.1.conv2.weight</c>), so the
 /// released <c>vae/diffusion_pytorch_model.safetensors</c> loads by name; its encoder tensors are skipped.
@@ -115,7 +94,7 @@ public sealed class FluxVaeDecoder : nn.Module<Tensor, Tensor>
         if (latent.dim() != 4 || latent.shape[1] != Config.LatentChannels)
             throw new ArgumentException($"latent must be [B, {Config.LatentChannels}, h, w], got [{string.Join(", ", latent.shape)}]");
         var z = DecoderInput(latent);
-        var image = tiling is null ? decoder.call(z) : DecodeTiled(z, tiling);
+        var image = tiling is null ? decoder.call(z) : decoder.Run(z, TiledLayers.For(tiling, Device, z.shape[2]));
         return image.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
@@ -125,26 +104,6 @@ public sealed class FluxVaeDecoder : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var z = latent.to(ScalarType.Float32) / Config.ScalingFactor + Config.ShiftFactor;
         return z.to(DType, Device).MoveToOuterDisposeScope();
-    }
-
-    private Tensor DecodeTiled(Tensor z, VaeTiling tiling)
-    {
-        tiling.Validate();
-        // Whole activations wait in host memory between layers (on a CPU run that is where they already are).
-        var tiles = new TileRunner(Device, CPU, tiling.TileLatentSize, z.shape[2]);
-        var mid = decoder.mid_block;
-        var x = decoder.conv_in.call(z);
-        x = Stages.Next(x, mid.resnets[0].call(x));
-        long queryChunk = (long)tiling.TileLatentSize * tiling.TileLatentSize;
-        foreach (var attention in mid.attentions) x = Stages.Next(x, attention.Attend(x, queryChunk));
-        x = Stages.Next(x, mid.resnets[1].call(x).to(tiles.Storage));
-        foreach (var block in decoder.up_blocks)
-        {
-            foreach (var resnet in block.resnets) x = Stages.Next(x, tiles.Resnet(resnet, x));
-            foreach (var upsampler in block.upsamplers) x = Stages.Next(x, tiles.Upsample(upsampler, x));
-        }
-        using var stats = tiles.Stats(x, decoder.conv_norm_out);
-        return tiles.Map([x], 1, 1, t => decoder.conv_out.call(F.silu(decoder.conv_norm_out.Normalize(t[0], stats))));
     }
 
     /// <summary>
@@ -207,12 +166,57 @@ internal sealed class Decoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor z)
     {
         using var scope = torch.NewDisposeScope();
+        return Run(z, WholeLayers.Instance).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The decoder's layer order, written once: the whole decode (<see cref="forward"/>) and the tiled one
+    /// (<see cref="TiledLayers"/>) differ only in how each layer runs. The caller's latent is left alone.
+    /// </summary>
+    internal Tensor Run(Tensor z, IDecoderLayers layers)
+    {
         var x = conv_in.call(z);
-        x = Stages.Next(x, mid_block.call(x));
-        foreach (var block in up_blocks) x = Stages.Next(x, block.call(x));
-        x = Stages.Next(x, conv_norm_out.call(x));
-        x = conv_out.call(x.silu_());
-        return x.MoveToOuterDisposeScope();
+        x = Stages.Next(x, mid_block.Run(x, layers.QueryChunk));
+        x = layers.Park(x);
+        foreach (var block in up_blocks) x = Stages.Next(x, block.Run(x, layers));
+        return layers.Out(conv_norm_out, conv_out, x);
+    }
+}
+
+/// <summary>How the decoder's layers run: whole (<see cref="WholeLayers"/>) or tile by tile (<see cref="TiledLayers"/>).</summary>
+internal interface IDecoderLayers
+{
+    /// <summary>Queries the mid block's attention takes at a time.</summary>
+    long QueryChunk { get; }
+
+    /// <summary>Where the whole activation waits between the up blocks' layers; may move it (the old one is disposed).</summary>
+    Tensor Park(Tensor x);
+
+    Tensor Resnet(ResnetBlock2D block, Tensor x);
+
+    Tensor Upsample(Upsample2D upsampler, Tensor x);
+
+    /// <summary>norm, SiLU, conv_out; disposes <paramref name="x"/> as soon as it is no longer needed.</summary>
+    Tensor Out(VaeGroupNorm norm, VaeConv2d conv, Tensor x);
+}
+
+/// <summary>Every layer over the whole activation: the modules' own forwards.</summary>
+internal sealed class WholeLayers : IDecoderLayers
+{
+    public static WholeLayers Instance { get; } = new();
+
+    public long QueryChunk => long.MaxValue;
+
+    public Tensor Park(Tensor x) => x;
+
+    public Tensor Resnet(ResnetBlock2D block, Tensor x) => block.call(x);
+
+    public Tensor Upsample(Upsample2D upsampler, Tensor x) => upsampler.call(x);
+
+    public Tensor Out(VaeGroupNorm norm, VaeConv2d conv, Tensor x)
+    {
+        using var normed = Stages.Next(x, norm.call(x));
+        return conv.call(normed.silu_());
     }
 }
 
@@ -277,88 +281,6 @@ internal sealed record GroupStats(Tensor Mean, Tensor Rstd) : IDisposable
         Mean.Dispose();
         Rstd.Dispose();
     }
-}
-
-/// <summary>
-/// Runs the decoder's spatially local layers tile by tile (see <see cref="VaeTiling"/>). Whole activations live on
-/// <see cref="Storage"/>; only a tile plus its one-pixel border is on the compute device at a time.
-/// </summary>
-internal sealed class TileRunner(Device compute, Device storage, int tileLatentSize, long latentHeight)
-{
-    public Device Storage => storage;
-
-    /// <summary>
-    /// Applies <paramref name="op"/> to same-sized inputs tile by tile. Tiles are <c>tileLatentSize</c> cells scaled to the
-    /// inputs' resolution, cut with <paramref name="halo"/> extra pixels so the op's zero padding touches only the border,
-    /// which is then cropped; <paramref name="scale"/> is the op's output size per input pixel.
-    /// </summary>
-    public Tensor Map(Tensor[] inputs, int halo, int scale, Func<Tensor[], Tensor> op)
-    {
-        long height = inputs[0].shape[2], width = inputs[0].shape[3];
-        long tile = TileSize(inputs[0]);
-        Tensor? output = null;
-        for (long r0 = 0; r0 < height; r0 += tile)
-        {
-            for (long c0 = 0; c0 < width; c0 += tile)
-            {
-                using var scope = torch.NewDisposeScope();
-                long r1 = Math.Min(r0 + tile, height), c1 = Math.Min(c0 + tile, width);
-                long a0 = Math.Max(r0 - halo, 0), a1 = Math.Min(r1 + halo, height);
-                long b0 = Math.Max(c0 - halo, 0), b1 = Math.Min(c1 + halo, width);
-                var cut = inputs.Select(x => x[.., .., TensorIndex.Slice(a0, a1), TensorIndex.Slice(b0, b1)].to(compute)).ToArray();
-                var y = op(cut).narrow(2, (r0 - a0) * scale, (r1 - r0) * scale).narrow(3, (c0 - b0) * scale, (c1 - c0) * scale);
-                if (output is null)
-                {
-                    output = torch.empty([y.shape[0], y.shape[1], height * scale, width * scale], y.dtype, storage);
-                    output.MoveToOuterDisposeScope();
-                }
-                output.narrow(2, r0 * scale, (r1 - r0) * scale).narrow(3, c0 * scale, (c1 - c0) * scale).copy_(y);
-            }
-        }
-        return output!;
-    }
-
-    /// <summary>GroupNorm mean and 1/σ per (batch, group) over the whole tensor, summed tile by tile in float64.</summary>
-    public GroupStats Stats(Tensor x, VaeGroupNorm norm)
-    {
-        using var outer = torch.NewDisposeScope();
-        long batch = x.shape[0], height = x.shape[2], width = x.shape[3];
-        long tile = TileSize(x);
-        var sum = torch.zeros([batch, norm.Groups], ScalarType.Float64, compute);
-        var squares = torch.zeros([batch, norm.Groups], ScalarType.Float64, compute);
-        for (long r0 = 0; r0 < height; r0 += tile)
-        {
-            for (long c0 = 0; c0 < width; c0 += tile)
-            {
-                using var scope = torch.NewDisposeScope();
-                var t = x[.., .., TensorIndex.Slice(r0, Math.Min(r0 + tile, height)), TensorIndex.Slice(c0, Math.Min(c0 + tile, width))]
-                    .to(ScalarType.Float64, compute).reshape(batch, norm.Groups, -1);
-                sum.add_(t.sum(-1));
-                squares.add_(t.square().sum(-1));
-            }
-        }
-        double count = x.shape[1] / norm.Groups * height * width;
-        var mean = sum / count;
-        var variance = squares / count - mean.square();
-        return new GroupStats(mean.to(ScalarType.Float32).MoveToOuterDisposeScope(),
-            (variance + norm.Eps).rsqrt().to(ScalarType.Float32).MoveToOuterDisposeScope());
-    }
-
-    public Tensor Resnet(ResnetBlock2D block, Tensor x)
-    {
-        using var s1 = Stats(x, block.norm1);
-        var h = Map([x], 1, 1, t => block.conv1.call(F.silu(block.norm1.Normalize(t[0], s1))));
-        using var s2 = Stats(h, block.norm2);
-        using (h)
-            return Map([h, x], 1, 1, t =>
-                block.conv2.call(F.silu(block.norm2.Normalize(t[0], s2))) + (block.conv_shortcut is null ? t[1] : block.conv_shortcut.call(t[1])));
-    }
-
-    /// <summary>Nearest ×2 then a 3×3 conv: a one-pixel border before upsampling is two after it, enough for the conv.</summary>
-    public Tensor Upsample(Upsample2D upsampler, Tensor x) => Map([x], 1, 2, t => upsampler.call(t[0]));
-
-    /// <summary>Tile edge in pixels at this tensor's resolution: the latent tile size times the upsampling done so far.</summary>
-    private long TileSize(Tensor x) => tileLatentSize * (x.shape[2] / latentHeight);
 }
 
 /// <summary>
@@ -488,10 +410,15 @@ internal sealed class UNetMidBlock2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
+        return Run(x, long.MaxValue).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The block at latent resolution, where it is small: whole even in a tiled decode, only the attention chunked.</summary>
+    internal Tensor Run(Tensor x, long queryChunk)
+    {
         var h = resnets[0].call(x);
-        foreach (var attention in attentions) h = Stages.Next(h, attention.call(h));
-        h = Stages.Next(h, resnets[1].call(h));
-        return h.MoveToOuterDisposeScope();
+        foreach (var attention in attentions) h = Stages.Next(h, attention.Attend(h, queryChunk));
+        return Stages.Next(h, resnets[1].call(h));
     }
 }
 
@@ -512,11 +439,16 @@ internal sealed class UpDecoderBlock2D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
+        return Run(x, WholeLayers.Instance).MoveToOuterDisposeScope();
+    }
+
+    internal Tensor Run(Tensor x, IDecoderLayers layers)
+    {
         // The block's input belongs to the caller; only what this block made is disposed early.
-        var h = resnets[0].call(x);
-        foreach (var resnet in resnets.Skip(1)) h = Stages.Next(h, resnet.call(h));
-        foreach (var upsampler in upsamplers) h = Stages.Next(h, upsampler.call(h));
-        return h.MoveToOuterDisposeScope();
+        var h = layers.Resnet(resnets[0], x);
+        foreach (var resnet in resnets.Skip(1)) h = Stages.Next(h, layers.Resnet(resnet, h));
+        foreach (var upsampler in upsamplers) h = Stages.Next(h, layers.Upsample(upsampler, h));
+        return h;
     }
 }
 
