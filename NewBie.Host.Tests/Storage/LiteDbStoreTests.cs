@@ -26,7 +26,6 @@ public sealed class LiteDbTestDatabase : IDisposable
 
 public sealed class LiteDbUserStoreTests() : UserStoreContract(Stores.Of(out var db, d => new LiteDbUserStore(d)), db);
 
-public sealed class LiteDbSessionStoreTests() : SessionStoreContract(Stores.Of(out var db, d => new LiteDbSessionStore(d)), db);
 
 public sealed class LiteDbUsageStoreTests() : UsageStoreContract(Stores.Of(out var db, d => new LiteDbUsageStore(d)), db);
 

@@ -141,7 +141,11 @@ public sealed class StudioApiTests
         Assert.True(before.GetProperty("storage_bytes").GetInt64() > 0);
         Assert.Equal(10L << 30, before.GetProperty("max_storage_bytes").GetInt64());
 
-        using var response = await alice.DeleteAsync("/v1/me/history");
+        using var unconfirmed = await alice.DeleteAsync("/v1/me/history/");
+        Assert.Equal(HttpStatusCode.BadRequest, unconfirmed.StatusCode);
+        Assert.Equal(3, (await alice.GetFromJsonAsync<JsonElement>("/v1/me/usage")).GetProperty("jobs").GetInt32());
+
+        using var response = await alice.DeleteAsync("/v1/me/history?confirm=all");
 
         Assert.Equal(2, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("deleted_jobs").GetInt32());
         var after = await alice.GetFromJsonAsync<JsonElement>("/v1/me/usage");

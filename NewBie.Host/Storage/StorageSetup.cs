@@ -15,7 +15,6 @@ public static class StorageSetup
         // The stores of accounts, sessions, usage and webhook secrets: LiteDB in the app database, the one place where
         // another implementation (PostgreSQL) is chosen instead.
         builder.Services.AddSingleton<IUserStore, LiteDbUserStore>();
-        builder.Services.AddSingleton<ISessionStore, LiteDbSessionStore>();
         builder.Services.AddSingleton<IUsageStore, LiteDbUsageStore>();
         builder.Services.AddSingleton<IWebhookSecretStore, LiteDbWebhookSecretStore>();
         builder.Services.AddSingleton<Studio.IStudioSettingsStore, LiteDbStudioSettingsStore>();

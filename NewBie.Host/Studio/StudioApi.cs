@@ -19,9 +19,13 @@ public static class StudioApi
         group.MapGet("/usage", (CurrentUser user, History history) => TypedResults.Ok(history.Usage(user)))
             .WithSummary("Images today against the daily quota, and storage used against the storage cap")
             .ProducesProblem(StatusCodes.Status401Unauthorized);
-        group.MapDelete("/history", (CurrentUser user, History history) => TypedResults.Ok(new DeletedDto(history.DeleteAll(user))))
-            .WithSummary("Delete all of the caller's finished jobs and their images (unfinished jobs go on)")
-            .ProducesProblem(StatusCodes.Status401Unauthorized);
+        // Deleting everything must be asked for by name: a client that builds /history/{id} with an empty id reaches
+        // this route too (the fuzz run found it), and must not lose the whole history for it.
+        group.MapDelete("/history", (string? confirm, CurrentUser user, History history) => confirm == "all"
+                ? Results.Ok(new DeletedDto(history.DeleteAll(user)))
+                : Problems.InvalidParameter("confirm", "Deleting the whole history needs ?confirm=all."))
+            .WithSummary("Delete all of the caller's finished jobs and their images (unfinished jobs go on); needs ?confirm=all")
+            .Produces<DeletedDto>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized);
         group.MapDelete("/history/{id}", (string id, CurrentUser user, History history) => Answer(history.DeleteJob(user, id)))
             .WithSummary("Delete one finished job and its images").Produces(StatusCodes.Status204NoContent)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
