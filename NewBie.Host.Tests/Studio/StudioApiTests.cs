@@ -2,7 +2,11 @@ using System.IO.Compression;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using NewBie.Host.Accounts;
+using NewBie.Host.Jobs;
 using NewBie.Host.Outputs;
+using NewBie.Host.Studio;
+using NewBie.Pipeline;
 using NewBie.Pipeline.Imaging;
 
 namespace NewBie.Host.Tests.Studio;
@@ -154,6 +158,28 @@ public sealed class StudioApiTests
         Assert.Equal("running", (await alice.GetJobAsync(running)).Str("status"));
         Assert.Equal("succeeded", (await app.ClientWithKey("bob").GetJobAsync(bobJob)).Str("status"));
         app.Engine.Release();
+    }
+
+    [Fact]
+    public async Task Run_again_keeps_every_sampler_setting_of_the_job_and_its_seed()
+    {
+        using var app = new NewBieApplication();
+        var alice = app.ClientWithKey("alice");
+        var id = await FinishedJobAsync(alice, new { prompt = "again", width = 256, height = 256, preset = "demo", steps = 3, shift = 3.0, seed = 42 });
+        var job = app.Service<JobStore>().Find(id)!;
+        var user = new CurrentUser(job.UserId, false, null);
+
+        var (again, problem) = await app.Service<StudioService>().RunAgainAsync(user, job, newSeed: false);
+        var (variation, _) = await app.Service<StudioService>().RunAgainAsync(user, job, newSeed: true);
+
+        Assert.Null(problem);
+        Assert.NotEqual(id, again!.Id);
+        var (p, q) = (job.Params, again.Params);
+        Assert.Equal(("demo", SamplerKind.Midpoint, 3, 0.25, 0.0, 3.0, 42L), (p.Preset, p.Sampler, p.Steps, p.CfgTrunc, p.RenormCfg, p.Shift, p.Seed));
+        Assert.Equal((p.Preset, p.Sampler, p.Steps, p.Guidance, p.CfgTrunc, p.RenormCfg, p.Shift, p.Seed, p.Width, p.Height, p.Prompt),
+            (q.Preset, q.Sampler, q.Steps, q.Guidance, q.CfgTrunc, q.RenormCfg, q.Shift, q.Seed, q.Width, q.Height, q.Prompt));
+        Assert.Equal((p.CfgTrunc, p.Shift), (variation!.Params.CfgTrunc, variation.Params.Shift));
+        Assert.NotEqual(p.Seed, variation.Params.Seed);
     }
 
     [Fact]

@@ -52,11 +52,10 @@ public sealed class StudioService(
         if (remember)
         {
             var p = job!.Params;
-            settings.Save(new StudioSettings
-            {
-                UserId = user.Id, Width = p.Width, Height = p.Height, Steps = p.Steps, Guidance = p.Guidance,
-                Sampler = p.Sampler.ToString().ToLowerInvariant(), Seed = request.Seed, Count = p.Count, NegativePrompt = p.NegativePrompt, Prompt = p.Prompt,
-            });
+            var remembered = StudioSettings.Of(p);
+            remembered.UserId = user.Id;
+            remembered.Seed = request.Seed;
+            settings.Save(remembered);
         }
         return (job, null);
     }
@@ -65,8 +64,8 @@ public sealed class StudioService(
     public Task<(JobRecord? Job, SubmitProblem? Problem)> RunAgainAsync(CurrentUser user, JobRecord job, bool newSeed)
     {
         var p = job.Params;
-        return SubmitAsync(user, new SubmitJobRequest(p.Prompt, p.NegativePrompt, p.Width, p.Height, p.Steps, p.Guidance,
-            p.Sampler.ToString().ToLowerInvariant(), newSeed ? null : p.Seed, p.Count, p.SystemPrompt), remember: false);
+        var again = StudioSettings.Of(p);
+        return SubmitAsync(user, again.Request(p.Prompt, newSeed ? null : p.Seed, p.SystemPrompt), remember: false);
     }
 
     /// <summary>Tags of the user's latest prompts, most used first.</summary>
