@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One CFG step of the upstream NextDiT_CLIP (the pinned files under bench/gpu/upstream) on the GPU.
+"""One CFG step of the upstream NextDiT_CLIP (its models/ at 709e9a4, packed into the bundle by pack --upstream) on the GPU.
 
 Builds the model with random weights (every parameter re-drawn, as the fixtures were: matrices N(0, 1/fan_in),
 biases N(0, 0.05^2), norm scales 1 + N(0, 0.1^2); upstream's own init zeroes the AdaLN layers, which would make the
