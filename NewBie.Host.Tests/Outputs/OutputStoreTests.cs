@@ -65,6 +65,21 @@ public sealed class OutputStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_rerun_removes_the_temp_file_an_attempt_killed_mid_write_left_behind()
+    {
+        var store = new OutputStore(_data);
+        var job = new JobRecord { Id = "job3", UserId = "u" };
+        var request = new GenerationRequest { Prompt = "p", Width = 4, Height = 4 };
+        var folder = Path.Combine(store.Root, OutputStore.UserFolder("u"), "job3");
+        Directory.CreateDirectory(folder);
+        File.WriteAllBytes(Path.Combine(folder, "0.png.0123456789abcdef0123456789abcdef.tmp"), [1, 2, 3]);
+
+        store.Write(job, request, "m", [new GeneratedImage(0, 4, 4, 1, ScriptedEngine.Pattern(4, 4, 1))]);
+
+        Assert.Equal(["0.png"], Directory.GetFiles(folder).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public void Second_holder_of_a_data_folder_is_refused()
     {
         var error = Assert.Throws<DataDirectoryInUseException>(() => new DataDirectory(Options.Create(new StorageOptions { DataDir = _data.Root })));

@@ -34,7 +34,10 @@ public sealed class OutputStore(DataDirectory dataDirectory)
         var written = new List<JobImage>(images.Count);
         try
         {
-            Directory.CreateDirectory(Path.Combine(Root, folder));
+            var directory = Directory.CreateDirectory(Path.Combine(Root, folder));
+            // A run killed in the middle of a write (kill -9, power loss) leaves its temp file behind; this run owns the
+            // folder now (a job never runs twice at once), so what an earlier attempt left half-written goes.
+            foreach (var stale in directory.EnumerateFiles("*.tmp")) stale.Delete();
             foreach (var (image, png) in encoded)
             {
                 var file = Path.Combine(folder, $"{image.Index}.png");
