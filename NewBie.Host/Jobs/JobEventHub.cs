@@ -14,7 +14,7 @@ public sealed class JobEventHub
     private readonly Dictionary<string, int> _perUser = new(StringComparer.Ordinal);
     private Subscription[] _all = [];
 
-    public JobEventHub(JobStore jobs, HangfireStorage.LiteDbStorage storage)
+    public JobEventHub(JobStore jobs, HangfireStorage.IFairQueue storage)
     {
         jobs.Changed += OnChanged;
         storage.FairQueueChanged += _ => WakeWaiting();
