@@ -15,7 +15,9 @@ internal static class Report
         ["streams"] = ("Load: 1,000 open event streams while 20 jobs run", "streams"),
         ["kill"] = ("Faults: SIGKILL at random moments with restarts", "kill"),
         ["disk"] = ("Faults: disk full on the outputs volume", "disk"),
+        ["datafull"] = ("Faults: disk full on the data volume (LiteDB's app.db and hangfire.db)", "datafull"),
         ["malformed"] = ("Faults: malformed requests", "malformed"),
+        ["fuzz"] = ("Faults: fuzz run generated from /openapi/v1.json", "fuzz"),
     };
 
     public static string Section(string name, Machine start, Machine end, string body)
