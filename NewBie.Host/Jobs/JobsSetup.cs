@@ -100,10 +100,12 @@ public sealed class HangfireServers(IServiceProvider services) : IHostedService
         recurring.AddOrUpdate("expire-queued-jobs", Job.FromExpression<JobMaintenance>(m => m.ExpireStale()), Cron.Minutely(), new RecurringJobOptions());
         recurring.AddOrUpdate("delete-old-results", Job.FromExpression<JobMaintenance>(m => m.DeleteOldResults()), Cron.Hourly(), new RecurringJobOptions());
 
+        // Named after the node, so that the dashboard's servers page and the node list (admin, /v1/admin/nodes) agree.
+        var node = services.GetRequiredService<Nodes.NodeIdentity>().Name;
         Volatile.Write(ref _servers,
         [
-            Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:gpu", Queues = [JobQueue.GpuQueue], WorkerCount = 1 }),
-            Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:default", Queues = ["default"], WorkerCount = 2 }),
+            Start(new BackgroundJobServerOptions { ServerName = $"{node}:gpu", Queues = [JobQueue.GpuQueue], WorkerCount = 1 }),
+            Start(new BackgroundJobServerOptions { ServerName = $"{node}:default", Queues = ["default"], WorkerCount = 2 }),
         ]);
         return Task.CompletedTask;
     }

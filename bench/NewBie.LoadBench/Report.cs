@@ -16,7 +16,9 @@ internal static class Report
         ["nodes"] = ("Load: several nodes on one PostgreSQL (jobs/min for 1, 2, 3 nodes; fairness across nodes; API rates against PostgreSQL and LiteDB; kill -9 of a node)", "nodes"),
         ["kill"] = ("Faults: SIGKILL at random moments with restarts", "kill"),
         ["disk"] = ("Faults: disk full on the outputs volume", "disk"),
+        ["datafull"] = ("Faults: disk full on the data volume (LiteDB's app.db and hangfire.db)", "datafull"),
         ["malformed"] = ("Faults: malformed requests", "malformed"),
+        ["fuzz"] = ("Faults: fuzz run generated from /openapi/v1.json", "fuzz"),
     };
 
     public static string Section(string name, Machine start, Machine end, string body)
