@@ -140,5 +140,5 @@ public sealed class InsufficientStorageTests
     [InlineData(13, false)]  // EACCES
     [InlineData(2, false)]   // ENOENT
     public void Disk_full_is_told_apart_from_other_write_errors(int errno, bool full) =>
-        Assert.Equal(full, OutputStore.IsDiskFull(new IOException("x", errno)));
+        Assert.Equal(full, FolderOutputBlobs.IsDiskFull(new IOException("x", errno)));
 }
