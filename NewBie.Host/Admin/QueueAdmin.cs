@@ -9,7 +9,7 @@ public enum PriorityOutcome { Changed, NotQueued, NotFound }
 /// What an admin does to the GPU queue: pause and resume the worker (it finishes the running job but claims no
 /// new one) and reorder waiting jobs. Both act on the job storage's claim, so queue positions stay true.
 /// </summary>
-public sealed class QueueAdmin(JobStore jobs, LiteDbStorage storage)
+public sealed class QueueAdmin(JobStore jobs, IFairQueue storage)
 {
     public bool IsPaused => storage.IsQueuePaused(JobQueue.GpuQueue);
 

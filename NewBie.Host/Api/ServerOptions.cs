@@ -12,6 +12,13 @@ public sealed class ServerOptions
     /// </summary>
     public string? PublicBaseUrl { get; set; }
 
+    /// <summary>
+    /// This node's name in the node list (admin pages, /v1/admin/nodes) when several nodes share one PostgreSQL. Default:
+    /// the machine name and the process id ("gpu-box-1:4242"). Give each node a stable name to keep its row across
+    /// restarts. Restart needed.
+    /// </summary>
+    public string? NodeName { get; set; }
+
     /// <summary><paramref name="path"/> (starting with '/') under <see cref="PublicBaseUrl"/>, or as it is when none is set.</summary>
     public string Url(string path) => PublicBaseUrl is { Length: > 0 } root ? root.TrimEnd('/') + path : path;
 

@@ -12,7 +12,7 @@ namespace NewBie.Host.HangfireStorage;
 /// in <see cref="FairOrder"/>; other queues are FIFO. Holding the sidecar lock file proves any previous owner is
 /// gone, so jobs it had fetched are handed out again at once.
 /// </summary>
-public sealed class LiteDbStorage : Hangfire.JobStorage, IDisposable
+public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
 {
     private static readonly HashSet<string> Features = new(StringComparer.OrdinalIgnoreCase)
     {

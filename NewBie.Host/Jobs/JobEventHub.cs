@@ -14,7 +14,7 @@ public sealed class JobEventHub
     private readonly Dictionary<string, int> _perUser = new(StringComparer.Ordinal);
     private Subscription[] _all = [];
 
-    public JobEventHub(JobStore jobs, HangfireStorage.LiteDbStorage storage)
+    public JobEventHub(JobStore jobs, HangfireStorage.IFairQueue storage)
     {
         jobs.Changed += OnChanged;
         storage.FairQueueChanged += _ => WakeWaiting();
@@ -53,6 +53,23 @@ public sealed class JobEventHub
         }
     }
 
+    /// <summary>The jobs some stream on this node follows: what a change made on another node must be read for.</summary>
+    public IReadOnlyCollection<string> WatchedJobs
+    {
+        get
+        {
+            lock (_gate) return [.. _byJob.Keys];
+        }
+    }
+
+    public bool IsWatched(string jobId)
+    {
+        lock (_gate) return _byJob.ContainsKey(jobId);
+    }
+
+    /// <summary>A change saved by another node (Nodes/ClusterJobEvents), delivered to this node's streams like a local one.</summary>
+    public void Deliver(JobRecord job, bool queueChanged) => OnChanged(job, queueChanged);
+
     private void OnChanged(JobRecord job, bool queueChanged)
     {
         Subscription[] targets;
@@ -61,7 +78,8 @@ public sealed class JobEventHub
         if (queueChanged) WakeWaiting();
     }
 
-    private void WakeWaiting()
+    /// <summary>Wakes every stream whose job waits, to read its place again.</summary>
+    public void WakeWaiting()
     {
         foreach (var subscription in Volatile.Read(ref _all))
             if (subscription.Latest.Status == JobStatus.Queued) subscription.Wake();

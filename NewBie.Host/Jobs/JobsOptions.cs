@@ -15,6 +15,13 @@ public sealed class JobsOptions
     /// <summary>A run longer than this is stopped before its next step and fails with timeout. Default 30 minutes.</summary>
     public TimeSpan MaxRunTime { get; set; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>
+    /// Several nodes (Storage:Provider=postgres): a node that has not shown it is alive for this long is lost; the job it
+    /// was running is claimed again by another node (attempt + 1), and the node list marks it lost. Nodes heartbeat at a
+    /// fifth of it. Default 2 minutes; the embedded mode re-runs a crashed job at restart instead.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")] public TimeSpan NodeTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>After a degraded retry also ran out of GPU memory, the job runs once more after this delay. Default 30 s.</summary>
     public TimeSpan OomRequeueDelay { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -40,6 +40,7 @@ public static class JobsSetup
         services.AddSingleton(sp => new LiteDbStorage(sp.GetRequiredService<DataDirectory>().HangfireDatabasePath,
             new LiteDbStorageOptions { FairQueues = [JobQueue.GpuQueue] }));
         services.AddSingleton<Hangfire.JobStorage>(sp => sp.GetRequiredService<LiteDbStorage>());
+        services.AddSingleton<IFairQueue>(sp => sp.GetRequiredService<LiteDbStorage>());
 
         services.AddSingleton<IJobFilterProvider>(sp =>
         {

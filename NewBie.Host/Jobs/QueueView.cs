@@ -54,7 +54,7 @@ public sealed class QueueState
 /// records once per change of the queue, the jobs' statuses or the run-time statistics, and every reader shares the
 /// result: a place costs a dictionary lookup, whatever the backlog.
 /// </summary>
-public sealed class QueueView(JobStore jobs, LiteDbStorage storage, RunTimeStats stats, TimeProvider time)
+public sealed class QueueView(JobStore jobs, IFairQueue storage, RunTimeStats stats, TimeProvider time)
 {
     private readonly Lock _gate = new();
     private QueueState _state = new((-1, -1, -1), [], []);

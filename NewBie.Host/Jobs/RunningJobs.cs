@@ -16,6 +16,9 @@ public sealed class RunningJobs
         return new Registration(() => _runs.TryRemove(new KeyValuePair<string, CancellationTokenSource>(jobId, source)));
     }
 
+    /// <summary>The jobs running in this process now (at most one: the GPU queue has one worker).</summary>
+    public IReadOnlyCollection<string> Ids => [.. _runs.Keys];
+
     /// <summary>Signals the run of <paramref name="jobId"/>; false when it is not running here.</summary>
     public bool Cancel(string jobId)
     {

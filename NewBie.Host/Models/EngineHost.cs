@@ -124,8 +124,15 @@ public static class ModelsSetup
             .Validate(o => o.MemoryPlan == MemoryPlans.Auto || MemoryPlans.Parse(o.MemoryPlan) is not null, "Models:MemoryPlan must be auto, all-resident, encoders-on-demand or encoders-on-cpu.")
             .Validate(o => o.PromptCacheBytes >= 0, "Models:PromptCacheBytes cannot be negative.")
             .ValidateOnStart();
+        builder.Services.AddOptions<StandInOptions>().BindConfiguration(StandInOptions.Section)
+            .Validate(o => o.ServiceTime is null || o.ServiceTime >= TimeSpan.Zero, "Engine:StandIn:ServiceTime cannot be negative.")
+            .ValidateOnStart();
         builder.Services.AddSingleton<MemoryPlanner>();
-        builder.Services.AddSingleton<IEngineFactory, PipelineEngineFactory>();
+        // The bench's stand-in (Engine:StandIn:ServiceTime) replaces the model; nothing else changes. Chosen when resolved,
+        // so that settings added after this line (a test host's) count.
+        builder.Services.AddSingleton<IEngineFactory>(sp => sp.GetRequiredService<IOptions<StandInOptions>>().Value.ServiceTime is not null
+            ? ActivatorUtilities.CreateInstance<StandInEngineFactory>(sp)
+            : ActivatorUtilities.CreateInstance<PipelineEngineFactory>(sp));
         builder.Services.AddSingleton<EngineHost>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EngineHost>());
         return builder;
