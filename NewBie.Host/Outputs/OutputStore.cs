@@ -20,8 +20,6 @@ public sealed class OutputStore(IOutputBlobs blobs, IOptions<OutputsOptions> opt
 
     private readonly OutputUsage _usage = new(time, options.Value.UsageRefresh);
 
-    public IOutputBlobs Blobs => blobs;
-
     public static string UserFolder(string userId) =>
         "u" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(userId)))[..24];
 
