@@ -83,6 +83,29 @@ public sealed class S3OutputsTests
     }
 
     [S3Fact]
+    public async Task Studio_zip_reads_the_bucket_and_deleting_from_the_history_removes_the_objects()
+    {
+        var (s3, bucket, app) = await AppAsync();
+        using var _ = app;
+        var alice = app.ClientWithKey("alice");
+        var id = (await alice.SubmitAsync(TwoImages)).Str("id");
+        await alice.WaitForStatusAsync(id, "succeeded");
+        var prefix = $"{OutputStore.UserFolder("alice")}/{id}/";
+
+        var stored = await s3.ListAsync(bucket);
+        using (var zip = new System.IO.Compression.ZipArchive(new MemoryStream(await alice.GetByteArrayAsync($"/v1/me/images.zip?image={id}"))))
+        {
+            Assert.Equal([$"newbie-{id}-0.png", $"newbie-{id}-1.png"], zip.Entries.Select(e => e.FullName).Order(StringComparer.Ordinal));
+            Assert.All(zip.Entries, e => Assert.Equal(stored[prefix + e.FullName[^5..]], e.Length));
+        }
+
+        using (var one = await alice.DeleteAsync($"/v1/me/history/{id}/images/0")) Assert.Equal(HttpStatusCode.NoContent, one.StatusCode);
+        Assert.Equal([prefix + "1.png"], (await s3.ListAsync(bucket)).Keys);
+        using (var all = await alice.DeleteAsync($"/v1/me/history/{id}")) Assert.Equal(HttpStatusCode.NoContent, all.StatusCode);
+        Assert.Empty(await s3.ListAsync(bucket));
+    }
+
+    [S3Fact]
     public async Task Retention_deletes_the_jobs_objects_from_the_bucket()
     {
         var (s3, bucket, app) = await AppAsync(new() { ["Jobs:RetentionDays"] = "1" });
