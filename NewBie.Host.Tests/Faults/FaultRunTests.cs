@@ -12,7 +12,7 @@ public sealed class FaultRunCollection
 
 /// <summary>
 /// CI's short form of the fault runs of bench/NewBie.LoadBench (same code, fewer jobs): SIGKILL with restarts, a full
-/// outputs volume, malformed requests — each against real child server processes serving the tiny model.
+/// outputs volume, a full data volume (LiteDB's files), malformed requests — each against real child server processes serving the tiny model.
 /// </summary>
 [Collection(FaultRunCollection.Name)]
 [Trait("Category", "Fault")]
@@ -47,6 +47,20 @@ public sealed class FaultRunTests(ITestOutputHelper output) : IDisposable
         Assert.Null(report.Skipped);
         Assert.True(report.Passed, report.ToString());
         Assert.Equal("failed (insufficient_storage)", report.Figures["job_meeting_full_disk"]);
+        Assert.Equal("yes", report.Figures["recovered"]);
+    }
+
+    [PrivateTmpfsFact]
+    public async Task Full_data_volume_answers_507_on_every_submit_route_loses_no_job_and_the_databases_open_whole_after_a_restart()
+    {
+        var report = await FaultRuns.DataVolumeFullAsync(_dataDir, new OutputWriter(output), queuedJobs: 2);
+
+        output.WriteLine(report.ToString());
+        Assert.Null(report.Skipped);
+        Assert.True(report.Passed, report.ToString());
+        Assert.Equal("9/9", report.Figures["refused_507"]);
+        Assert.StartsWith("succeeded", report.Figures["job_running_when_full"]);
+        Assert.Equal("succeeded×2", report.Figures["queued_jobs_after_restart"]);
         Assert.Equal("yes", report.Figures["recovered"]);
     }
 

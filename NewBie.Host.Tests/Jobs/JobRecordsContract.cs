@@ -85,6 +85,35 @@ public abstract class JobRecordsContract(Func<IJobRecords> factory, IDisposable?
     }
 
     [SkippableFact]
+    public void A_users_pages_hold_only_that_users_jobs_newest_first_and_follow_status_changes()
+    {
+        // Names that are prefixes of one another, and sequences of different lengths (9 < 10 < 100 as numbers).
+        var seq = 0L;
+        foreach (var (user, count) in new[] { ("al", 3), ("alice", 12), ("alice-2", 4), ("alice.b", 2) })
+            for (var i = 0; i < count; i++)
+                Store.Insert(Job($"{user}#{i}", user, seq += 9));
+
+        var alice = Store.Page("alice", null, null, 100).Select(j => j.Seq).ToList();
+        Assert.Equal(12, alice.Count);
+        Assert.Equal(alice.OrderDescending(), alice);
+        Assert.All(Store.Page("alice", null, null, 100), j => Assert.Equal("alice", j.UserId));
+        Assert.Equal(alice.Skip(5).Take(4), Store.Page("alice", null, alice[4], 4).Select(j => j.Seq));
+        Assert.Empty(Store.Page("alice", null, alice[^1], 10));
+        Assert.Equal(new[] { "al#2", "al#1", "al#0" }, Store.Page("al", null, null, 10).Select(j => j.Id));
+        Assert.Empty(Store.Page("a", null, null, 10));
+
+        var started = Store.Find("alice#3")!;
+        Assert.True(started.Start(At(1, 13), null));
+        Store.Update(started);
+        Assert.Equal(new[] { "alice#3" }, Store.Page("alice", JobStatus.Running, null, 10).Select(j => j.Id));
+        Assert.DoesNotContain("alice#3", Store.Page("alice", JobStatus.Queued, null, 100).Select(j => j.Id));
+        Assert.Equal(11, Store.Page("alice", JobStatus.Queued, null, 100).Count);
+        Assert.Equal(new[] { "alice#2", "alice#1" }, Store.Page("alice", JobStatus.Queued, started.Seq, 2).Select(j => j.Id));
+        Assert.Equal(new[] { "alice.b#1" }, Store.Page(null, null, null, 1).Select(j => j.Id));
+        Assert.Equal(new[] { "alice#3" }, Store.Page(null, JobStatus.Running, null, 5).Select(j => j.Id));
+    }
+
+    [SkippableFact]
     public void Finished_jobs_are_found_by_when_they_finished()
     {
         var old = Job("old", "alice", 1);
@@ -101,4 +130,22 @@ public abstract class JobRecordsContract(Func<IJobRecords> factory, IDisposable?
     }
 }
 
-public sealed class LiteDbJobRecordsTests() : JobRecordsContract(Stores.Of(out var db, d => (IJobRecords)new LiteDbJobRecords(d)), db);
+public sealed class LiteDbJobRecordsTests() : JobRecordsContract(Stores.Of(out var db, d => (IJobRecords)new LiteDbJobRecords(d)), db)
+{
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData(null, 50L)]
+    [InlineData(JobStatus.Queued, null)]
+    [InlineData(JobStatus.Queued, 50L)]
+    public void A_users_page_reads_an_index_range_in_index_order_without_sorting(JobStatus? status, long? before)
+    {
+        var plan = ((LiteDbJobRecords)Store).PageQuery("alice", status, before, 20).GetPlan();
+
+        var index = Assert.IsType<LiteDB.BsonDocument>(plan["index"].AsDocument, exactMatch: false);
+        Assert.True(index.Count > 0, plan.ToString());
+        Assert.Equal(status is null ? "UserSeq" : "UserStatusSeq", index["name"].AsString);
+        Assert.StartsWith("INDEX RANGE", index["mode"].AsString, StringComparison.Ordinal);
+        Assert.Equal(-1, index["order"].AsInt32);
+        Assert.False(plan.ContainsKey("orderBy"), plan.ToString());
+    }
+}

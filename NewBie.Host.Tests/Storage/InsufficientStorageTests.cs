@@ -141,4 +141,36 @@ public sealed class InsufficientStorageTests
     [InlineData(2, false)]   // ENOENT
     public void Disk_full_is_told_apart_from_other_write_errors(int errno, bool full) =>
         Assert.Equal(full, OutputStore.IsDiskFull(new IOException("x", errno)));
+
+    /// <summary>The Hangfire client whose storage is full: the record was stored (app.db had room), its Hangfire job cannot be.</summary>
+    private sealed class FullDiskJobClient(Hangfire.JobStorage storage) : Hangfire.IBackgroundJobClientV2
+    {
+        public Hangfire.JobStorage Storage => storage;
+
+        public string Create(Hangfire.Common.Job job, Hangfire.States.IState state, IDictionary<string, object> parameters) =>
+            throw new IOException("No space left on device : 'hangfire-log.db'", 28);
+
+        public string Create(Hangfire.Common.Job job, Hangfire.States.IState state) => Create(job, state, new Dictionary<string, object>());
+
+        public bool ChangeState(string jobId, Hangfire.States.IState state, string expectedState) => false;
+    }
+
+    [Fact]
+    public async Task A_submit_whose_write_meets_a_full_disk_answers_507_and_leaves_no_record_and_no_charge()
+    {
+        // The free-space check off, as when the disk fills between the check and the write.
+        using var app = new NewBieApplication(new() { ["Storage:MinFreeBytes"] = "0" },
+            services: s => s.AddSingleton<Hangfire.IBackgroundJobClientV2>(sp => new FullDiskJobClient(sp.GetRequiredService<Hangfire.JobStorage>())));
+        var client = app.ClientFor();
+
+        using var response = await client.PostRawAsync("/v1/jobs", Small);
+
+        Assert.Equal(HttpStatusCode.InsufficientStorage, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("insufficient_storage", (await response.ProblemAsync()).Str("code"));
+        Assert.Equal(TimeSpan.FromSeconds(60), response.Headers.RetryAfter?.Delta);
+        Assert.Empty(app.Service<JobStore>().List(null, null, null, 10));
+        Assert.Equal(0, app.Service<JobStore>().CountQueued());
+        Assert.Equal(0, app.Service<NewBie.Host.Accounts.IUsageStore>().Used("local", app.Time.GetUtcNow().UtcDateTime.Date));
+    }
 }

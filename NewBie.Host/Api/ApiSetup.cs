@@ -15,6 +15,7 @@ public static class ApiSetup
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
         builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<DiskFullHandler>();
         builder.Services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.Section)
             .Validate(o => ServerOptions.IsValidBase(o.PublicBaseUrl), "Server:PublicBaseUrl must be an absolute http or https URL without credentials, query or fragment.")
             .ValidateOnStart();

@@ -114,7 +114,17 @@ public sealed class JobSubmission(
         if (!accounts.TryUseImages(user.Id, normalised!.Count, own.ImagesPerDay))
             return (null, RateLimited.Result(TimeSpan.FromSeconds(accounts.SecondsUntilQuotaReset()),
                 $"The daily quota of {own.ImagesPerDay} images is used up; it resets at 00:00 UTC.", ProblemCodes.QuotaExceeded));
-        var (outcome, job) = queue.Submit(draft, own.MaxQueuedJobs);
+        SubmitOutcome outcome;
+        JobRecord? job;
+        try
+        {
+            (outcome, job) = queue.Submit(draft, own.MaxQueuedJobs);
+        }
+        catch (IOException e) when (DiskFullHandler.IsDiskFull(e))
+        {
+            UndoOnFullDisk(draft, normalised.Count);
+            throw;
+        }
         if (outcome != SubmitOutcome.Created) accounts.ReturnImages(user.Id, normalised.Count);
         else rateLimits.Admitted(user.Id);
         return outcome switch
@@ -182,6 +192,23 @@ public sealed class JobSubmission(
         var retryAfter = Math.Clamp((int)Math.Ceiling(queueView.SecondsUntilNextSlot()), 1, 3600);
         return new RetryAfterResult(retryAfter, Problems.Create(StatusCodes.Status503ServiceUnavailable, ProblemCodes.QueueFull,
             $"The queue holds its maximum of {jobsOptions.Value.MaxQueuedJobs} jobs; retry later."));
+    }
+
+    /// <summary>
+    /// A submit whose write met a full disk is answered 507 (<see cref="DiskFullHandler"/>), so none of it may stay: the
+    /// record (stored when app.db still had room and hangfire.db had none) and the images charged. Best effort: the disk
+    /// may refuse these writes too, and the 507 must still be answered.
+    /// </summary>
+    private void UndoOnFullDisk(JobRecord draft, int images)
+    {
+        try
+        {
+            if (draft.Id.Length > 0 && jobs.Find(draft.Id) is not null) jobs.Delete(draft.Id);
+            accounts.ReturnImages(draft.UserId, images);
+        }
+        catch (IOException e) when (DiskFullHandler.IsDiskFull(e))
+        {
+        }
     }
 
     public const int InsufficientStorageRetryAfterSeconds = 60;

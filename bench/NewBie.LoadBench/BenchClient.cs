@@ -80,6 +80,20 @@ internal sealed class BenchClient(Func<string> url, string? key, TimeSpan? timeo
         return JobView.From(await response.Content.ReadFromJsonAsync<JsonElement>());
     }
 
+    /// <summary>Polls one job until it has <paramref name="status"/> (true) or is finished or the deadline passes (false).</summary>
+    public async Task<bool> WaitStatusAsync(string id, string status, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            var job = await GetJobAsync(id);
+            if (job?.Status == status) return true;
+            if (job is null || job.IsFinished) return false;
+            await Task.Delay(20);
+        }
+        return false;
+    }
+
     /// <summary>Every job of every user (the caller must be an admin), paging through GET /v1/jobs?user=*.</summary>
     public async Task<List<JobView>> AllJobsAsync()
     {

@@ -283,6 +283,150 @@ internal static class FaultRuns
         return new FaultReport(name, figures, problems);
     }
 
+    /// <summary>
+    /// The whole data folder (app.db, hangfire.db, outputs/, the tiny model) on a private tmpfs of
+    /// <paramref name="volumeMiB"/> MiB with Storage:MinFreeBytes=0, so that the free-space check cannot refuse first and
+    /// LiteDB's own writes meet the full disk. Filled while jobs are queued: every submit route must answer 507
+    /// insufficient_storage (problem+json, Retry-After) and store nothing; the worker, resumed on the full disk, must lose
+    /// no job. Then space is freed and the server restarted on the same folder: every job accepted before finishes, a
+    /// new submit is accepted, and after the server stops both databases open and every collection reads whole.
+    /// </summary>
+    public static async Task<FaultReport> DataVolumeFullAsync(string dataDir, TextWriter log, int volumeMiB = 64, int queuedJobs = 3)
+    {
+        const string name = "disk full on the data volume (LiteDB's files)";
+        if (await WhyNoPrivateTmpfsAsync() is { } why) return new FaultReport(name, new Dictionary<string, string>(), [], why);
+        var problems = new List<string>();
+        var seed = Path.Combine(dataDir, "seed");
+        var admin = await ServerProcess.CreateUserAsync(seed, "admin", admin: true);
+        var key = await ServerProcess.CreateUserAsync(seed, "user0");
+        await using var volume = await PrivateVolume.MountAsync(Path.Combine(dataDir, "volume"), volumeMiB, seed);
+        string[] settings = [.. OpenLimits, "Storage:MinFreeBytes=0"];
+        var server = await ServerProcess.StartAsync(volume.MountPoint, settings, volume.Enter);
+        var figures = new Dictionary<string, string> { ["volume"] = $"{volumeMiB} MiB tmpfs holding the whole data folder", ["Storage:MinFreeBytes"] = "0" };
+        try
+        {
+            await server.WaitReadyAsync(TimeSpan.FromMinutes(3));
+            using var client = new BenchClient(() => server.Url, key);
+            using var adminClient = new BenchClient(() => server.Url, admin);
+
+            // 1. Finished jobs whose images must survive, and queued ones (the GPU queue paused) that must finish after recovery.
+            var done = new List<string>();
+            for (var i = 0; i < 2; i++) done.Add((await client.SubmitAsync(BenchClient.Job("<character_1><n>done</n></character_1>", i, steps: 2))).Id!);
+            await client.WaitFinishedAsync(done, TimeSpan.FromMinutes(3));
+            var images = new Dictionary<string, byte[]>();
+            foreach (var id in done) images[id] = await client.ImageAsync(id, 0) ?? [];
+            if (images.Values.Any(b => !Png.IsWhole(b))) problems.Add("a first image is not a whole PNG");
+            if (await adminClient.PostAsync("/v1/admin/queue/pause") != 200) problems.Add("could not pause the queue");
+            // A long job first (FIFO for one user): it runs while the disk fills, so its images and status writes meet it.
+            var running = await client.SubmitAsync(BenchClient.Job("<character_1><n>running</n></character_1>", 9, steps: 16, size: 512), "running");
+            if (running.Status != 202) problems.Add($"the long job answered {running.Status} {running.Code}");
+            var queued = new List<string>();
+            for (var i = 0; i < queuedJobs; i++)
+            {
+                var answer = await client.SubmitAsync(BenchClient.Job("<character_1><n>queued</n></character_1>", 10 + i, steps: 2), $"queued-{i}");
+                if (answer.Status == 202) queued.Add(answer.Id!);
+                else problems.Add($"a submit with room answered {answer.Status} {answer.Code}");
+            }
+
+            // 2. The volume full to the last byte while the long job runs: every submit route answers 507 problem+json
+            // with Retry-After, and the worker's writes (images, then the status) fail mid-run.
+            await adminClient.PostAsync("/v1/admin/queue/resume");
+            var runningSeen = await client.WaitStatusAsync(running.Id!, "running", TimeSpan.FromMinutes(1));
+            var filler = Path.Combine(volume.Outside, "filler");
+            FillTo(volume.Outside, filler, 0);
+            if (!runningSeen) problems.Add("the long job was not seen running before the disk filled");
+            figures["free_bytes_when_full"] = new DriveInfo(volume.Outside).AvailableFreeSpace.ToString();
+            var answers = new List<string>();
+            var refused = 0;
+            var attempts = 0;
+            foreach (var (path, body) in new (string, object)[]
+            {
+                ("/v1/jobs", BenchClient.Job("<character_1><n>full</n></character_1>", 20, steps: 2)),
+                ("/generate", BenchClient.Job("<character_1><n>full</n></character_1>", 21, steps: 2)),
+                ("/v1/images/generations", new { prompt = "full", size = "256x256", steps = 2 }),
+            })
+            {
+                for (var i = 0; i < 3; i++)
+                {
+                    attempts++;
+                    using var response = await client.Http.PostAsync(server.Url + path, JsonContent.Create(body));
+                    var text = await response.Content.ReadAsStringAsync();
+                    var ok = (int)response.StatusCode == 507 && response.Content.Headers.ContentType?.MediaType == "application/problem+json"
+                        && text.Contains("\"code\":\"insufficient_storage\"", StringComparison.Ordinal) && response.Headers.RetryAfter?.Delta is not null;
+                    if (ok) refused++;
+                    else answers.Add($"{path} → {(int)response.StatusCode} {response.Content.Headers.ContentType?.MediaType} {text[..Math.Min(200, text.Length)]}");
+                }
+            }
+            figures["refused_507"] = $"{refused}/{attempts}";
+            if (refused != attempts) problems.Add($"on the full volume only {refused} of {attempts} submits answered 507 problem+json with Retry-After: {string.Join("; ", answers.Distinct())}");
+
+            // 3. Not ready: LiteDB refuses every operation on a database whose write failed until it is reopened, so
+            // even anonymous probes (the loopback rule reads the users) fail until the restart below.
+            using (var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
+            {
+                using var alive = await probe.GetAsync(server.Url + "/healthz");
+                using var ready = await probe.GetAsync(server.Url + "/readyz");
+                figures["healthz_readyz_when_full"] = $"{(int)alive.StatusCode} {(int)ready.StatusCode}";
+                if (ready.IsSuccessStatusCode) problems.Add("/readyz said ready on the full volume");
+            }
+
+            // 4. Space freed, the server restarted on the same data folder.
+            File.Delete(filler);
+            await server.DisposeAsync();
+            server = await ServerProcess.StartAsync(volume.MountPoint, settings, volume.Enter);
+            await server.WaitReadyAsync(TimeSpan.FromMinutes(3));
+            // The long job: its run met the full disk; it must run again and succeed, or have failed insufficient_storage.
+            var longJob = (await adminClient.WaitFinishedAsync([running.Id!], TimeSpan.FromMinutes(3)))[running.Id!];
+            figures["job_running_when_full"] = $"{longJob.Status}{(longJob.ErrorCode is null ? "" : $" ({longJob.ErrorCode})")}, attempts {longJob.Attempts}";
+            // Its last writes failed, so the record still said running: the restart runs it again (a second attempt).
+            if (longJob.Status != "succeeded" || longJob.Attempts < 2)
+                problems.Add($"the job running when the disk filled ended {longJob.Status} ({longJob.ErrorCode}) after {longJob.Attempts} attempts, not re-run to success");
+            var finished = await adminClient.WaitFinishedAsync(queued, TimeSpan.FromMinutes(3));
+            foreach (var id in queued)
+            {
+                if (!finished.TryGetValue(id, out var job)) problems.Add($"queued job {id} is gone after the restart");
+                else if (job.Status != "succeeded") problems.Add($"queued job {id} ended {job.Status} ({job.ErrorCode}) after the restart");
+                else if (await client.ImageAsync(id, 0) is not { } png || !Png.IsWhole(png)) problems.Add($"queued job {id}: image 0 is not a whole PNG");
+            }
+            figures["queued_jobs_after_restart"] = string.Join(" ", finished.Values.Where(j => queued.Contains(j.Id)).GroupBy(j => j.Status).Select(g => $"{g.Key}×{g.Count()}"));
+            foreach (var (id, bytes) in images)
+                if (!(await client.ImageAsync(id, 0) ?? []).AsSpan().SequenceEqual(bytes)) problems.Add($"the image of {id} changed");
+            var after = await client.SubmitAsync(BenchClient.Job("<character_1><n>after</n></character_1>", 30, steps: 2));
+            if (after.Status != 202) problems.Add($"after the restart a submit answered {after.Status} {after.Code}");
+            else if ((await client.WaitFinishedAsync([after.Id!], TimeSpan.FromMinutes(3)))[after.Id!] is { Status: not "succeeded" } bad)
+                problems.Add($"after the restart a new job ended {bad.Status} ({bad.ErrorCode})");
+            // Nothing half-written: the store holds exactly the jobs answered 202.
+            var all = await adminClient.AllJobsAsync();
+            var accepted = done.Count + 1 + queued.Count + 1;
+            figures["jobs_in_store"] = $"{all.Count} (accepted {accepted})";
+            if (all.Count != accepted) problems.Add($"the store holds {all.Count} jobs for {accepted} accepted: a refused submit was stored");
+            figures["recovered"] = problems.Count == 0 ? "yes" : "no";
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+
+        // 5. Both databases open in LiteDB, and every document of every collection reads.
+        var read = new List<string>();
+        foreach (var file in new[] { "app.db", "hangfire.db" })
+        {
+            try
+            {
+                using var db = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = Path.Combine(volume.Outside, file), Connection = LiteDB.ConnectionType.Direct });
+                var documents = db.GetCollectionNames().Sum(c => db.GetCollection(c).FindAll().Count());
+                read.Add($"{file} {documents} documents");
+            }
+            catch (Exception e) when (e is LiteDB.LiteException or IOException or InvalidOperationException)
+            {
+                problems.Add($"{file} does not read whole after the disk was full: {e.GetType().Name} {e.Message}");
+            }
+        }
+        figures["databases_read"] = string.Join(", ", read);
+        log.WriteLine($"  {string.Join(", ", figures.Select(f => $"{f.Key}={f.Value}"))}");
+        return new FaultReport(name, figures, problems);
+    }
+
     /// <summary>Grows <paramref name="filler"/> until the volume has about <paramref name="leave"/> bytes free (0: until ENOSPC).</summary>
     private static void FillTo(string volume, string filler, long leave)
     {
@@ -310,16 +454,8 @@ internal static class FaultRuns
     public static async Task<FaultReport> MalformedAsync(string dataDir, int count, TextWriter log)
     {
         var problems = new List<string>();
-        var admin = await ServerProcess.CreateUserAsync(dataDir, "admin", admin: true);
-        var key = await ServerProcess.CreateUserAsync(dataDir, "user0");
-        await using var server = await ServerProcess.StartAsync(dataDir, OpenLimits);
-        await server.WaitReadyAsync(TimeSpan.FromMinutes(3));
-        using var client = new BenchClient(() => server.Url, key, TimeSpan.FromSeconds(30));
-        using var adminClient = new BenchClient(() => server.Url, admin);
-        var seeded = new List<string>();
-        for (var i = 0; i < 2; i++) seeded.Add((await client.SubmitAsync(BenchClient.Job("<character_1><n>before</n></character_1>", i, steps: 2))).Id!);
-        await client.WaitFinishedAsync(seeded, TimeSpan.FromMinutes(3));
-        var before = await SnapshotAsync(adminClient, dataDir);
+        await using var run = await ProbedServer.StartAsync(dataDir);
+        var (server, client, adminClient, key, admin, seeded, before) = (run.Server, run.Client, run.Admin, run.Client.Key!, run.Admin.Key!, run.Seeded, run.Before);
 
         var cases = MalformedCases.All(seeded[0]).ToList();
         while (cases.Count < count) cases.AddRange(MalformedCases.All(seeded[0]).Take(count - cases.Count));
@@ -347,16 +483,8 @@ internal static class FaultRuns
     public static async Task<FaultReport> OpenApiFuzzAsync(string dataDir, TextWriter log)
     {
         var problems = new List<string>();
-        var admin = await ServerProcess.CreateUserAsync(dataDir, "admin", admin: true);
-        var key = await ServerProcess.CreateUserAsync(dataDir, "user0");
-        await using var server = await ServerProcess.StartAsync(dataDir, OpenLimits);
-        await server.WaitReadyAsync(TimeSpan.FromMinutes(3));
-        using var client = new BenchClient(() => server.Url, key, TimeSpan.FromSeconds(30));
-        using var adminClient = new BenchClient(() => server.Url, admin);
-        var seeded = new List<string>();
-        for (var i = 0; i < 2; i++) seeded.Add((await client.SubmitAsync(BenchClient.Job("<character_1><n>before</n></character_1>", i, steps: 2))).Id!);
-        await client.WaitFinishedAsync(seeded, TimeSpan.FromMinutes(3));
-        var before = await SnapshotAsync(adminClient, dataDir);
+        await using var run = await ProbedServer.StartAsync(dataDir);
+        var (server, client, adminClient, key, admin, seeded, before) = (run.Server, run.Client, run.Admin, run.Client.Key!, run.Admin.Key!, run.Seeded, run.Before);
 
         var document = await OpenApiFuzz.DocumentAsync(client.Http, server.Url);
         var generated = OpenApiFuzz.Cases(document).ToList();
@@ -424,6 +552,54 @@ internal static class FaultRuns
         return (statuses, bad.Count);
     }
 
+    /// <summary>
+    /// The setup of the runs that must change nothing: a user and an admin, a server with open limits, two finished jobs
+    /// (ids in <see cref="Seeded"/>) and the store's snapshot (<see cref="Before"/>) to compare with afterwards.
+    /// </summary>
+    private sealed class ProbedServer : IAsyncDisposable
+    {
+        public required ServerProcess Server { get; init; }
+
+        public required BenchClient Client { get; init; }
+
+        public required BenchClient Admin { get; init; }
+
+        public required IReadOnlyList<string> Seeded { get; init; }
+
+        public required string Before { get; init; }
+
+        public static async Task<ProbedServer> StartAsync(string dataDir)
+        {
+            var admin = await ServerProcess.CreateUserAsync(dataDir, "admin", admin: true);
+            var key = await ServerProcess.CreateUserAsync(dataDir, "user0");
+            var server = await ServerProcess.StartAsync(dataDir, OpenLimits);
+            var client = new BenchClient(() => server.Url, key, TimeSpan.FromSeconds(30));
+            var adminClient = new BenchClient(() => server.Url, admin);
+            try
+            {
+                await server.WaitReadyAsync(TimeSpan.FromMinutes(3));
+                var seeded = new List<string>();
+                for (var i = 0; i < 2; i++) seeded.Add((await client.SubmitAsync(BenchClient.Job("<character_1><n>before</n></character_1>", i, steps: 2))).Id!);
+                await client.WaitFinishedAsync(seeded, TimeSpan.FromMinutes(3));
+                return new ProbedServer { Server = server, Client = client, Admin = adminClient, Seeded = seeded, Before = await SnapshotAsync(adminClient, dataDir) };
+            }
+            catch
+            {
+                client.Dispose();
+                adminClient.Dispose();
+                await server.DisposeAsync();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Client.Dispose();
+            Admin.Dispose();
+            await Server.DisposeAsync();
+        }
+    }
+
     /// <summary>Jobs (id, status), users (name, role) and every file under outputs/ with its size.</summary>
     private static async Task<string> SnapshotAsync(BenchClient admin, string dataDir)
     {
@@ -436,5 +612,53 @@ internal static class FaultRuns
         foreach (var file in Directory.GetFiles(outputs, "*", SearchOption.AllDirectories).Order())
             text.AppendLine($"file {Path.GetRelativePath(outputs, file)} {new FileInfo(file).Length}");
         return text.ToString();
+    }
+}
+
+/// <summary>
+/// A tmpfs in a mount namespace of its own, held by a sleeping process, so that it outlives the servers started in it
+/// (<see cref="Enter"/>) and a restart finds the same files. <see cref="Outside"/> reaches it from this process
+/// (/proc/PID/root); nothing is mounted on the host. Disposing ends the holder, and the tmpfs with it.
+/// </summary>
+internal sealed class PrivateVolume : IAsyncDisposable
+{
+    private readonly Process _holder;
+
+    private PrivateVolume(Process holder, string mountPoint)
+    {
+        _holder = holder;
+        MountPoint = mountPoint;
+    }
+
+    /// <summary>The path inside the namespace: what the server is given as its data folder.</summary>
+    public string MountPoint { get; }
+
+    public string Outside => $"/proc/{_holder.Id}/root{MountPoint}";
+
+    /// <summary>The wrapper that runs a command inside the namespace.</summary>
+    public IReadOnlyList<string> Enter => ["nsenter", "-t", _holder.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", "--"];
+
+    /// <summary>Mounts a tmpfs of <paramref name="mebibytes"/> MiB on <paramref name="mountPoint"/>, holding a copy of <paramref name="seed"/>.</summary>
+    public static async Task<PrivateVolume> MountAsync(string mountPoint, int mebibytes, string seed)
+    {
+        Directory.CreateDirectory(mountPoint);
+        var start = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-m", "--propagation", "private", "sh", "-c",
+            $"mount -t tmpfs -o size={mebibytes}m tmpfs \"$0\" && cp -a \"$1\"/. \"$0\"/ && echo mounted && exec sleep 86400", mountPoint, seed })
+            start.ArgumentList.Add(a);
+        var holder = Process.Start(start)!;
+        if (await holder.StandardOutput.ReadLineAsync() != "mounted")
+        {
+            await holder.WaitForExitAsync();
+            throw new InvalidOperationException($"could not mount a private tmpfs: {await holder.StandardError.ReadToEndAsync()}");
+        }
+        return new PrivateVolume(holder, mountPoint);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_holder.HasExited) _holder.Kill();
+        await _holder.WaitForExitAsync();
+        _holder.Dispose();
     }
 }

@@ -4,7 +4,8 @@ using System.Text;
 
 // Load and fault runs against real server processes on loopback (the tiny model, fresh data folders); writes
 // BENCHMARKS.md sections. Usage:
-//   dotnet run -c Release --project bench/NewBie.LoadBench -- [all|seed|throughput|gap|fairness|reads|streams|faults|kill|disk|malformed|fuzz]... [--no-write]
+//   dotnet run -c Release --project bench/NewBie.LoadBench -- [all|seed|throughput|gap|fairness|reads|streams|faults|kill|disk|datafull|malformed|fuzz|nodes]... [--no-write]
+// (nodes: several nodes on one PostgreSQL, not part of all: it needs Debian's postgresql installed.)
 namespace NewBie.LoadBench;
 
 internal static class Program
@@ -17,10 +18,10 @@ internal static class Program
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         var write = !args.Contains("--no-write");
         var wanted = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet();
-        if (wanted.Count == 0 || wanted.Contains("all")) wanted = ["seed", "throughput", "gap", "fairness", "reads", "streams", "kill", "disk", "malformed", "fuzz"];
-        if (wanted.Remove("faults")) wanted.UnionWith(["kill", "disk", "malformed", "fuzz"]);
+        if (wanted.Count == 0 || wanted.Contains("all")) wanted = ["seed", "throughput", "gap", "fairness", "reads", "streams", "kill", "disk", "datafull", "malformed", "fuzz"];
+        if (wanted.Remove("faults")) wanted.UnionWith(["kill", "disk", "datafull", "malformed", "fuzz"]);
         var failed = false;
-        foreach (var name in new[] { "seed", "throughput", "gap", "fairness", "reads", "streams", "kill", "disk", "malformed", "fuzz" }.Where(wanted.Contains))
+        foreach (var name in new[] { "seed", "throughput", "gap", "fairness", "reads", "streams", "kill", "disk", "datafull", "malformed", "fuzz", "nodes" }.Where(wanted.Contains))
         {
             Console.WriteLine($"== {name}");
             var machine = Machine.Now();
@@ -32,6 +33,7 @@ internal static class Program
                 "fairness" => (await Scenarios.FairnessAsync(Console.Out), true),
                 "reads" => (await ServingCore.ReadsAsync(Console.Out), true),
                 "streams" => (await ServingCore.StreamsAsync(Console.Out), true),
+                "nodes" => (await MultiNode.NodesAsync(Console.Out), true),
                 _ => await FaultAsync(name),
             };
             failed |= !ok;
@@ -51,6 +53,7 @@ internal static class Program
             {
                 "kill" => await FaultRuns.KillRestartAsync(dir, jobs: 200, kills: 25, seed: 11, Console.Out),
                 "disk" => await FaultRuns.DiskFullAsync(dir, Console.Out),
+                "datafull" => await FaultRuns.DataVolumeFullAsync(dir, Console.Out),
                 "fuzz" => await FaultRuns.OpenApiFuzzAsync(dir, Console.Out),
                 _ => await FaultRuns.MalformedAsync(dir, count: 600, Console.Out),
             };
