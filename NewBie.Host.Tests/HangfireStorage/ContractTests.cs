@@ -38,3 +38,30 @@ public sealed class TempFolder : IDisposable
         catch (IOException) { }
     }
 }
+
+/// <summary>LiteDbStorage under the fair queue contract; the poll is a minute, so only signals wake fetchers in time.</summary>
+public sealed class LiteDbFairQueueContractTests : FairQueueContract
+{
+    private readonly TempFolder _folder;
+    private readonly List<LiteDbStorage> _opened;
+
+    public LiteDbFairQueueContractTests() : this(new TempFolder(), []) { }
+
+    private LiteDbFairQueueContractTests(TempFolder folder, List<LiteDbStorage> opened) : base(() =>
+    {
+        var storage = new LiteDbStorage(Path.Combine(folder.Path, "hangfire.db"), new LiteDbStorageOptions { QueuePollInterval = TimeSpan.FromMinutes(1) });
+        opened.Add(storage);
+        return new FairNode(storage, storage);
+    })
+    {
+        _folder = folder;
+        _opened = opened;
+    }
+
+    public override void Dispose()
+    {
+        foreach (var storage in _opened) storage.Dispose();
+        _folder.Dispose();
+        base.Dispose();
+    }
+}

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Hangfire;
 using Hangfire.Common;
 using Hangfire.States;
@@ -23,6 +24,21 @@ public abstract class JobStorageContract : IDisposable
 
     protected Hangfire.JobStorage Storage => _storage.Value;
 
+    /// <summary>
+    /// Why a test of this contract does not apply to the storage under test (a known deviation of a third-party
+    /// storage, stated with its reason), or null. Only the tests that call <see cref="Applicable"/> ask.
+    /// </summary>
+    protected virtual string? Deviation(string test) => null;
+
+    /// <summary>Skips the calling test where the storage is known to deviate from it (<see cref="Deviation"/>).</summary>
+    protected void Applicable([CallerMemberName] string test = "")
+    {
+        if (Deviation(test) is { } why) Skip.If(true, why);
+    }
+
+    /// <summary>Skips a test of an optional Hangfire feature that the storage does not advertise: Hangfire never uses it there.</summary>
+    protected void Requires(string feature) => Skip.IfNot(Storage.HasFeature(feature), $"{Storage} does not advertise {feature}");
+
     public virtual void Dispose()
     {
         if (_storage.IsValueCreated) (_storage.Value as IDisposable)?.Dispose();
@@ -31,7 +47,7 @@ public abstract class JobStorageContract : IDisposable
 
     // Jobs and parameters
 
-    [Fact]
+    [SkippableFact]
     public void Created_job_has_its_invocation_parameters_and_no_state()
     {
         using var connection = Connect();
@@ -46,9 +62,10 @@ public abstract class JobStorageContract : IDisposable
         Assert.Null(connection.GetStateData(id));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Job_parameters_can_be_set_overwritten_and_missing_ones_are_null()
     {
+        Requires(JobStorageFeatures.Transaction.SetJobParameter);
         using var connection = Connect();
         var id = CreateJob(connection);
         connection.SetJobParameter(id, "Name", "1");
@@ -60,7 +77,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Null(connection.GetJobParameter(id, "Missing"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Unknown_job_reads_as_null()
     {
         using var connection = Connect();
@@ -69,9 +86,10 @@ public abstract class JobStorageContract : IDisposable
         Assert.Null(Storage.GetMonitoringApi().JobDetails("4242"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Transaction_can_create_a_job_with_parameters_visible_after_commit()
     {
+        Requires(JobStorageFeatures.Transaction.CreateJob);
         using var connection = Connect();
         using var tx = (JobStorageTransaction)connection.CreateWriteTransaction();
         var id = tx.CreateJob(Job.FromExpression(() => SampleJobs.Noop()), new Dictionary<string, string> { ["A"] = "1" }, DateTime.UtcNow, TimeSpan.FromHours(1));
@@ -84,7 +102,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(EnqueuedState.StateName, connection.GetJobData(id)!.State);
     }
 
-    [Fact]
+    [SkippableFact]
     public void SetJobState_changes_the_current_state_and_AddJobState_only_the_history()
     {
         using var connection = Connect();
@@ -103,7 +121,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal("server-1", history[0].Data["ServerId"]);
     }
 
-    [Fact]
+    [SkippableFact]
     public void ExpireJob_and_PersistJob_set_and_clear_the_expiry()
     {
         using var connection = Connect();
@@ -118,9 +136,10 @@ public abstract class JobStorageContract : IDisposable
 
     // Sets
 
-    [Fact]
+    [SkippableFact]
     public void Set_add_remove_count_contains()
     {
+        Requires(JobStorageFeatures.Connection.LimitedGetSetCount);
         using var connection = Connect();
         Commit(tx =>
         {
@@ -145,9 +164,10 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(1, connection.GetSetCount("other"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Set_is_ordered_by_score()
     {
+        Applicable();
         using var connection = Connect();
         Commit(tx =>
         {
@@ -169,7 +189,7 @@ public abstract class JobStorageContract : IDisposable
 
     // Hashes
 
-    [Fact]
+    [SkippableFact]
     public void Hash_fields_are_set_read_counted_and_removed()
     {
         using var connection = Connect();
@@ -187,7 +207,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(0, connection.GetHashCount("h"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Values_are_kept_verbatim_including_blanks_and_empty_strings()
     {
         using var connection = Connect();
@@ -208,7 +228,7 @@ public abstract class JobStorageContract : IDisposable
 
     // Lists
 
-    [Fact]
+    [SkippableFact]
     public void List_is_newest_first_and_TrimList_keeps_the_given_range()
     {
         using var connection = Connect();
@@ -225,7 +245,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Empty(connection.GetAllItemsFromList("missing"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void RemoveFromList_removes_every_occurrence()
     {
         using var connection = Connect();
@@ -241,7 +261,7 @@ public abstract class JobStorageContract : IDisposable
 
     // Counters
 
-    [Fact]
+    [SkippableFact]
     public void Counters_add_up_increments_and_decrements()
     {
         using var connection = Connect();
@@ -260,7 +280,7 @@ public abstract class JobStorageContract : IDisposable
 
     // TTLs
 
-    [Fact]
+    [SkippableFact]
     public void Ttl_is_set_by_expire_and_negative_when_persistent_or_missing()
     {
         using var connection = Connect();
@@ -300,7 +320,7 @@ public abstract class JobStorageContract : IDisposable
 
     // Transactions
 
-    [Fact]
+    [SkippableFact]
     public void Nothing_is_visible_before_commit_nor_after_dispose_without_commit()
     {
         using var connection = Connect();
@@ -314,7 +334,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(0, connection.GetCounter("c"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void A_failing_operation_in_a_commit_leaves_nothing_of_the_commit_visible()
     {
         using var connection = Connect();
@@ -344,7 +364,7 @@ public abstract class JobStorageContract : IDisposable
 
     // Servers
 
-    [Fact]
+    [SkippableFact]
     public void Announced_server_is_listed_heartbeats_and_is_removed()
     {
         using var connection = Connect();
@@ -361,7 +381,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Empty(Storage.GetMonitoringApi().Servers());
     }
 
-    [Fact]
+    [SkippableFact]
     public void Servers_without_recent_heartbeat_are_removed_as_timed_out()
     {
         using var connection = Connect();
@@ -373,25 +393,27 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal("fresh", Assert.Single(Storage.GetMonitoringApi().Servers()).Name);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Heartbeat_of_a_removed_server_says_it_is_gone()
     {
         using var connection = Connect();
         Assert.Throws<BackgroundServerGoneException>(() => connection.Heartbeat("nobody"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Storage_clock_is_utc_now()
     {
+        Requires(JobStorageFeatures.Connection.GetUtcDateTime);
         using var connection = Connect();
         Assert.InRange(connection.GetUtcDateTime(), DateTime.UtcNow.AddSeconds(-5), DateTime.UtcNow.AddSeconds(5));
     }
 
     // Locks
 
-    [Fact]
+    [SkippableFact]
     public void Distributed_lock_is_reentrant_on_one_connection_and_exclusive_across_connections()
     {
+        Applicable();
         using var first = Connect();
         using var second = Connect();
         var outer = first.AcquireDistributedLock("resource", TimeSpan.FromSeconds(1));
@@ -405,7 +427,7 @@ public abstract class JobStorageContract : IDisposable
         using (second.AcquireDistributedLock("other", TimeSpan.FromSeconds(1))) { }
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Waiting_lock_is_granted_when_the_holder_releases_it()
     {
         using var first = Connect();
@@ -418,9 +440,10 @@ public abstract class JobStorageContract : IDisposable
         (await waiter.WaitAsync(TimeSpan.FromSeconds(5))).Dispose();
     }
 
-    [Fact]
+    [SkippableFact]
     public void Transaction_lock_is_held_from_acquire_until_the_commit_ends()
     {
+        Requires(JobStorageFeatures.Transaction.AcquireDistributedLock);
         using var first = Connect();
         using var second = Connect();
         using (var tx = (JobStorageTransaction)first.CreateWriteTransaction())
@@ -434,9 +457,10 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(1, first.GetSetCount("s"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Transaction_lock_is_released_when_the_transaction_is_disposed_uncommitted()
     {
+        Requires(JobStorageFeatures.Transaction.AcquireDistributedLock);
         using var first = Connect();
         using var second = Connect();
         using (var tx = (JobStorageTransaction)first.CreateWriteTransaction())
@@ -448,7 +472,7 @@ public abstract class JobStorageContract : IDisposable
 
     // Queues
 
-    [Fact]
+    [SkippableFact]
     public void Fetch_returns_enqueued_jobs_first_in_first_out()
     {
         using var connection = Connect();
@@ -460,7 +484,7 @@ public abstract class JobStorageContract : IDisposable
         foreach (var job in fetched) job.RemoveFromQueue();
     }
 
-    [Fact]
+    [SkippableFact]
     public void Fetch_waits_until_cancelled_when_the_queue_is_empty()
     {
         using var connection = Connect();
@@ -468,7 +492,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.ThrowsAny<OperationCanceledException>(() => connection.FetchNextJob(["default"], Cancel(200)));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Fetch_wakes_up_when_a_job_is_enqueued_meanwhile()
     {
         using var connection = Connect();
@@ -480,7 +504,7 @@ public abstract class JobStorageContract : IDisposable
         fetched.RemoveFromQueue();
     }
 
-    [Fact]
+    [SkippableFact]
     public void Fetch_takes_from_any_of_the_given_queues()
     {
         using var connection = Connect();
@@ -490,7 +514,7 @@ public abstract class JobStorageContract : IDisposable
         fetched.RemoveFromQueue();
     }
 
-    [Fact]
+    [SkippableFact]
     public void Fetched_job_is_not_handed_out_twice_and_acknowledged_job_is_gone()
     {
         using var connection = Connect();
@@ -507,7 +531,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(id, fetched.JobId);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Requeued_job_is_fetched_again()
     {
         using var connection = Connect();
@@ -519,12 +543,13 @@ public abstract class JobStorageContract : IDisposable
         again.RemoveFromQueue();
     }
 
-    [Fact]
+    [SkippableFact]
     public void Acknowledge_in_a_transaction_removes_the_job_with_the_commit()
     {
         using var connection = Connect();
         Enqueue(connection, "default");
         var fetched = connection.FetchNextJob(["default"], Cancel(1000));
+        Applicable();
         using (var tx = (JobStorageTransaction)connection.CreateWriteTransaction())
         {
             tx.RemoveFromQueue(fetched);
@@ -535,7 +560,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.ThrowsAny<OperationCanceledException>(() => connection.FetchNextJob(["default"], Cancel(200)));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Concurrent_fetchers_never_claim_the_same_job()
     {
         using var connection = Connect();
@@ -563,9 +588,10 @@ public abstract class JobStorageContract : IDisposable
 
     // Monitoring
 
-    [Fact]
+    [SkippableFact]
     public void Monitoring_lists_jobs_by_state_with_their_state_data()
     {
+        Requires(JobStorageFeatures.Monitoring.AwaitingJobs);
         using var connection = Connect();
         var enqueued = Enqueue(connection, "default");
         var processing = CreateJob(connection);
@@ -610,7 +636,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(1, monitor.AwaitingCount());
     }
 
-    [Fact]
+    [SkippableFact]
     public void Monitoring_pages_state_lists()
     {
         using var connection = Connect();
@@ -625,7 +651,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(ids.ToHashSet(), firstPage.Concat(secondPage).ToHashSet());
     }
 
-    [Fact]
+    [SkippableFact]
     public void Monitoring_shows_queues_with_their_waiting_jobs()
     {
         using var connection = Connect();
@@ -643,9 +669,10 @@ public abstract class JobStorageContract : IDisposable
         fetched.RemoveFromQueue();
     }
 
-    [Fact]
+    [SkippableFact]
     public void Monitoring_statistics_count_states_sets_and_counters()
     {
+        Applicable();
         using var connection = Connect();
         Enqueue(connection, "default");
         var failed = CreateJob(connection);
@@ -669,9 +696,10 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(1, stats.Queues);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Monitoring_graphs_read_the_daily_and_hourly_counters()
     {
+        Requires(JobStorageFeatures.Monitoring.DeletedStateGraphs);
         var now = DateTime.UtcNow;
         Commit(tx =>
         {
@@ -691,7 +719,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Equal(7, monitor.DeletedByDatesCount().Count);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Job_details_show_parameters_and_history_newest_first()
     {
         using var connection = Connect();
@@ -707,9 +735,10 @@ public abstract class JobStorageContract : IDisposable
 
     // Guards and features
 
-    [Fact]
+    [SkippableFact]
     public void Null_keys_are_refused()
     {
+        Applicable();
         using var connection = Connect();
         Assert.Throws<ArgumentNullException>(() => connection.GetAllItemsFromSet(null!));
         Assert.Throws<ArgumentNullException>(() => connection.GetAllEntriesFromHash(null!));
@@ -720,7 +749,7 @@ public abstract class JobStorageContract : IDisposable
         Assert.Throws<ArgumentNullException>(() => tx.IncrementCounter(null!));
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("Storage.ExtendedApi")]
     [InlineData("Job.Queue")]
     [InlineData("Connection.GetUtcDateTime")]
@@ -733,7 +762,11 @@ public abstract class JobStorageContract : IDisposable
     [InlineData("Transaction.SetJobParameter")]
     [InlineData("Monitoring.DeletedStateGraphs")]
     [InlineData("Monitoring.AwaitingJobs")]
-    public void Advertises_the_features_it_implements(string feature) => Assert.True(Storage.HasFeature(feature));
+    public void Advertises_the_features_it_implements(string feature)
+    {
+        Applicable();
+        Assert.True(Storage.HasFeature(feature));
+    }
 
     // Helpers
 

@@ -186,25 +186,6 @@ public sealed class LiteDbStorageTests : IDisposable
         Assert.Equal(0, monitor.FetchedCount("default"));
     }
 
-    [Fact]
-    public void Job_that_reaches_a_final_or_deleted_state_leaves_its_queue()
-    {
-        var storage = Open();
-        var deleted = Enqueue(storage, "gpu");
-        var succeeded = Enqueue(storage, "gpu");
-        var failed = Enqueue(storage, "gpu");
-        var kept = Enqueue(storage, "gpu");
-        Commit(storage, tx =>
-        {
-            tx.SetJobState(deleted, new DeletedState());
-            tx.SetJobState(succeeded, new SucceededState(null, 0, 0));
-            tx.SetJobState(failed, new FailedState(new InvalidOperationException("x")));
-        });
-
-        Assert.Equal(new[] { kept }, storage.GetFairQueue("gpu").Select(e => e.JobId));
-        Assert.Equal(1, storage.GetMonitoringApi().EnqueuedCount("gpu"));
-    }
-
     // Expiration
 
     [Fact]
@@ -245,57 +226,7 @@ public sealed class LiteDbStorageTests : IDisposable
         Assert.Equal(1, connection.GetSetCount("lasting"));
     }
 
-    // Fair dequeue
-
-    [Fact]
-    public void Flooding_user_does_not_make_others_wait_behind_all_their_jobs()
-    {
-        var storage = Open();
-        var a = Enumerable.Range(0, 10).Select(_ => Enqueue(storage, "gpu", Fair("A"))).ToList();
-        var b = Enumerable.Range(0, 2).Select(_ => Enqueue(storage, "gpu", Fair("B"))).ToList();
-        var c = Enumerable.Range(0, 2).Select(_ => Enqueue(storage, "gpu", Fair("C"))).ToList();
-
-        var claimed = ClaimAll(storage, "gpu");
-
-        Assert.Equal(14, claimed.Count);
-        var fourthOfA = claimed.IndexOf(a[3]);
-        Assert.All(b.Concat(c), id => Assert.True(claimed.IndexOf(id) < fourthOfA));
-        Assert.Equal(new[] { a[0], b[0], c[0], a[1], b[1], c[1], a[2], a[3] }, claimed.Take(8));
-    }
-
-    [Fact]
-    public void Higher_priority_is_claimed_first_then_fifo_within_a_user()
-    {
-        var storage = Open();
-        var low = Enqueue(storage, "gpu", Fair("A", priority: 0));
-        var normal = Enqueue(storage, "gpu", Fair("A"));
-        var high = Enqueue(storage, "gpu", Fair("B", priority: 2));
-        var normal2 = Enqueue(storage, "gpu", Fair("A"));
-
-        Assert.Equal(new[] { high, normal, normal2, low }, ClaimAll(storage, "gpu"));
-    }
-
-    [Fact]
-    public void Paused_queue_is_not_claimed_until_resumed_and_resume_wakes_a_waiting_fetcher()
-    {
-        var storage = Open();
-        var id = Enqueue(storage, "gpu", Fair("A"));
-        storage.PauseQueue("gpu");
-        using var connection = Connect(storage);
-
-        Assert.True(storage.IsQueuePaused("gpu"));
-        Assert.ThrowsAny<OperationCanceledException>(() => connection.FetchNextJob(["gpu"], Cancel(300)));
-        Assert.Equal(id, Assert.Single(storage.GetFairQueue("gpu")).JobId);
-        var clock = Stopwatch.StartNew();
-        using var resumer = new Timer(_ => storage.ResumeQueue("gpu"), null, 200, Timeout.Infinite);
-        using var fetched = connection.FetchNextJob(["gpu"], Cancel(10_000));
-
-        Assert.Equal(id, fetched.JobId);
-        Assert.False(storage.IsQueuePaused("gpu"));
-        // Woken by the resume, not by the (1 minute) poll.
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
-        fetched.RemoveFromQueue();
-    }
+    // Fair dequeue beyond the contract (FairQueueContract): other queues, restarts
 
     [Fact]
     public void Pausing_one_queue_leaves_the_others_claimable()
@@ -313,48 +244,6 @@ public sealed class LiteDbStorageTests : IDisposable
     }
 
     [Fact]
-    public void Raised_priority_of_a_waiting_job_moves_it_ahead_but_a_fetched_job_is_left_alone()
-    {
-        var storage = Open();
-        var first = Enqueue(storage, "gpu", Fair("A"));
-        var second = Enqueue(storage, "gpu", Fair("A"));
-        var third = Enqueue(storage, "gpu", Fair("B"));
-
-        Assert.True(storage.SetQueuedPriority("gpu", third, 3));
-        Assert.Equal(new[] { third, first, second }, storage.GetFairQueue("gpu").Select(e => e.JobId));
-        Assert.Equal(3, storage.GetFairQueue("gpu")[0].Priority);
-        var claimed = Claim(storage, "gpu", 1);
-        Assert.Equal(new[] { third }, claimed);
-        Assert.False(storage.SetQueuedPriority("gpu", third, 0));
-        Assert.False(storage.SetQueuedPriority("gpu", "999999", 3));
-        Assert.False(storage.SetQueuedPriority("gpu", "not-an-id", 3));
-    }
-
-    [Fact]
-    public void Job_without_fair_parameters_waits_as_user_nobody_with_normal_priority_in_id_order()
-    {
-        var storage = Open();
-        var first = Enqueue(storage, "gpu");
-        var second = Enqueue(storage, "gpu");
-
-        var queue = storage.GetFairQueue("gpu");
-
-        Assert.Equal(new[] { first, second }, queue.Select(e => e.JobId));
-        Assert.All(queue, e => Assert.Equal(("", 1), (e.UserId, e.Priority)));
-        Assert.Equal(long.Parse(first), queue[0].Seq);
-    }
-
-    [Fact]
-    public void Explicit_seq_keeps_a_retried_job_ahead_of_its_owners_later_jobs()
-    {
-        var storage = Open();
-        var later = Enqueue(storage, "gpu", Fair("A", seq: 50));
-        var retried = Enqueue(storage, "gpu", Fair("A", seq: 7));
-
-        Assert.Equal(new[] { retried, later }, storage.GetFairQueue("gpu").Select(e => e.JobId));
-    }
-
-    [Fact]
     public void Other_queues_are_first_in_first_out_whatever_the_parameters()
     {
         var storage = Open();
@@ -362,27 +251,6 @@ public sealed class LiteDbStorageTests : IDisposable
         var second = Enqueue(storage, "default", Fair("B", priority: 2));
 
         Assert.Equal(new[] { first, second }, ClaimAll(storage, "default"));
-    }
-
-    [Fact]
-    public void Fair_queue_prediction_matches_the_actual_claim_order()
-    {
-        var random = new Random(20251125);
-        var storage = Open();
-        var users = new[] { "ann", "bob", "cyd", "dee", "eve" };
-        for (var round = 0; round < 12; round++)
-        {
-            for (var i = random.Next(1, 8); i > 0; i--)
-                Enqueue(storage, "gpu", Fair(users[random.Next(users.Length)], priority: random.Next(3)));
-
-            var predicted = storage.GetFairQueue("gpu").Select(e => e.JobId).ToList();
-            var take = round == 11 ? predicted.Count : random.Next(0, predicted.Count + 1);
-            var claimed = Claim(storage, "gpu", take);
-
-            Assert.Equal(predicted.Take(take), claimed);
-            Assert.Equal(predicted.Skip(take), storage.GetFairQueue("gpu").Select(e => e.JobId));
-        }
-        Assert.Empty(storage.GetFairQueue("gpu"));
     }
 
     [Fact]
@@ -399,29 +267,6 @@ public sealed class LiteDbStorageTests : IDisposable
         var reopened = Open();
         Assert.Equal(b, reopened.GetFairQueue("gpu")[0].JobId);
         Assert.Equal(b, Claim(reopened, "gpu", 1).Single());
-    }
-
-    [Fact]
-    public void Fair_parameters_set_by_the_hangfire_client_are_read()
-    {
-        var storage = Open();
-        var client = new Hangfire.BackgroundJobClient(storage);
-        var a = client.Create(Job.FromExpression(() => SampleJobs.Noop()), new EnqueuedState("gpu"),
-            new Dictionary<string, object> { [FairQueueParameters.UserId] = "alice", [FairQueueParameters.Priority] = 2, [FairQueueParameters.Seq] = 99L });
-
-        var entry = Assert.Single(storage.GetFairQueue("gpu"));
-        Assert.Equal(new FairQueueEntry(a, "alice", 2, 99), entry);
-    }
-
-    [Fact]
-    public void Queue_chosen_by_the_client_is_kept_with_the_job()
-    {
-        var storage = Open();
-        var id = new Hangfire.BackgroundJobClient(storage).Enqueue("gpu", () => SampleJobs.Noop());
-
-        using var connection = storage.GetConnection();
-        Assert.Equal("gpu", connection.GetJobData(id)!.Job.Queue);
-        Assert.Equal(id, Assert.Single(storage.GetFairQueue("gpu")).JobId);
     }
 
     [Fact]

@@ -13,13 +13,14 @@ public sealed class NodesApiTests : IDisposable
     public void Dispose() => _app.Dispose();
 
     [Fact]
-    public async Task Embedded_node_list_has_this_one_node_with_its_device_plan_and_running_job()
+    public async Task Embedded_node_list_has_this_one_node_with_its_device_plan_and_running_job_and_the_queue_names_it()
     {
         var admin = _app.AdminClient();
         _app.Engine.Hold();
         var id = (await _app.ClientFor().SubmitAsync(new { prompt = "1girl", width = 256, height = 256, steps = 4 })).Str("id");
 
         var busy = await WaitForNodeAsync(admin, n => n.GetProperty("running_job").GetString() == id);
+        var queue = await admin.GetFromJsonAsync<JsonElement>("/v1/admin/queue");
         _app.Engine.Release();
         var idle = await WaitForNodeAsync(admin, n => n.GetProperty("running_job").ValueKind == JsonValueKind.Null);
 
@@ -28,6 +29,8 @@ public sealed class NodesApiTests : IDisposable
         Assert.Equal("cpu", busy.Str("device"));
         Assert.Equal("all-resident", busy.Str("memory_plan"));
         Assert.Equal(NodeStates.Ready, idle.Str("state"));
+        var running = queue.GetProperty("jobs").EnumerateArray().Single(j => j.Str("id") == id);
+        Assert.Equal("studio-box", running.Str("node"));
         var page = await admin.GetStringAsync("/admin/nodes");
         Assert.Contains("""<td class="name">studio-box</td>""", page);
         Assert.Contains("""<td class="state">ready</td>""", page);

@@ -1,6 +1,7 @@
 using NewBie.Host.Accounts;
 using NewBie.Host.Api;
 using NewBie.Host.Jobs;
+using NewBie.Host.Nodes;
 
 namespace NewBie.Host.Admin;
 
@@ -12,17 +13,20 @@ public static class QueueAdminApi
 
     public sealed record QueueDto(bool Paused, IReadOnlyList<QueueEntryDto> Jobs);
 
-    /// <summary>One unfinished job: the running one(s) first, then the waiting ones in claim order (position 1 runs next).</summary>
+    /// <summary>
+    /// One unfinished job: the running one(s) first, then the waiting ones in claim order (position 1 runs next). Node:
+    /// the node running it, by that node's last heartbeat (null while waiting, or until the node's first beat).
+    /// </summary>
     public sealed record QueueEntryDto(string Id, string User, string Status, int? Position, string Priority, int Width, int Height,
-        int Count, int Steps, double WaitingSeconds, string? Stage, int Step, int TotalSteps);
+        int Count, int Steps, double WaitingSeconds, string? Stage, int Step, int TotalSteps, string? Node = null);
 
     public sealed record PriorityRequest(string? Priority);
 
     public static RouteGroupBuilder MapQueueAdmin(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/v1/admin").WithTags("Admin").RequireAuthorization(Policies.Admin);
-        group.MapGet("/queue", (JobStore jobs, QueueView view, QueueAdmin admin, TimeProvider time) =>
-            TypedResults.Ok(Snapshot(jobs, view, admin, time)))
+        group.MapGet("/queue", (JobStore jobs, QueueView view, QueueAdmin admin, NodeHeartbeat nodes, TimeProvider time) =>
+            TypedResults.Ok(Snapshot(jobs, view, admin, nodes, time)))
             .WithSummary("The running job and the waiting ones in claim order").ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         group.MapPost("/queue/pause", (QueueAdmin admin) =>
         {
@@ -45,14 +49,19 @@ public static class QueueAdminApi
         return group;
     }
 
-    /// <summary>The running jobs (from the store: one or two), then the waiting ones from the shared queue state, in claim order.</summary>
-    public static QueueDto Snapshot(JobStore jobs, QueueView view, QueueAdmin admin, TimeProvider time)
+    /// <summary>
+    /// The running jobs (from the store: one per node, or two while one ends), each with the node running it, then the
+    /// waiting ones from the shared queue state, in claim order: the queue across every node.
+    /// </summary>
+    public static QueueDto Snapshot(JobStore jobs, QueueView view, QueueAdmin admin, NodeHeartbeat nodes, TimeProvider time)
     {
         var now = time.GetUtcNow().UtcDateTime;
+        var runners = nodes.Nodes.Where(n => n.RunningJob is not null && !n.Lost)
+            .GroupBy(n => n.RunningJob!, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Name, StringComparer.Ordinal);
         var running = jobs.WithStatus(JobStatus.Running)
             .Select(j => new QueueEntryDto(j.Id, j.UserId, JobMapping.StatusName(j.Status), null,
                 JobPriority.Name(j.Priority), j.Params.Width, j.Params.Height, j.Params.Count, j.Params.Steps,
-                Math.Max(0, ((j.StartedAt ?? now) - j.CreatedAt).TotalSeconds), j.Stage?.ToString(), j.Step, j.Steps));
+                Math.Max(0, ((j.StartedAt ?? now) - j.CreatedAt).TotalSeconds), j.Stage?.ToString(), j.Step, j.Steps, runners.GetValueOrDefault(j.Id)));
         var waiting = view.Current.Waiting
             .Select(w => new QueueEntryDto(w.Id, w.UserId, JobMapping.StatusName(JobStatus.Queued), w.Position,
                 JobPriority.Name(w.Priority), w.Params.Width, w.Params.Height, w.Params.Count, w.Params.Steps,

@@ -48,6 +48,27 @@ public static class FairQueueParameters
 
     /// <summary>The caller's own reference to the job (string), handed back in <see cref="FairQueueEntry.Ref"/>.</summary>
     public const string Ref = "Ref";
+
+    /// <summary>The four names, for a storage that reads them with one query.</summary>
+    internal static readonly string[] All = [UserId, Priority, Seq, Ref];
+
+    /// <summary>A job's place from its stored (JSON-serialized) parameters; a missing or unreadable one is null.</summary>
+    internal static (string? UserId, int? Priority, long? Seq, string? Ref) Read(IReadOnlyDictionary<string, string?> parameters) =>
+        (Parse<string>(parameters, UserId), Parse<int?>(parameters, Priority), Parse<long?>(parameters, Seq), Parse<string>(parameters, Ref));
+
+    // Hangfire stores parameters JSON-serialized (SerializationOption.User); a value that does not parse is ignored.
+    private static T? Parse<T>(IReadOnlyDictionary<string, string?> parameters, string name)
+    {
+        if (parameters.GetValueOrDefault(name) is not { } raw) return default;
+        try
+        {
+            return Hangfire.Common.SerializationHelper.Deserialize<T>(raw, Hangfire.Common.SerializationOption.User);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return default;
+        }
+    }
 }
 
 /// <summary>Thrown when a second <see cref="LiteDbStorage"/> opens a database another one (in any process) holds.</summary>

@@ -310,23 +310,10 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
 
     private static void CopyFairParameters(Dictionary<string, string?> parameters, QueueDocument row)
     {
-        if (Read<string>(parameters, FairQueueParameters.UserId) is { } user) row.UserId = user;
-        if (Read<int?>(parameters, FairQueueParameters.Priority) is { } priority) row.Priority = priority;
-        if (Read<long?>(parameters, FairQueueParameters.Seq) is { } seq) row.Seq = seq;
-        row.Ref = Read<string>(parameters, FairQueueParameters.Ref);
-    }
-
-    // Hangfire stores parameters JSON-serialized (SerializationOption.User); a value that does not parse is ignored.
-    private static T? Read<T>(Dictionary<string, string?> parameters, string name)
-    {
-        if (parameters.GetValueOrDefault(name) is not { } raw) return default;
-        try
-        {
-            return SerializationHelper.Deserialize<T>(raw, SerializationOption.User);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return default;
-        }
+        var place = FairQueueParameters.Read(parameters);
+        if (place.UserId is { } user) row.UserId = user;
+        if (place.Priority is { } priority) row.Priority = priority;
+        if (place.Seq is { } seq) row.Seq = seq;
+        row.Ref = place.Ref;
     }
 }

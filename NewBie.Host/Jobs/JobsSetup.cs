@@ -4,9 +4,13 @@ using Hangfire.Client;
 using Hangfire.Common;
 using Hangfire.Server;
 using Hangfire.States;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
-using NewBie.Host.Storage;
+using Npgsql;
 using NewBie.Host.HangfireStorage;
+using NewBie.Host.HangfireStorage.Postgres;
+using NewBie.Host.Nodes;
+using NewBie.Host.Storage;
 
 namespace NewBie.Host.Jobs;
 
@@ -34,12 +38,28 @@ public static class JobsSetup
         services.AddTransient<OutOfMemoryRecovery>();
         services.AddTransient<GpuJob>();
 
-        // The one place the Hangfire storage is chosen: our LiteDB storage in the data folder, whose dequeue is the fair
-        // order. The container disposes it after the hosted Hangfire servers have stopped.
-        services.AddSingleton(sp => new LiteDbStorage(sp.GetRequiredService<DataDirectory>().HangfireDatabasePath,
-            new LiteDbStorageOptions { FairQueues = [JobQueue.GpuQueue] }));
-        services.AddSingleton<Hangfire.JobStorage>(sp => sp.GetRequiredService<LiteDbStorage>());
-        services.AddSingleton<IFairQueue>(sp => sp.GetRequiredService<LiteDbStorage>());
+        // The one place the Hangfire storage is chosen. Embedded: our LiteDB storage in the data folder, whose dequeue is
+        // the fair order. Several nodes (Storage:Provider=postgres): Hangfire.PostgreSql in the shared database with the
+        // fair gpu queue across nodes; a dead node's job is claimed again after Jobs:NodeTimeout. The container disposes
+        // either after the hosted Hangfire servers have stopped.
+        if (NodesSetup.IsShared(builder.Configuration))
+        {
+            var connectionString = builder.Configuration.GetConnectionString("Postgres")
+                ?? throw new InvalidOperationException("Storage:Provider=postgres needs ConnectionStrings:Postgres.");
+            services.TryAddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+            services.AddSingleton(sp => new PostgresJobStorage(sp.GetRequiredService<NpgsqlDataSource>(),
+                new PostgresQueueOptions { FairQueues = [JobQueue.GpuQueue], InvisibilityTimeout = sp.GetRequiredService<IOptions<JobsOptions>>().Value.NodeTimeout },
+                sp.GetRequiredService<ILogger<PostgresFairQueue>>()));
+            services.AddSingleton<Hangfire.JobStorage>(sp => sp.GetRequiredService<PostgresJobStorage>().Storage);
+            services.AddSingleton<IFairQueue>(sp => sp.GetRequiredService<PostgresJobStorage>().FairQueue);
+        }
+        else
+        {
+            services.AddSingleton(sp => new LiteDbStorage(sp.GetRequiredService<DataDirectory>().HangfireDatabasePath,
+                new LiteDbStorageOptions { FairQueues = [JobQueue.GpuQueue] }));
+            services.AddSingleton<Hangfire.JobStorage>(sp => sp.GetRequiredService<LiteDbStorage>());
+            services.AddSingleton<IFairQueue>(sp => sp.GetRequiredService<LiteDbStorage>());
+        }
 
         services.AddSingleton<IJobFilterProvider>(sp =>
         {
@@ -79,10 +99,12 @@ public sealed class HangfireServers(IServiceProvider services) : IHostedService
         recurring.AddOrUpdate("expire-queued-jobs", Job.FromExpression<JobMaintenance>(m => m.ExpireStale()), Cron.Minutely(), new RecurringJobOptions());
         recurring.AddOrUpdate("delete-old-results", Job.FromExpression<JobMaintenance>(m => m.DeleteOldResults()), Cron.Hourly(), new RecurringJobOptions());
 
+        // Named after the node, so that the dashboard's servers page and the node list (admin, /v1/admin/nodes) agree.
+        var node = services.GetRequiredService<Nodes.NodeIdentity>().Name;
         Volatile.Write(ref _servers,
         [
-            Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:gpu", Queues = [JobQueue.GpuQueue], WorkerCount = 1 }),
-            Start(new BackgroundJobServerOptions { ServerName = $"{Environment.MachineName}:default", Queues = ["default"], WorkerCount = 2 }),
+            Start(new BackgroundJobServerOptions { ServerName = $"{node}:gpu", Queues = [JobQueue.GpuQueue], WorkerCount = 1 }),
+            Start(new BackgroundJobServerOptions { ServerName = $"{node}:default", Queues = ["default"], WorkerCount = 2 }),
         ]);
         return Task.CompletedTask;
     }
