@@ -97,6 +97,45 @@ public sealed class PostgresNodesTests : IDisposable
     }
 
     [SkippableFact]
+    public async Task A_job_claimed_on_another_node_while_its_submit_is_under_way_is_found_there()
+    {
+        var (a, b) = (Node(), Node());
+        var queued = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var commit = new ManualResetEventSlim();
+        // Node A's submit queues the job's Hangfire job (beforeInsert) and then stores the record.
+        var submit = Task.Run(() => a.Insert(Draft("alice"), maxQueued: 10, beforeInsert: j =>
+        {
+            queued.SetResult(j.Id);
+            commit.Wait();
+        }));
+        var id = await queued.Task;
+
+        // Node B's worker claims that Hangfire job at once: its reads of the record wait for the submit, not miss it.
+        var claim = Task.Run(() => b.Update(id, j => j.Start(DateTime.UtcNow, null)));
+        var read = Task.Run(() => b.Find(id));
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (WaitersOnSubmitLock() < 2 && !claim.IsCompleted && !read.IsCompleted)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "node B's reads neither waited nor returned");
+            await Task.Delay(10);
+        }
+        commit.Set();
+
+        Assert.Equal(SubmitOutcome.Created, (await submit).Outcome);
+        Assert.Equal(JobStatus.Running, (await claim)?.Status);
+        Assert.Equal(id, (await read)?.Id);
+    }
+
+    private long WaitersOnSubmitLock()
+    {
+        using var locks = _db.NewDataSource().CreateCommand(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = $2");
+        locks.Parameters.Add(new Npgsql.NpgsqlParameter { Value = (long)PostgresSchema.LockClass });
+        locks.Parameters.Add(new Npgsql.NpgsqlParameter { Value = (long)PostgresSchema.SubmitLock });
+        return (long)locks.ExecuteScalar()!;
+    }
+
+    [SkippableFact]
     public void Nodes_starting_together_migrate_the_schema_once()
     {
         var versions = new int[4];

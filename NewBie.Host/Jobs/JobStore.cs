@@ -54,13 +54,17 @@ public sealed class JobStore
 
     /// <summary>
     /// Stores a new job, or resolves its Idempotency-Key against an earlier one, or refuses it when the queue is full:
-    /// all under one lock so that two identical submits cannot both create a job.
+    /// all under one lock so that two identical submits cannot both create a job. <paramref name="beforeInsert"/> runs
+    /// on an accepted job (its Seq set) just before it is stored, under the lock: how the job's queue entry is made
+    /// first and its id stored with the record in the record's one write.
     /// </summary>
-    public (SubmitOutcome Outcome, JobRecord? Job) Insert(JobRecord draft, int maxQueued, int? maxActiveOfUser = null)
+    public (SubmitOutcome Outcome, JobRecord? Job) Insert(JobRecord draft, int maxQueued, int? maxActiveOfUser = null, Action<JobRecord>? beforeInsert = null)
     {
         lock (_gate)
         {
-            var (outcome, job) = _shared is null ? InsertHere(draft, maxQueued, maxActiveOfUser) : _shared.TryInsert(draft, maxQueued, maxActiveOfUser);
+            var (outcome, job) = _shared is null
+                ? InsertHere(draft, maxQueued, maxActiveOfUser, beforeInsert)
+                : _shared.TryInsert(draft, maxQueued, maxActiveOfUser, beforeInsert);
             if (outcome != SubmitOutcome.Created) return (outcome, job);
             Interlocked.Increment(ref _queueVersion);
             Changed?.Invoke(draft, true);
@@ -70,13 +74,14 @@ public sealed class JobStore
     }
 
     /// <summary>The submit of records only this process writes: checked against its own counts, under the lock.</summary>
-    private (SubmitOutcome Outcome, JobRecord? Job) InsertHere(JobRecord draft, int maxQueued, int? maxActiveOfUser)
+    private (SubmitOutcome Outcome, JobRecord? Job) InsertHere(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert)
     {
         if (draft.IdempotencyKey is { } key && _jobs.FindByIdempotencyKey(draft.UserId, key) is { } earlier)
             return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
         if (_queued >= maxQueued) return (SubmitOutcome.QueueFull, null);
         if (maxActiveOfUser is { } cap && _activeOf.GetValueOrDefault(draft.UserId).Jobs >= cap) return (SubmitOutcome.UserQueueFull, null);
         draft.Seq = ++_lastSeq;
+        beforeInsert?.Invoke(draft);
         _jobs.Insert(draft);
         Count(draft, +1);
         return (SubmitOutcome.Created, draft);

@@ -15,7 +15,17 @@ public sealed class PostgresJobRecords(PostgresDatabase database) : ISharedJobRe
 
     private const string Queued = nameof(JobStatus.Queued), Running = nameof(JobStatus.Running);
 
-    public JobRecord? Find(string id) => One("SELECT record FROM newbie_jobs WHERE id = $1", Text(id));
+    // A miss may be a job whose submit is under way on some node, its Hangfire job already claimable: the second read
+    // waits for the submits in flight (their lock, shared) and then sees what they committed.
+    public JobRecord? Find(string id)
+    {
+        const string sql = "SELECT record FROM newbie_jobs WHERE id = $1";
+        if (One(sql, Text(id)) is { } job) return job;
+        using var connection = _source.OpenConnection();
+        using var transaction = connection.BeginTransaction();
+        AwaitSubmits(connection, transaction);
+        return Read(connection, transaction, sql, Text(id));
+    }
 
     public JobRecord? FindByIdempotencyKey(string userId, string key) =>
         One("SELECT record FROM newbie_jobs WHERE user_id = $1 AND idempotency_key = $2", Text(userId), Text(key));
@@ -66,7 +76,7 @@ public sealed class PostgresJobRecords(PostgresDatabase database) : ISharedJobRe
     public IReadOnlyList<JobRecord> FinishedBefore(DateTime cutoff) =>
         Many($"SELECT record FROM newbie_jobs WHERE finished_at < $1 AND status NOT IN ('{Queued}', '{Running}') ORDER BY seq", Timestamp(cutoff));
 
-    public (SubmitOutcome Outcome, JobRecord? Job) TryInsert(JobRecord draft, int maxQueued, int? maxActiveOfUser)
+    public (SubmitOutcome Outcome, JobRecord? Job) TryInsert(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert = null)
     {
         using var connection = _source.OpenConnection();
         using var transaction = connection.BeginTransaction();
@@ -87,6 +97,7 @@ public sealed class PostgresJobRecords(PostgresDatabase database) : ISharedJobRe
         if (queued >= maxQueued) return (SubmitOutcome.QueueFull, null);
         if (maxActiveOfUser is { } cap && active >= cap) return (SubmitOutcome.UserQueueFull, null);
         draft.Seq = lastSeq + 1;
+        beforeInsert?.Invoke(draft);
         Insert(connection, transaction, draft);
         transaction.Commit();
         return (SubmitOutcome.Created, draft);
@@ -96,8 +107,13 @@ public sealed class PostgresJobRecords(PostgresDatabase database) : ISharedJobRe
     {
         using var connection = _source.OpenConnection();
         using var transaction = connection.BeginTransaction();
-        var job = connection.Command(transaction, "SELECT record FROM newbie_jobs WHERE id = $1 FOR UPDATE", Text(id))
-            .Rows(r => FromJson<JobRecord>(r.GetString(0))).FirstOrDefault();
+        const string sql = "SELECT record FROM newbie_jobs WHERE id = $1 FOR UPDATE";
+        var job = Read(connection, transaction, sql, Text(id));
+        if (job is null)
+        {
+            AwaitSubmits(connection, transaction);
+            job = Read(connection, transaction, sql, Text(id));
+        }
         if (job is null) return null;
         if (change(job)) Save(connection, transaction, job);
         transaction.Commit();
@@ -128,6 +144,13 @@ public sealed class PostgresJobRecords(PostgresDatabase database) : ISharedJobRe
         Text(job.Id), Text(job.UserId), Value(job.Seq), Text(job.Status.ToString()), Text(job.HangfireJobId), Text(job.IdempotencyKey),
         Timestamp(job.FinishedAt), Value(job.Params.LargestBytes), Jsonb(ToJson(job)),
     ];
+
+    /// <summary>Waits until no submit holds the submit lock (taking it shared, to the end of the transaction).</summary>
+    private static void AwaitSubmits(NpgsqlConnection connection, NpgsqlTransaction transaction) =>
+        connection.Command(transaction, "SELECT pg_advisory_xact_lock_shared($1, $2)", Value(PostgresSchema.LockClass), Value(PostgresSchema.SubmitLock)).Execute();
+
+    private static JobRecord? Read(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, params NpgsqlParameter[] parameters) =>
+        connection.Command(transaction, sql, parameters).Rows(r => FromJson<JobRecord>(r.GetString(0))).FirstOrDefault();
 
     private JobRecord? One(string sql, params NpgsqlParameter[] parameters) => Many(sql, parameters).FirstOrDefault();
 
