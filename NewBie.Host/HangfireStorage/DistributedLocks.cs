@@ -70,15 +70,35 @@ internal sealed class DistributedLocks
     }
 }
 
-/// <summary>Wakes every idle fetcher when a commit put work in a queue.</summary>
+/// <summary>
+/// Wakes the idle fetchers of a queue when a commit put work in it. One signal per queue: a burst of GPU submits must
+/// not wake the default queue's workers (each wake-up is a claim attempt), nor they the GPU worker.
+/// </summary>
 internal sealed class QueueSignal
 {
-    private TaskCompletionSource _next = NewSource();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Source> _byQueue = new(StringComparer.Ordinal);
 
-    /// <summary>A task that completes at the next <see cref="Raise"/>. Take it before looking at the queue.</summary>
-    public Task Next => Volatile.Read(ref _next).Task;
+    /// <summary>A task that completes at the next <see cref="Raise"/> of one of <paramref name="queues"/>. Take it before looking at them.</summary>
+    public Task Next(string[] queues) => queues.Length == 1 ? Of(queues[0]).Next : Task.WhenAny(queues.Select(q => Of(q).Next));
 
-    public void Raise() => Interlocked.Exchange(ref _next, NewSource()).TrySetResult();
+    public void Raise(string queue) => Of(queue).Raise();
 
-    private static TaskCompletionSource NewSource() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Wakes every fetcher (the storage closes).</summary>
+    public void RaiseAll()
+    {
+        foreach (var source in _byQueue.Values) source.Raise();
+    }
+
+    private Source Of(string queue) => _byQueue.GetOrAdd(queue, static _ => new Source());
+
+    private sealed class Source
+    {
+        private TaskCompletionSource _next = NewSource();
+
+        public Task Next => Volatile.Read(ref _next).Task;
+
+        public void Raise() => Interlocked.Exchange(ref _next, NewSource()).TrySetResult();
+
+        private static TaskCompletionSource NewSource() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
 }

@@ -40,6 +40,18 @@ internal sealed class FairQueueIndex(Action changed)
     private long _version;
     private FairQueueSnapshot _order = new(0, [], 0);
 
+    /// <summary>Moves with every change; what <see cref="Snapshot"/> would be derived at, without deriving it.</summary>
+    public long Version
+    {
+        get { lock (_gate) return _version; }
+    }
+
+    /// <summary>Whether any row waits to be claimed.</summary>
+    public bool HasPending
+    {
+        get { lock (_gate) return _rows.Count > 0; }
+    }
+
     public long Counter
     {
         get { lock (_gate) return _counter; }

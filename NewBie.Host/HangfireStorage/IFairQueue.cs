@@ -15,6 +15,12 @@ public interface IFairQueue
     /// <summary>The unclaimed jobs of a fair queue in claim order, with a version that changes with every change of the queue.</summary>
     FairQueueSnapshot GetFairQueueSnapshot(string queue);
 
+    /// <summary>
+    /// The version <see cref="GetFairQueueSnapshot"/> would carry now. An implementation that derives the claim order
+    /// lazily answers it without deriving: readers that only ask whether anything changed must not pay for the order.
+    /// </summary>
+    long GetFairQueueVersion(string queue) => GetFairQueueSnapshot(queue).Version;
+
     /// <summary>The ids of the jobs of <paramref name="queue"/> that a worker has fetched and not yet acknowledged.</summary>
     IReadOnlyList<string> GetFetchedJobIds(string queue);
 

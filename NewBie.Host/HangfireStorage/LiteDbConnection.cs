@@ -35,7 +35,7 @@ internal sealed class LiteDbConnection(LiteDbStorage storage) : JobStorageConnec
         {
             cancellationToken.ThrowIfCancellationRequested();
             // Take the signal before looking, so an enqueue between the look and the wait still wakes us.
-            var signal = storage.Signal.Next;
+            var signal = storage.Signal.Next(queues);
             if (storage.TryClaim(queues) is { } row) return new LiteFetchedJob(storage, row);
             signal.Wait(storage.Options.QueuePollInterval, cancellationToken);
         }

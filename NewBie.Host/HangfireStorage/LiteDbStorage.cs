@@ -154,6 +154,15 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
             : throw new ArgumentException($"'{queue}' is not a fair queue of this storage.", nameof(queue));
     }
 
+    /// <summary>The version <see cref="GetFairQueueSnapshot"/> would have now, without deriving the claim order.</summary>
+    public long GetFairQueueVersion(string queue)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        return _fairQueues.TryGetValue(queue, out var index)
+            ? index.Version
+            : throw new ArgumentException($"'{queue}' is not a fair queue of this storage.", nameof(queue));
+    }
+
     /// <summary>The ids of the jobs of <paramref name="queue"/> that a worker has fetched and not yet acknowledged.</summary>
     public IReadOnlyList<string> GetFetchedJobIds(string queue)
     {
@@ -170,7 +179,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
             _db.Dispose();
             _lockFile.Dispose();
         }
-        Signal.Raise();
+        Signal.RaiseAll();
     }
 
     internal bool IsFair(string queue) => _fairQueues.ContainsKey(queue);
@@ -208,7 +217,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
         ArgumentNullException.ThrowIfNull(queue);
         lock (_writeGate) _pausedQueues.Remove(queue);
         // Fetchers sleeping on the signal would otherwise wait for the next enqueue or poll.
-        Signal.Raise();
+        Signal.Raise(queue);
     }
 
     public bool IsQueuePaused(string queue)
@@ -282,7 +291,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
     /// Claims the next unfetched row of the first of <paramref name="queues"/> that has one, or returns null.
     /// For a fair queue the served counter and the user's last-served tick move in the same transaction.
     /// </summary>
-    internal QueueDocument? TryClaim(string[] queues) => Write(() =>
+    internal QueueDocument? TryClaim(string[] queues) => !queues.Any(MayHaveWork) ? null : Write(() =>
     {
         foreach (var queue in queues)
         {
@@ -298,6 +307,15 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
         }
         return null;
     });
+
+    // Looked at outside the write gate, so that a fetcher woken by an enqueue it cannot take (its fair queue paused, say,
+    // while a burst of submits fills it) does not open a write transaction per wake-up.
+    private bool MayHaveWork(string queue)
+    {
+        if (FairIndex(queue) is not { } index) return true;
+        lock (_writeGate) if (_pausedQueues.Contains(queue)) return false;
+        return index.HasPending;
+    }
 
     // The head of the in-memory claim order; its user's served tick moves in the claim's own transaction.
     private QueueDocument? ClaimFair(string queue, FairQueueIndex index)

@@ -14,7 +14,7 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
     private readonly List<Action> _operations = [];
     private readonly List<IDisposable> _locks = [];
     private readonly List<LiteFetchedJob> _acknowledged = [];
-    private bool _wakesFetchers;
+    private readonly HashSet<string> _wakes = new(StringComparer.Ordinal);
 
     // Jobs
 
@@ -84,7 +84,7 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
     {
         ArgumentNullException.ThrowIfNull(queue);
         ArgumentNullException.ThrowIfNull(jobId);
-        _wakesFetchers = true;
+        _wakes.Add(queue);
         var id = LiteDbStorage.TryParseJobId(jobId, out var parsed) ? parsed : throw new ArgumentException($"'{jobId}' is not a job id of this storage.", nameof(jobId));
         _operations.Add(() =>
         {
@@ -230,7 +230,9 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
         }
         _operations.Clear();
         foreach (var fetched in _acknowledged) fetched.MarkSettled();
-        if (_wakesFetchers) storage.Signal.Raise();
+        // A paused queue's fetchers are woken by its resume instead: a burst of submits must not spin them.
+        foreach (var queue in _wakes)
+            if (!storage.IsQueuePaused(queue)) storage.Signal.Raise(queue);
     }
 
     public override void Dispose() => ReleaseLocks();

@@ -14,6 +14,8 @@ internal sealed class LiteFetchedJob(LiteDbStorage storage, QueueDocument row) :
 
     internal long RowId { get; } = row.Id;
 
+    private readonly string _queue = row.Queue;
+
     internal string Token { get; } = row.FetchToken!;
 
     internal LiteDbStorage Storage => storage;
@@ -27,7 +29,7 @@ internal sealed class LiteFetchedJob(LiteDbStorage storage, QueueDocument row) :
     public void Requeue()
     {
         storage.Write(() => ReturnRow(storage));
-        storage.Signal.Raise();
+        storage.Signal.Raise(_queue);
         _settled = true;
     }
 

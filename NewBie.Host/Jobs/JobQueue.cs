@@ -26,9 +26,10 @@ public sealed class JobQueue(
         draft.Id = NewId();
         draft.Status = JobStatus.Queued;
         draft.CreatedAt = time.GetUtcNow().UtcDateTime;
-        var (outcome, job) = jobs.Insert(draft, options.Value.MaxQueuedJobs, maxActiveOfUser);
-        if (outcome == SubmitOutcome.Created) Enqueue(job!);
-        return (outcome, job);
+        // The Hangfire job first (it carries the record's id), then the record with the Hangfire id in its one write:
+        // a crash between the two leaves a Hangfire job without a record, which the worker drops (no 202 was sent);
+        // the other order needs a second write of the record per submit.
+        return jobs.Insert(draft, options.Value.MaxQueuedJobs, maxActiveOfUser, j => j.HangfireJobId = CreateHangfireJob(j, new EnqueuedState(GpuQueue)));
     }
 
     /// <summary>Cancels a queued job at once; a running one is signalled and stops before its next step.</summary>
@@ -68,6 +69,16 @@ public sealed class JobQueue(
 
     private void Enqueue(JobRecord job, IState state)
     {
+        var hangfireId = CreateHangfireJob(job, state);
+        jobs.Update(job.Id, j =>
+        {
+            j.HangfireJobId = hangfireId;
+            return true;
+        });
+    }
+
+    private string CreateHangfireJob(JobRecord job, IState state)
+    {
         var parameters = new Dictionary<string, object>
         {
             [FairQueueParameters.UserId] = job.UserId,
@@ -76,12 +87,7 @@ public sealed class JobQueue(
             [FairQueueParameters.Ref] = job.Id,
         };
         var call = Job.FromExpression<GpuJob>(g => g.RunAsync(job.Id, CancellationToken.None), GpuQueue);
-        var hangfireId = hangfire.Create(call, state, parameters);
-        jobs.Update(job.Id, j =>
-        {
-            j.HangfireJobId = hangfireId;
-            return true;
-        });
+        return hangfire.Create(call, state, parameters);
     }
 
     private static string NewId() => Guid.NewGuid().ToString("N")[..20];

@@ -49,9 +49,11 @@ public sealed class JobStore
 
     /// <summary>
     /// Stores a new job, or resolves its Idempotency-Key against an earlier one, or refuses it when the queue is full:
-    /// all under one lock so that two identical submits cannot both create a job.
+    /// all under one lock so that two identical submits cannot both create a job. <paramref name="beforeInsert"/> runs
+    /// on an accepted job (its Seq set) just before it is stored, under the lock: how the job's queue entry is made
+    /// first and its id stored with the record in the record's one write.
     /// </summary>
-    public (SubmitOutcome Outcome, JobRecord? Job) Insert(JobRecord draft, int maxQueued, int? maxActiveOfUser = null)
+    public (SubmitOutcome Outcome, JobRecord? Job) Insert(JobRecord draft, int maxQueued, int? maxActiveOfUser = null, Action<JobRecord>? beforeInsert = null)
     {
         lock (_gate)
         {
@@ -65,6 +67,7 @@ public sealed class JobStore
             if (CountQueued() >= maxQueued) return (SubmitOutcome.QueueFull, null);
             if (maxActiveOfUser is { } cap && CountActive(draft.UserId) >= cap) return (SubmitOutcome.UserQueueFull, null);
             draft.Seq = ++_lastSeq;
+            beforeInsert?.Invoke(draft);
             _jobs.Insert(draft);
             Count(draft, +1);
             Interlocked.Increment(ref _queueVersion);

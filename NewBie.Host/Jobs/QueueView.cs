@@ -59,24 +59,42 @@ public sealed class QueueView(JobStore jobs, IFairQueue storage, RunTimeStats st
     private readonly Lock _gate = new();
     private QueueState _state = new((-1, -1, -1), [], []);
 
-    /// <summary>The current state, derived now if the queue changed since it was last asked for.</summary>
+    /// <summary>
+    /// A state at least as new as the queue when asked: derived now if the queue changed since the last derivation
+    /// began. Callers waiting while one derivation runs take the next one together, so a burst of submits (each 202
+    /// body reads this) costs one derivation per wave, not one per submit.
+    /// </summary>
     public QueueState Current
     {
         get
         {
-            var pending = storage.GetFairQueueSnapshot(JobQueue.GpuQueue);
-            var version = (pending.Version, jobs.QueueVersion, stats.Version);
+            var wanted = (storage.GetFairQueueVersion(JobQueue.GpuQueue), jobs.QueueVersion, stats.Version);
             var state = Volatile.Read(ref _state);
-            if (state.Version == version) return state;
+            if (Covers(state.Version, wanted)) return state;
             lock (_gate)
             {
-                if (_state.Version == version) return _state;
+                if (Covers(_state.Version, wanted)) return _state;
+                var version = VersionNow(out var pending);
                 state = Derive(version, pending);
                 Volatile.Write(ref _state, state);
                 return state;
             }
         }
     }
+
+    private (long, long, long) VersionNow(out FairQueueSnapshot pending)
+    {
+        // The job store's version is read first: a derivation that reads the snapshot and the records after it sees
+        // every change the version counts.
+        var jobsVersion = jobs.QueueVersion;
+        var statsVersion = stats.Version;
+        pending = storage.GetFairQueueSnapshot(JobQueue.GpuQueue);
+        return (pending.Version, jobsVersion, statsVersion);
+    }
+
+    // Every part of the version only grows, so a state derived at a later version holds every change of an earlier one.
+    private static bool Covers((long Queue, long Jobs, long Stats) have, (long Queue, long Jobs, long Stats) wanted) =>
+        have.Queue >= wanted.Queue && have.Jobs >= wanted.Jobs && have.Stats >= wanted.Stats;
 
     /// <summary>How many times the state was derived: the work a deep queue must not multiply (tests count it).</summary>
     public long Derivations { get; private set; }
