@@ -264,11 +264,11 @@ public sealed class PostgresStorageTests : IDisposable
     private static async Task Until(IFairQueue queue, Func<bool> condition)
     {
         var signal = new QueueSignal();
-        queue.FairQueueChanged += _ => signal.Raise();
+        queue.FairQueueChanged += _ => signal.RaiseAll();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (true)
         {
-            var next = signal.Next;
+            var next = signal.Next(["gpu"]);
             if (condition()) return;
             var left = deadline - DateTime.UtcNow;
             if (left <= TimeSpan.Zero) Assert.Fail("the other node never saw the change");

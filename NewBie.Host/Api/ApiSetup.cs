@@ -21,6 +21,7 @@ public static class ApiSetup
             .ValidateOnStart();
         builder.Services.AddSingleton<JobRequestValidator>();
         builder.Services.AddSingleton<JobSubmission>();
+        builder.Services.AddHostedService<IdleMemoryTrim>();
         return builder;
     }
 

@@ -19,6 +19,12 @@ public sealed class ServerOptions
     /// </summary>
     public string? NodeName { get; set; }
 
+    /// <summary>
+    /// How often (seconds) the server looks whether a burst of requests is over, to give the memory it took back to the
+    /// system with one full collection (<see cref="IdleMemoryTrim"/>); 0 turns it off. Default 10.
+    /// </summary>
+    public int IdleMemoryTrimSeconds { get; set; } = 10;
+
     /// <summary><paramref name="path"/> (starting with '/') under <see cref="PublicBaseUrl"/>, or as it is when none is set.</summary>
     public string Url(string path) => PublicBaseUrl is { Length: > 0 } root ? root.TrimEnd('/') + path : path;
 

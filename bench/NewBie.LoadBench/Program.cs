@@ -4,7 +4,7 @@ using System.Text;
 
 // Load and fault runs against real server processes on loopback (the tiny model, fresh data folders); writes
 // BENCHMARKS.md sections. Usage:
-//   dotnet run -c Release --project bench/NewBie.LoadBench -- [all|seed|throughput|gap|fairness|reads|streams|faults|kill|disk|datafull|malformed|fuzz|nodes]... [--no-write]
+//   dotnet run -c Release --project bench/NewBie.LoadBench -- [all|seed|throughput|gap|fairness|reads|streams|memory|faults|kill|disk|datafull|malformed|fuzz|nodes]... [--no-write]
 // (nodes: several nodes on one PostgreSQL, not part of all: it needs Debian's postgresql installed.)
 namespace NewBie.LoadBench;
 
@@ -18,10 +18,10 @@ internal static class Program
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         var write = !args.Contains("--no-write");
         var wanted = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet();
-        if (wanted.Count == 0 || wanted.Contains("all")) wanted = ["seed", "throughput", "gap", "fairness", "reads", "streams", "kill", "disk", "datafull", "malformed", "fuzz"];
+        if (wanted.Count == 0 || wanted.Contains("all")) wanted = ["seed", "throughput", "gap", "fairness", "reads", "streams", "memory", "kill", "disk", "datafull", "malformed", "fuzz"];
         if (wanted.Remove("faults")) wanted.UnionWith(["kill", "disk", "datafull", "malformed", "fuzz"]);
         var failed = false;
-        foreach (var name in new[] { "seed", "throughput", "gap", "fairness", "reads", "streams", "kill", "disk", "datafull", "malformed", "fuzz", "nodes" }.Where(wanted.Contains))
+        foreach (var name in new[] { "seed", "throughput", "gap", "fairness", "reads", "streams", "memory", "kill", "disk", "datafull", "malformed", "fuzz", "nodes" }.Where(wanted.Contains))
         {
             Console.WriteLine($"== {name}");
             var machine = Machine.Now();
@@ -33,6 +33,7 @@ internal static class Program
                 "fairness" => (await Scenarios.FairnessAsync(Console.Out), true),
                 "reads" => (await ServingCore.ReadsAsync(Console.Out), true),
                 "streams" => (await ServingCore.StreamsAsync(Console.Out), true),
+                "memory" => (await MemoryRuns.AfterBurstAsync(Console.Out), true),
                 "nodes" => (await MultiNode.NodesAsync(Console.Out), true),
                 _ => await FaultAsync(name),
             };

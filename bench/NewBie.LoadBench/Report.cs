@@ -13,6 +13,7 @@ internal static class Report
         ["fairness"] = ("Load: fairness (per-user share of GPU time while one user floods)", "fairness"),
         ["reads"] = ("Load: serving core with a deep queue (wrk, hey: status reads, list pages, durable submits at 1,000 and 10,000 queued)", "reads"),
         ["streams"] = ("Load: 1,000 open event streams while 20 jobs run", "streams"),
+        ["memory"] = ("Load: memory after a burst of oversized and large bodies (hey; the server's RSS)", "memory"),
         ["nodes"] = ("Load: several nodes on one PostgreSQL (jobs/min for 1, 2, 3 nodes; fairness across nodes; API rates against PostgreSQL and LiteDB; kill -9 of a node)", "nodes"),
         ["kill"] = ("Faults: SIGKILL at random moments with restarts", "kill"),
         ["disk"] = ("Faults: disk full on the outputs volume", "disk"),

@@ -24,16 +24,19 @@ internal sealed partial class ServerProcess : IAsyncDisposable
 
     /// <summary>
     /// Starts <c>serve --model MODEL</c> (the tiny model unless told otherwise); returns once it listens, not once the
-    /// model is loaded (<see cref="WaitReadyAsync"/>). <paramref name="settings"/> are KEY=VALUE configuration. A server
+    /// model is loaded (<see cref="WaitReadyAsync"/>). <paramref name="settings"/> are KEY=VALUE configuration;
+    /// <paramref name="environment"/> adds variables (e.g. the runtime's DOTNET_gcServer). A server
     /// that exits before it listens throws, with its stderr in the message.
     /// </summary>
-    public static async Task<ServerProcess> StartAsync(string dataDir, IEnumerable<string> settings, IReadOnlyList<string>? wrapper = null, string model = "tiny")
+    public static async Task<ServerProcess> StartAsync(string dataDir, IEnumerable<string> settings, IReadOnlyList<string>? wrapper = null, string model = "tiny",
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         string[] serve = ["dotnet", HostDll, "serve", "--urls", "http://127.0.0.1:0", "--data-dir", dataDir,
             "--models-dir", Path.Combine(dataDir, "models"), "--model", model, .. settings.Select(s => "--" + s)];
         string[] command = [.. wrapper ?? [], .. serve];
         var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dataDir };
         foreach (var arg in command[1..]) start.ArgumentList.Add(arg);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));

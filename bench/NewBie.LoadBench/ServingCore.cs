@@ -184,6 +184,19 @@ internal static partial class Tools
         return Hey(output, "202");
     }
 
+    /// <summary>POSTs the file's bytes (<c>hey -D</c>); returns the answers per status, "error" for failed requests.</summary>
+    public static async Task<string> HeyPostFileAsync(string url, string? key, string bodyFile, int requests, int clients, TextWriter log)
+    {
+        string[] auth = key is null ? [] : ["-H", $"Authorization: Bearer {key}"];
+        var output = await RunAsync("hey", ["-n", requests.ToString(CultureInfo.InvariantCulture), "-c", clients.ToString(CultureInfo.InvariantCulture),
+            "-m", "POST", "-T", "application/json", .. auth, "-D", bodyFile, url]);
+        log.WriteLine(output);
+        var answers = HeyStatus().Matches(output).Select(m => $"{m.Groups[1].Value}×{m.Groups[2].Value}").ToList();
+        var errors = HeyErrorLine().Matches(output).Sum(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
+        if (errors > 0) answers.Add($"error×{errors}");
+        return string.Join(" ", answers);
+    }
+
     public static async Task<LoadResult> HeyDurationAsync(string url, int clients, CancellationToken stop, TextWriter log)
     {
         // hey -z runs for a duration; it is stopped (SIGINT) when the measured run ends and prints its summary then.
@@ -257,4 +270,8 @@ internal static partial class Tools
 
     [GeneratedRegex(@"\[(\d{3})\]\s+(\d+) responses")]
     private static partial Regex HeyStatus();
+
+    // hey's "Error distribution:" lines: "  [12]\tPost ...: connection reset by peer".
+    [GeneratedRegex(@"^\s+\[(\d+)\]\s+(?:Post|Get)\b", RegexOptions.Multiline)]
+    private static partial Regex HeyErrorLine();
 }

@@ -123,7 +123,7 @@ public sealed class PostgresFairQueue : IFairQueue, IDisposable
         try { _listener.Wait(TimeSpan.FromSeconds(10)); }
         catch (AggregateException) { /* the listener ends by cancellation */ }
         _stopping.Dispose();
-        Signal.Raise();
+        Signal.RaiseAll();
     }
 
     /// <summary>
@@ -183,7 +183,7 @@ public sealed class PostgresFairQueue : IFairQueue, IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
-            var next = Signal.Next;
+            var next = Signal.Next(queues);
             foreach (var queue in queues)
             {
                 if (TryClaim(queue) is { } claimed)
@@ -347,7 +347,7 @@ public sealed class PostgresFairQueue : IFairQueue, IDisposable
     private void Changed(string queue, QueueState state)
     {
         Interlocked.Increment(ref state.Changes);
-        Signal.Raise();
+        Signal.Raise(queue);
         FairQueueChanged?.Invoke(queue);
     }
 
