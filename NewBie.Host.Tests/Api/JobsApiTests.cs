@@ -148,6 +148,53 @@ public sealed class JobsApiTests : IDisposable
     }
 
     [Fact]
+    public async Task Every_open_stream_receives_every_step_of_its_job_in_order()
+    {
+        // Steps without delay: a stream handed only the latest record at each wake-up would skip some.
+        const int steps = 12, streams = 24;
+        _app.Engine.StepDelay = TimeSpan.Zero;
+        _app.Engine.Hold();
+        var client = _app.ClientFor();
+        var blocker = (await client.SubmitAsync(new { prompt = "blocker", width = 256, height = 256, steps = 1 })).Str("id");
+        await client.WaitForStatusAsync(blocker, "running");
+        var id = (await client.SubmitAsync(new { prompt = "watched", width = 256, height = 256, steps })).Str("id");
+
+        var opened = new List<(HttpResponseMessage Response, StreamReader Reader)>();
+        for (var i = 0; i < streams; i++)
+        {
+            var response = await client.GetAsync($"/v1/jobs/{id}/events", HttpCompletionOption.ResponseHeadersRead);
+            var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            // The first event (its place) is written once the stream is subscribed.
+            Assert.Equal("event: position", await reader.ReadLineAsync());
+            opened.Add((response, reader));
+        }
+        _app.Engine.Release();
+
+        var seen = await Task.WhenAll(opened.Select(async stream =>
+        {
+            var (names, stepNumbers) = (new List<string>(), new List<int>());
+            string? name = null;
+            while (await stream.Reader.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("event: ", StringComparison.Ordinal)) names.Add(name = line[7..]);
+                else if (line.StartsWith("data: ", StringComparison.Ordinal) && name == "step")
+                    stepNumbers.Add(JsonDocument.Parse(line[6..]).RootElement.GetProperty("step").GetInt32());
+            }
+            stream.Response.Dispose();
+            return (Names: names, Steps: stepNumbers);
+        }));
+
+        Assert.All(seen, stream =>
+        {
+            // Step 0 is announced as a stage starts; every denoising step after it exactly once, in order.
+            Assert.Equal(Enumerable.Range(1, steps), stream.Steps.Where(step => step > 0));
+            Assert.DoesNotContain("dropped", stream.Names);
+            Assert.Equal("done", stream.Names[^1]);
+        });
+        await client.WaitForStatusAsync(blocker, "succeeded");
+    }
+
+    [Fact]
     public async Task Another_users_job_is_not_found_on_every_route()
     {
         var alice = _app.ClientFor("alice");

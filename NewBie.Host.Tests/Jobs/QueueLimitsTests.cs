@@ -112,9 +112,9 @@ public sealed class QueueLimitsTests
         Assert.True(File.Exists(Path.Combine(folder, "0.png")));
 
         app.Time.Advance(TimeSpan.FromHours(23));
-        Assert.Equal(0, app.Service<JobMaintenance>().DeleteOldResults());
+        Assert.Equal(0, await app.Service<JobMaintenance>().DeleteOldResultsAsync());
         app.Time.Advance(TimeSpan.FromHours(2));
-        Assert.Equal(1, app.Service<JobMaintenance>().DeleteOldResults());
+        Assert.Equal(1, await app.Service<JobMaintenance>().DeleteOldResultsAsync());
 
         Assert.False(Directory.Exists(folder));
         using var response = await client.GetAsync($"/v1/jobs/{id}");

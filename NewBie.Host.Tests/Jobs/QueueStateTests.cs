@@ -2,6 +2,7 @@ using System.Net;
 using NewBie.Host.Admin;
 using NewBie.Host.Jobs;
 using NewBie.Host.Outputs;
+using NewBie.Host.Storage;
 
 namespace NewBie.Host.Tests.Jobs;
 
@@ -92,7 +93,7 @@ public sealed class QueueStateTests
 
         Assert.Equal("internal", job.GetProperty("error").Str("code"));
         var record = app.Service<JobStore>().Find(id)!;
-        Assert.False(Directory.Exists(Path.Combine(app.Service<OutputStore>().Root, OutputStore.UserFolder(record.UserId), id)));
+        Assert.False(Directory.Exists(Path.Combine(app.Service<DataDirectory>().OutputsPath, OutputStore.UserFolder(record.UserId), id)));
         app.Engine.TruncatedImages = false;
         using var again = await alice.PostRawAsync("/v1/jobs", new { prompt = "x", width = 256, height = 256, steps = 1 });
         Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);

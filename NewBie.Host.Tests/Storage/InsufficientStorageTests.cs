@@ -140,7 +140,7 @@ public sealed class InsufficientStorageTests
     [InlineData(13, false)]  // EACCES
     [InlineData(2, false)]   // ENOENT
     public void Disk_full_is_told_apart_from_other_write_errors(int errno, bool full) =>
-        Assert.Equal(full, OutputStore.IsDiskFull(new IOException("x", errno)));
+        Assert.Equal(full, FolderOutputBlobs.IsDiskFull(new IOException("x", errno)));
 
     /// <summary>The Hangfire client whose storage is full: the record was stored (app.db had room), its Hangfire job cannot be.</summary>
     private sealed class FullDiskJobClient(Hangfire.JobStorage storage) : Hangfire.IBackgroundJobClientV2

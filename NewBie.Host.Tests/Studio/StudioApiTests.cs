@@ -5,6 +5,7 @@ using System.Text.Json;
 using NewBie.Host.Accounts;
 using NewBie.Host.Jobs;
 using NewBie.Host.Outputs;
+using NewBie.Host.Storage;
 using NewBie.Host.Studio;
 using NewBie.Pipeline;
 using NewBie.Pipeline.Imaging;
@@ -33,7 +34,7 @@ public sealed class StudioApiTests
         var first = await alice.GetByteArrayAsync($"/v1/jobs/{job}/images/0?size=thumb");
         var thumbnail = PngReader.Read(first);
         Assert.Equal((OutputStore.ThumbnailSide, OutputStore.ThumbnailSide / 2), (thumbnail.Width, thumbnail.Height));
-        var cached = Directory.GetFiles(app.Service<OutputStore>().Root, "0.thumb.png", SearchOption.AllDirectories).Single();
+        var cached = Directory.GetFiles(app.Service<DataDirectory>().OutputsPath, "0.thumb.png", SearchOption.AllDirectories).Single();
         var written = File.GetLastWriteTimeUtc(cached);
         var second = await alice.GetByteArrayAsync($"/v1/jobs/{job}/images/0?size=thumb");
         Assert.Equal(first, second);
@@ -93,7 +94,7 @@ public sealed class StudioApiTests
         using var app = new NewBieApplication();
         var alice = app.ClientWithKey("alice");
         var job = await FinishedJobAsync(alice);
-        var folder = Path.Combine(app.Service<OutputStore>().Root, OutputStore.UserFolder("alice"), job);
+        var folder = Path.Combine(app.Service<DataDirectory>().OutputsPath, OutputStore.UserFolder("alice"), job);
         Assert.True(Directory.Exists(folder));
 
         using var bob = await app.ClientWithKey("bob").DeleteAsync($"/v1/me/history/{job}");

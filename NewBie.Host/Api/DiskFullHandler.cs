@@ -27,7 +27,7 @@ public sealed class DiskFullHandler(ILogger<DiskFullHandler> logger) : IExceptio
     public static bool IsDiskFull(Exception? exception)
     {
         for (var e = exception; e is not null; e = e.InnerException)
-            if (e is IOException io && OutputStore.IsDiskFull(io)) return true;
+            if (e is IOException io && FolderOutputBlobs.IsDiskFull(io)) return true;
         return false;
     }
 }

@@ -49,7 +49,7 @@ public sealed class JobSubmission(
             return (null, Problems.Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidJson, $"The body is not a valid job request: {e.Message}"));
         }
         if (submitted is null) return (null, Problems.Create(StatusCodes.Status400BadRequest, ProblemCodes.InvalidJson, "The body must be a JSON object."));
-        return Submit(submitted, request.Headers[IdempotencyHeader].ToString(), body, user);
+        return await SubmitAsync(submitted, request.Headers[IdempotencyHeader].ToString(), body, user, cancellationToken);
     }
 
     /// <summary>The caller's own attempt rate, checked before the body is read; null when the caller may submit.</summary>
@@ -63,13 +63,14 @@ public sealed class JobSubmission(
     /// The submit path after the body is parsed: validation, token inspection, idempotency (keyed on
     /// <paramref name="body"/>'s hash), queue cap, then the durable record and its Hangfire job.
     /// </summary>
-    public (JobRecord? Job, IResult? Problem) Submit(SubmitJobRequest submitted, string key, byte[] body, CurrentUser user)
+    public async Task<(JobRecord? Job, IResult? Problem)> SubmitAsync(SubmitJobRequest submitted, string key, byte[] body, CurrentUser user,
+        CancellationToken cancellationToken)
     {
         var (normalised, priority, error) = validator.Validate(submitted);
         if (error is not null) return (null, error.ToResult());
         var own = accounts.LimitsOf(accounts.FindUser(user.Id));
         if (UserLimitProblem(normalised!, own) is { } limitProblem) return (null, limitProblem);
-        if (StorageCapProblem(normalised!, user.Id, own.MaxStorageBytes) is { } capProblem) return (null, capProblem);
+        if (await StorageCapProblemAsync(normalised!, user.Id, own.MaxStorageBytes, cancellationToken) is { } capProblem) return (null, capProblem);
         if (submitted.Priority is null) priority = own.Priority;
         else if (priority > own.Priority && !user.IsAdmin)
             return (null, Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden,
@@ -166,10 +167,11 @@ public sealed class JobSubmission(
     /// Refuses a job whose images could pass the user's storage cap, counting what is kept on disk and every unfinished
     /// job at its largest: a job accepted here never fails later for want of the user's space.
     /// </summary>
-    private IResult? StorageCapProblem(JobParams p, string userId, long cap)
+    private async Task<IResult?> StorageCapProblemAsync(JobParams p, string userId, long cap, CancellationToken cancellationToken)
     {
         if (cap <= 0) return null;
-        var used = outputs.BytesUsedBy(userId);
+        // Counted by the output store as images come and go: no walk of the user's outputs per submit.
+        var used = await outputs.BytesUsedByAsync(userId, cancellationToken);
         // Summed by the store as jobs come and go: the check costs the same however many jobs the user has queued.
         var pending = jobs.ActiveImageBytes(userId);
         var needed = LargestBytes(p);

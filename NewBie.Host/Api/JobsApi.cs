@@ -86,19 +86,20 @@ public static class JobsApi
         return outcome == CancelOutcome.Canceled ? TypedResults.Ok(dto) : TypedResults.Accepted(JobMapping.JobUrl(id), dto);
     }
 
-    private static IResult Image(string id, int n, CurrentUser user, JobStore jobs, OutputStore outputs, string? size, bool? download)
+    private static async Task<IResult> Image(string id, int n, CurrentUser user, JobStore jobs, OutputStore outputs, string? size, bool? download,
+        CancellationToken cancellationToken)
     {
         if (size is not (null or "full" or "thumb")) return Problems.InvalidParameter("size", "size must be full or thumb.");
         if (jobs.Find(id) is not { } job || !user.CanSee(job)) return Problems.NotFound("job");
         if (job.Images.FirstOrDefault(i => i.Index == n) is not { } image) return Problems.NotFound("image");
         if (size == "thumb")
         {
-            if (outputs.ThumbnailOf(image) is not { } thumbnail) return Problems.NotFound("image");
-            // A job's images never change: the browser may keep a thumbnail for as long as it likes (private: it is the owner's).
-            return TypedResults.PhysicalFile(thumbnail, "image/png", lastModified: File.GetLastWriteTimeUtc(thumbnail));
+            if (await outputs.OpenThumbnailAsync(job, image, cancellationToken) is not { } thumbnail) return Problems.NotFound("image");
+            return TypedResults.Stream(thumbnail.Content, "image/png", lastModified: thumbnail.LastModified);
         }
+        if (await outputs.OpenAsync(job, image, cancellationToken) is not { } png) return Problems.NotFound("image");
         // The PNG as written, with its parameters in the text chunks; a download gets a file name that says which image it is.
-        return TypedResults.PhysicalFile(outputs.PathOf(image), "image/png",
-            fileDownloadName: download == true ? Studio.History.FileName(job, image) : null);
+        return TypedResults.Stream(png.Content, "image/png", fileDownloadName: download == true ? Studio.History.FileName(job, image) : null,
+            lastModified: png.LastModified);
     }
 }

@@ -9,12 +9,29 @@ public static class ProblemCodes
         NotCancelable = "not_cancelable", Forbidden = "forbidden", RateLimited = "rate_limited",
         UserQueueFull = "user_queue_full", QuotaExceeded = "quota_exceeded",
         InsufficientStorage = "insufficient_storage", RequestTimeout = "request_timeout", BadRequest = "bad_request",
-        ServerBusy = "server_busy", StorageCapExceeded = "storage_cap_exceeded", TooManyStreams = "too_many_streams";
+        ServerBusy = "server_busy", StorageCapExceeded = "storage_cap_exceeded", TooManyStreams = "too_many_streams",
+        OutputsUnavailable = "outputs_unavailable";
 }
 
 /// <summary>RFC 9457 application/problem+json with a <c>code</c> extension (and <c>field</c> for a bad parameter).</summary>
 public static class Problems
 {
+    /// <summary>Retry-After of a 503 outputs_unavailable: the bucket may be back in a minute.</summary>
+    public const int OutputsUnavailableRetryAfterSeconds = 60;
+
+    /// <summary>503 outputs_unavailable with Retry-After: the output store (an S3 bucket) does not answer or refuses.</summary>
+    public static IResult OutputsUnavailable(Outputs.OutputStoreException e) => new RetryAfter(OutputsUnavailableRetryAfterSeconds,
+        Create(StatusCodes.Status503ServiceUnavailable, ProblemCodes.OutputsUnavailable, e.Message));
+
+    private sealed class RetryAfter(int seconds, IResult inner) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return inner.ExecuteAsync(httpContext);
+        }
+    }
+
     public static IResult Create(int status, string code, string detail, string? field = null)
     {
         var extensions = new Dictionary<string, object?> { ["code"] = code };
@@ -48,6 +65,7 @@ public static class Problems
         ProblemCodes.ServerBusy => "Server busy",
         ProblemCodes.StorageCapExceeded => "Storage cap reached",
         ProblemCodes.TooManyStreams => "Too many open event streams",
+        ProblemCodes.OutputsUnavailable => "Output store unavailable",
         _ => code,
     };
 }

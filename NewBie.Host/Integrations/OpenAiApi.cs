@@ -95,9 +95,9 @@ public static class OpenAiApi
         if (request.User is { Length: > 256 })
             return Error(StatusCodes.Status400BadRequest, "user is longer than 256 characters.", "user", "invalid_parameter");
 
-        var (job, problem) = submission.Submit(new SubmitJobRequest(request.Prompt, NegativePrompt: request.NegativePrompt, Width: width, Height: height, Steps: request.Steps,
+        var (job, problem) = await submission.SubmitAsync(new SubmitJobRequest(request.Prompt, NegativePrompt: request.NegativePrompt, Width: width, Height: height, Steps: request.Steps,
             Guidance: request.Guidance, Sampler: request.Sampler, Seed: request.Seed, Count: request.N ?? 1,
-            CfgTrunc: request.CfgTrunc, Renorm: request.Renorm, Shift: request.Shift, Preset: request.Preset), "", body, user);
+            CfgTrunc: request.CfgTrunc, Renorm: request.Renorm, Shift: request.Shift, Preset: request.Preset), "", body, user, aborted);
         if (problem is not null) return FromProblem(problem);
 
         try
@@ -121,12 +121,22 @@ public static class OpenAiApi
             JobStatus.Succeeded => TypedResults.Ok(new OpenAiImagesResponse(
                 time.GetUtcNow().ToUnixTimeSeconds(),
                 await Task.WhenAll(job.Images.OrderBy(i => i.Index).Select(async i => format == "b64_json"
-                    ? new OpenAiImage(Convert.ToBase64String(await File.ReadAllBytesAsync(outputs.PathOf(i), aborted)), null)
+                    ? new OpenAiImage(Convert.ToBase64String(await ReadAsync(outputs, job, i, aborted)), null)
                     : new OpenAiImage(null, server.Value.Url($"{JobMapping.JobUrl(job.Id)}/images/{i.Index}")))))),
             JobStatus.Failed => Error(StatusCodes.Status500InternalServerError, job.Error?.Message ?? "The job failed.", null, job.Error?.Code, "server_error"),
             JobStatus.Expired => Error(StatusCodes.Status503ServiceUnavailable, "The job waited in the queue longer than the server allows.", null, "expired", "server_error"),
             _ => Error(StatusCodes.Status409Conflict, "The job was canceled.", null, "canceled"),
         };
+    }
+
+    private static async Task<byte[]> ReadAsync(OutputStore outputs, JobRecord job, JobImage image, CancellationToken cancellationToken)
+    {
+        var png = await outputs.OpenAsync(job, image, cancellationToken)
+            ?? throw new InvalidOperationException($"Image {image.Index} of job {job.Id} is missing from the outputs.");
+        await using var content = png.Content;
+        using var buffer = new MemoryStream();
+        await content.CopyToAsync(buffer, cancellationToken);
+        return buffer.ToArray();
     }
 
     private static (int Width, int Height)? ParseSize(string size) =>

@@ -11,7 +11,7 @@ namespace NewBie.Host.Jobs;
 /// <summary>
 /// The Hangfire entry point of a generation, run by the single worker of the "gpu" queue. It takes only the job id
 /// and is reentrant: whatever the record says is finished is never run again, and a re-run (after a crash)
-/// overwrites the same output files, so a job ends with exactly one set of images. Admission waits for GPU memory
+/// replaces the outputs an earlier attempt left, so a job ends with exactly one set of images. Admission waits for GPU memory
 /// (<see cref="GpuAdmission"/>), the engine runs with out-of-memory recovery (<see cref="OutOfMemoryRecovery"/>); every
 /// change of the job's state is one of <see cref="JobRecord"/>'s transitions.
 /// </summary>
@@ -81,7 +81,7 @@ public sealed class GpuJob(
         {
             var request = job.Params.ToRequest();
             if (recovery.Generate(engine, job, request, run.Token) is not { } result) return;
-            var images = outputs.Write(job, request, engine.Model.Id, result.Images);
+            var images = await outputs.WriteAsync(job, request, engine.Model.Id, result.Images, cancellationToken);
             jobs.Update(jobId, j => j.Succeed(images, Now));
             stats.Record(job.Params, clock.Elapsed);
             metrics.ImagesGenerated(job.UserId, images.Count);
@@ -101,11 +101,12 @@ public sealed class GpuJob(
             logger.LogWarning("Job {JobId} interrupted by shutdown", jobId);
             throw;
         }
-        catch (InsufficientStorageException e)
+        catch (OutputStoreException e)
         {
-            // Failed, not retried: the disk may stay full for hours, and a terminal state the client sees beats a silent wait.
+            // Failed, not retried: a full disk or an unreachable bucket may stay so for hours, and a terminal state the
+            // client sees beats a silent wait. The store has removed the partial set.
             logger.LogError("Job {JobId} failed: {Message}", jobId, e.Message);
-            Fail(jobId, JobErrorCodes.InsufficientStorage, e.Message);
+            Fail(jobId, e.Code, e.Message);
         }
         catch (Exception e)
         {

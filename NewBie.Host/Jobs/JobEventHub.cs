@@ -2,7 +2,8 @@ namespace NewBie.Host.Jobs;
 
 /// <summary>
 /// Fans job changes out to the open event streams. The store hands every change over with the record as saved; the
-/// hub passes it to that job's subscribers, and on a change that can move queue places it wakes every subscriber
+/// hub queues it for each of that job's subscribers (a bounded queue: every stream sees every step unless it falls
+/// <see cref="Subscription.MaxPending"/> changes behind, and is then told how many it missed), and on a change that can move queue places it wakes every subscriber
 /// whose job waits, which then reads its place from the one shared <see cref="QueueView"/> state. No subscriber reads
 /// the store, and the queue's order is derived once per change whatever the number of streams. Subscriptions are
 /// counted per user, so that one user's streams cannot take the server's (Limits:MaxEventStreamsPerUser).
@@ -26,15 +27,20 @@ public sealed class JobEventHub
         lock (_gate) return _perUser.GetValueOrDefault(userId);
     }
 
-    /// <summary>A subscription to <paramref name="job"/>'s changes, or null when the user already has <paramref name="maxPerUser"/> open.</summary>
-    public Subscription? Subscribe(JobRecord job, string userId, int maxPerUser)
+    /// <summary>
+    /// A subscription to <paramref name="job"/>'s changes, or null when the user already has <paramref name="maxPerUser"/>
+    /// open. <paramref name="reread"/> reads the job again as the subscription starts (its <see cref="Subscription.Initial"/>):
+    /// read under the hub's lock, under which changes are queued too, so that every later change comes after it in the
+    /// subscription's queue (at worst the same record once more) and none saved meanwhile is missed.
+    /// </summary>
+    public Subscription? Subscribe(JobRecord job, string userId, int maxPerUser, Func<string, JobRecord?>? reread = null)
     {
         lock (_gate)
         {
             var open = _perUser.GetValueOrDefault(userId);
             if (open >= maxPerUser) return null;
             _perUser[userId] = open + 1;
-            var subscription = new Subscription(this, job, userId);
+            var subscription = new Subscription(this, reread?.Invoke(job.Id) ?? job, userId);
             if (!_byJob.TryGetValue(job.Id, out var list)) _byJob[job.Id] = list = [];
             list.Add(subscription);
             _all = [.. _all, subscription];
@@ -72,9 +78,9 @@ public sealed class JobEventHub
 
     private void OnChanged(JobRecord job, bool queueChanged)
     {
-        Subscription[] targets;
-        lock (_gate) targets = _byJob.TryGetValue(job.Id, out var list) ? [.. list] : [];
-        foreach (var subscription in targets) subscription.Push(job);
+        lock (_gate)
+            if (_byJob.TryGetValue(job.Id, out var list))
+                foreach (var subscription in list) subscription.Push(job);
         if (queueChanged) WakeWaiting();
     }
 
@@ -85,11 +91,22 @@ public sealed class JobEventHub
             if (subscription.Latest.Status == JobStatus.Queued) subscription.Wake();
     }
 
-    /// <summary>One open stream's view of its job: the latest record and a signal that completes at the next change.</summary>
+    /// <summary>
+    /// One open stream's view of its job: the records saved since it last looked, oldest first, and a signal that
+    /// completes at the next change of the job or of its place.
+    /// </summary>
     public sealed class Subscription : IDisposable
     {
+        /// <summary>
+        /// Changes a stream may fall behind before the oldest are dropped: a few full runs' steps, so only a client that
+        /// stopped reading loses any, and then it is told (the writer's own buffer is not unbounded memory per stream).
+        /// </summary>
+        public const int MaxPending = 512;
+
         private readonly JobEventHub _hub;
+        private readonly Queue<JobRecord> _pending = new();
         private JobRecord _latest;
+        private int _dropped;
         private TaskCompletionSource _next = NewSignal();
         private int _disposed;
 
@@ -97,6 +114,7 @@ public sealed class JobEventHub
         {
             _hub = hub;
             _latest = job;
+            Initial = job;
             JobId = job.Id;
             UserId = userId;
         }
@@ -105,15 +123,40 @@ public sealed class JobEventHub
 
         public string UserId { get; }
 
+        /// <summary>The record as it was when the subscription started: where the stream begins.</summary>
+        public JobRecord Initial { get; }
+
         /// <summary>The record as last saved; never changed after it was saved.</summary>
         public JobRecord Latest => Volatile.Read(ref _latest);
 
-        /// <summary>Completes at the next change of the job or of its place. Take it before reading <see cref="Latest"/>.</summary>
+        /// <summary>Completes at the next change of the job or of its place. Take it before <see cref="TakePending"/>.</summary>
         public Task Next => Volatile.Read(ref _next).Task;
+
+        /// <summary>The records saved since the last call, oldest first, and how many older ones were dropped meanwhile.</summary>
+        public (JobRecord[] Records, int Dropped) TakePending()
+        {
+            lock (_pending)
+            {
+                var records = _pending.ToArray();
+                _pending.Clear();
+                var dropped = _dropped;
+                _dropped = 0;
+                return (records, dropped);
+            }
+        }
 
         internal void Push(JobRecord job)
         {
-            Volatile.Write(ref _latest, job);
+            lock (_pending)
+            {
+                if (_pending.Count == MaxPending)
+                {
+                    _pending.Dequeue();
+                    _dropped++;
+                }
+                _pending.Enqueue(job);
+                Volatile.Write(ref _latest, job);
+            }
             Wake();
         }
 

@@ -29,13 +29,14 @@ public sealed class JobMaintenance(
         return expired;
     }
 
-    public int DeleteOldResults()
+    public async Task<int> DeleteOldResultsAsync()
     {
         var cutoff = time.GetUtcNow().UtcDateTime - TimeSpan.FromDays(options.Value.RetentionDays);
         var old = jobs.FinishedBefore(cutoff);
         foreach (var job in old)
         {
-            outputs.Delete(job);
+            // Outputs first: a store that fails here (bucket down) keeps the record, and the next run deletes both.
+            await outputs.DeleteAsync(job, CancellationToken.None);
             jobs.Delete(job.Id);
         }
         if (old.Count > 0) logger.LogInformation("Deleted {Count} jobs finished before {Cutoff}", old.Count, cutoff);

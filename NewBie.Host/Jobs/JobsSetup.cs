@@ -98,7 +98,7 @@ public sealed class HangfireServers(IServiceProvider services) : IHostedService
         services.GetRequiredService<JobQueue>().Reconcile();
         var recurring = services.GetRequiredService<IRecurringJobManager>();
         recurring.AddOrUpdate("expire-queued-jobs", Job.FromExpression<JobMaintenance>(m => m.ExpireStale()), Cron.Minutely(), new RecurringJobOptions());
-        recurring.AddOrUpdate("delete-old-results", Job.FromExpression<JobMaintenance>(m => m.DeleteOldResults()), Cron.Hourly(), new RecurringJobOptions());
+        recurring.AddOrUpdate("delete-old-results", Job.FromExpression<JobMaintenance>(m => m.DeleteOldResultsAsync()), Cron.Hourly(), new RecurringJobOptions());
 
         // Named after the node, so that the dashboard's servers page and the node list (admin, /v1/admin/nodes) agree.
         var node = services.GetRequiredService<Nodes.NodeIdentity>().Name;

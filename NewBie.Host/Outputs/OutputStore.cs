@@ -1,98 +1,132 @@
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.Options;
 using NewBie.Host.Jobs;
-using NewBie.Host.Storage;
 using NewBie.Pipeline;
 using NewBie.Pipeline.Imaging;
 
 namespace NewBie.Host.Outputs;
 
 /// <summary>
-/// Image files under outputs/&lt;user&gt;/&lt;job&gt;/&lt;n&gt;.png. Every path segment is generated here: the user folder is a
-/// hash of the user id (never header text), the job folder the server-made job id, the file the image index.
-/// Writes are atomic (temp file, flush, rename), so a reader or a crash never sees half an image, and a re-run
-/// replaces the files of an interrupted run instead of adding a second set.
+/// The images of the jobs, kept in <see cref="IOutputBlobs"/> (a folder or an S3 bucket) under
+/// &lt;user&gt;/&lt;job&gt;/&lt;n&gt;.png. Every key is made here from the job alone: the user part is a hash of the user id
+/// (never header text), the job part the server-made job id, the name the image index. A job has all its images or
+/// none, a re-run replaces what an earlier attempt left, and the bytes each user keeps are counted here.
 /// </summary>
-public sealed class OutputStore(DataDirectory dataDirectory)
+public sealed class OutputStore(IOutputBlobs blobs, IOptions<OutputsOptions> options, TimeProvider time, ILogger<OutputStore> logger)
 {
-    public string Root => dataDirectory.OutputsPath;
+    /// <summary>Longest side of a thumbnail, in pixels.</summary>
+    public const int ThumbnailSide = 256;
+
+    private readonly OutputUsage _usage = new(time, options.Value.UsageRefresh);
 
     public static string UserFolder(string userId) =>
         "u" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(userId)))[..24];
 
+    /// <summary>The key prefix of a job's outputs, ending with '/'.</summary>
+    public static string JobPrefix(JobRecord job)
+    {
+        // Job ids are made by the server; anything else here is a bug, not a path.
+        if (job.Id.Length == 0 || !job.Id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+            throw new ArgumentException($"'{job.Id}' is not a job id.", nameof(job));
+        return $"{UserFolder(job.UserId)}/{job.Id}/";
+    }
+
+    public static string ImageKey(JobRecord job, int index) => $"{JobPrefix(job)}{index}.png";
+
+    public static string ThumbnailKey(JobRecord job, int index) => $"{JobPrefix(job)}{index}.thumb.png";
+
     /// <summary>
     /// Writes the images of a run; each PNG carries the generation parameters in its text chunks. They are all encoded
-    /// before the job's folder is made, so a run whose images cannot be encoded leaves no folder behind; when a write
-    /// fails the partial set is removed (a job has all its images or none), and a full disk throws
-    /// <see cref="InsufficientStorageException"/>. Other images on the volume are untouched: every write goes to a temp
-    /// file first.
+    /// before anything is stored, so a run whose images cannot be encoded leaves nothing behind. This run owns the job's
+    /// outputs (a job never runs twice at once): what an earlier attempt left goes first, so a job ends with exactly one
+    /// set. When a write fails the partial set is removed too (a job has all its images or none) and the failure is
+    /// thrown: an <see cref="OutputStoreException"/> names the job's error code.
     /// </summary>
-    public List<JobImage> Write(JobRecord job, GenerationRequest request, string modelId, IReadOnlyList<GeneratedImage> images)
+    public async Task<List<JobImage>> WriteAsync(JobRecord job, GenerationRequest request, string modelId, IReadOnlyList<GeneratedImage> images,
+        CancellationToken cancellationToken)
     {
-        var folder = Path.Combine(UserFolder(job.UserId), job.Id);
         var encoded = images.Select(image => (Image: image, Png: PngWriter.Encode(image, GenerationMetadata.For(request, image, modelId)))).ToList();
         var written = new List<JobImage>(images.Count);
         try
         {
-            var directory = Directory.CreateDirectory(Path.Combine(Root, folder));
-            // A run killed in the middle of a write (kill -9, power loss) leaves its temp file behind; this run owns the
-            // folder now (a job never runs twice at once), so what an earlier attempt left half-written goes.
-            foreach (var stale in directory.EnumerateFiles("*.tmp")) stale.Delete();
+            await DeleteAsync(job, cancellationToken);
             foreach (var (image, png) in encoded)
             {
-                var file = Path.Combine(folder, $"{image.Index}.png");
-                WriteAtomically(Path.Combine(Root, file), png);
-                written.Add(new JobImage { Index = image.Index, Width = image.Width, Height = image.Height, Seed = image.Seed, File = file });
+                var key = ImageKey(job, image.Index);
+                await blobs.PutAsync(key, png, cancellationToken);
+                _usage.Add(job.UserId, png.Length);
+                written.Add(new JobImage { Index = image.Index, Width = image.Width, Height = image.Height, Seed = image.Seed, File = key });
             }
         }
-        catch (IOException e) when (IsDiskFull(e))
+        catch (Exception e)
         {
-            try { Delete(job); } catch (IOException) { }
-            throw new InsufficientStorageException($"The outputs volume is full; the images of job {job.Id} could not be written.", e);
-        }
-        catch
-        {
-            try { Delete(job); } catch (IOException) { }
+            try
+            {
+                await DeleteAsync(job, CancellationToken.None);
+            }
+            catch (Exception cleanup)
+            {
+                // The store that refused the write may refuse the delete too: the job has no images in its record, so
+                // nothing serves these, and its re-run or retention removes them.
+                logger.LogWarning("Could not remove the partial outputs of {JobId} from {Outputs}: {Error}", job.Id, blobs.Location, cleanup.Message);
+            }
+            if (e is OutputStoreException write) throw new OutputStoreException(write.Code, $"The images of job {job.Id} could not be written: {write.Message}", write);
             throw;
         }
         return written;
     }
 
-    public string PathOf(JobImage image) => Path.Combine(Root, image.File);
-
-    /// <summary>Longest side of a thumbnail, in pixels.</summary>
-    public const int ThumbnailSide = 256;
+    /// <summary>An image as written, with its parameters in the text chunks; null when it is gone.</summary>
+    public Task<OutputBlob?> OpenAsync(JobRecord job, JobImage image, CancellationToken cancellationToken) =>
+        blobs.OpenAsync(ImageKey(job, image.Index), cancellationToken);
 
     /// <summary>
     /// The image's thumbnail (at most <see cref="ThumbnailSide"/> a side), made on first request and kept beside the
-    /// image, so it goes when the job's folder goes. Null when the image itself is gone.
+    /// image, so it goes when the job's outputs go. Null when the image itself is gone.
     /// </summary>
-    public string? ThumbnailOf(JobImage image)
+    public async Task<OutputBlob?> OpenThumbnailAsync(JobRecord job, JobImage image, CancellationToken cancellationToken)
     {
-        var source = PathOf(image);
-        var thumbnail = Path.ChangeExtension(source, ".thumb.png");
-        if (File.Exists(thumbnail)) return thumbnail;
-        if (!File.Exists(source)) return null;
-        var png = PngReader.Read(File.ReadAllBytes(source));
+        var key = ThumbnailKey(job, image.Index);
+        if (await blobs.OpenAsync(key, cancellationToken) is { } existing) return existing;
+        byte[] source;
+        await using (var original = await OpenAsync(job, image, cancellationToken) is { } blob ? blob.Content : null)
+        {
+            if (original is null) return null;
+            using var buffer = new MemoryStream();
+            await original.CopyToAsync(buffer, cancellationToken);
+            source = buffer.ToArray();
+        }
+        var png = PngReader.Read(source);
         var (width, height, rgb) = Shrink(png.Width, png.Height, png.Rgb, ThumbnailSide);
-        // Two first requests at once both write; the atomic rename makes either result whole.
-        WriteAtomically(thumbnail, PngWriter.Encode(width, height, rgb));
-        return thumbnail;
+        var thumbnail = PngWriter.Encode(width, height, rgb);
+        // Two first requests at once both write; a write is atomic, so either result is whole.
+        await blobs.PutAsync(key, thumbnail, cancellationToken);
+        _usage.Add(job.UserId, thumbnail.Length);
+        return new OutputBlob(new MemoryStream(thumbnail, writable: false), thumbnail.Length, time.GetUtcNow());
     }
 
-    /// <summary>Bytes of every file the user's jobs keep (images and thumbnails): what the per-user storage cap counts.</summary>
-    public long BytesUsedBy(string userId)
+    /// <summary>
+    /// Bytes of everything the user's jobs keep (images and thumbnails): what the per-user storage cap counts. Listed
+    /// once per user (and again after Outputs:UsageRefresh), kept up to date by this store's writes and deletes.
+    /// </summary>
+    public Task<long> BytesUsedByAsync(string userId, CancellationToken cancellationToken) =>
+        _usage.BytesAsync(userId, async () => (await blobs.ListAsync(UserFolder(userId) + "/", cancellationToken)).Values.Sum());
+
+    /// <summary>Deletes all of a job's outputs.</summary>
+    public async Task DeleteAsync(JobRecord job, CancellationToken cancellationToken)
     {
-        var folder = new DirectoryInfo(Path.Combine(Root, UserFolder(userId)));
-        return folder.Exists ? folder.EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
+        var freed = await blobs.DeletePrefixAsync(JobPrefix(job), cancellationToken);
+        if (freed > 0) _usage.Add(job.UserId, -freed);
     }
 
-    /// <summary>Deletes one image file and its thumbnail.</summary>
-    public void Delete(JobImage image)
+    /// <summary>Deletes one image and its thumbnail.</summary>
+    public async Task DeleteAsync(JobRecord job, JobImage image, CancellationToken cancellationToken)
     {
-        var path = PathOf(image);
-        File.Delete(Path.ChangeExtension(path, ".thumb.png"));
-        File.Delete(path);
+        var keys = new[] { ImageKey(job, image.Index), ThumbnailKey(job, image.Index) };
+        var listed = await blobs.ListAsync(JobPrefix(job), cancellationToken);
+        await blobs.DeleteAsync(keys, cancellationToken);
+        _usage.Add(job.UserId, -keys.Sum(k => listed.GetValueOrDefault(k)));
     }
 
     /// <summary>Box-filter downscale (the mean of each source block), keeping the aspect ratio.</summary>
@@ -125,36 +159,4 @@ public sealed class OutputStore(DataDirectory dataDirectory)
         }
         return (w, h, output);
     }
-
-    public void Delete(JobRecord job)
-    {
-        var folder = Path.Combine(Root, UserFolder(job.UserId), job.Id);
-        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
-    }
-
-    private static void WriteAtomically(string path, byte[] bytes)
-    {
-        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch (IOException)
-        {
-            // A half-written temp file on a full disk would hold on to the very space that ran out.
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
-    }
-
-    /// <summary>ENOSPC (28) / EDQUOT (122) on Unix, ERROR_DISK_FULL (112) / ERROR_HANDLE_DISK_FULL (39) on Windows.</summary>
-    public static bool IsDiskFull(IOException e) => (e.HResult & 0xFFFF) is 28 or 122 or 112 or 39;
 }
-
-/// <summary>The outputs could not be written for want of space; the job fails with insufficient_storage.</summary>
-public sealed class InsufficientStorageException(string message, Exception inner) : IOException(message, inner);

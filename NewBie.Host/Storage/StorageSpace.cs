@@ -15,7 +15,7 @@ public sealed class DriveFreeSpaceProbe : IFreeSpaceProbe
         new DriveInfo(OperatingSystem.IsWindows() ? Path.GetPathRoot(Path.GetFullPath(folder))! : folder).AvailableFreeSpace;
 }
 
-/// <summary>The lowest free space of the outputs volume and the data volume, and which folder it is on.</summary>
+/// <summary>The lowest free space of the outputs volume (when the outputs are files) and the data volume, and which folder it is on.</summary>
 public sealed record SpaceCheck(bool Low, long AvailableBytes, long MinFreeBytes, string Folder)
 {
     public string Describe() =>
@@ -26,7 +26,7 @@ public sealed record SpaceCheck(bool Low, long AvailableBytes, long MinFreeBytes
 /// Whether there is room for new work. It is on the submit path, so the answer is kept for a second: a burst of
 /// submits costs one statvfs per second, and space freed by an operator is seen within that second.
 /// </summary>
-public sealed class StorageSpace(DataDirectory dataDirectory, IFreeSpaceProbe probe, IOptions<StorageOptions> options, TimeProvider time)
+public sealed class StorageSpace(DataDirectory dataDirectory, Outputs.IOutputBlobs outputs, IFreeSpaceProbe probe, IOptions<StorageOptions> options, TimeProvider time)
 {
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(1);
 
@@ -37,7 +37,7 @@ public sealed class StorageSpace(DataDirectory dataDirectory, IFreeSpaceProbe pr
     public SpaceCheck Check()
     {
         var min = options.Value.MinFreeBytes;
-        if (min <= 0) return new SpaceCheck(false, long.MaxValue, 0, dataDirectory.OutputsPath);
+        if (min <= 0) return new SpaceCheck(false, long.MaxValue, 0, dataDirectory.Root);
         lock (_gate)
         {
             var now = time.GetUtcNow();
@@ -50,9 +50,11 @@ public sealed class StorageSpace(DataDirectory dataDirectory, IFreeSpaceProbe pr
 
     private SpaceCheck Measure(long min)
     {
-        Directory.CreateDirectory(dataDirectory.OutputsPath);
-        var lowest = new SpaceCheck(false, long.MaxValue, min, dataDirectory.OutputsPath);
-        foreach (var folder in new[] { dataDirectory.OutputsPath, dataDirectory.Root })
+        // A bucket's room is its server's business: a full one fails the job's write with insufficient_storage.
+        string[] folders = outputs.LocalFolder is { } local ? [local, dataDirectory.Root] : [dataDirectory.Root];
+        if (outputs.LocalFolder is { } outputsFolder) Directory.CreateDirectory(outputsFolder);
+        var lowest = new SpaceCheck(false, long.MaxValue, min, folders[0]);
+        foreach (var folder in folders)
         {
             long free;
             try

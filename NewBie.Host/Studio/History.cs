@@ -18,13 +18,13 @@ public sealed class History(JobStore jobs, OutputStore outputs, AccountStore acc
     /// <summary>Most images in one zip download.</summary>
     public const int MaxZipImages = 500;
 
-    public UsageDto Usage(CurrentUser user)
+    public async Task<UsageDto> UsageAsync(CurrentUser user, CancellationToken cancellationToken)
     {
         var today = time.GetUtcNow().UtcDateTime.Date;
         var own = accounts.LimitsOf(accounts.FindUser(user.Id));
         var imagesToday = accounts.Usage(today).Where(u => u.UserName == user.Id && u.Day == today).Sum(u => u.ImagesRequested);
         var all = jobs.List(user.Id, null, null, int.MaxValue);
-        return new UsageDto(imagesToday, own.ImagesPerDay, outputs.BytesUsedBy(user.Id), own.MaxStorageBytes,
+        return new UsageDto(imagesToday, own.ImagesPerDay, await outputs.BytesUsedByAsync(user.Id, cancellationToken), own.MaxStorageBytes,
             all.Count, all.Count(j => !j.IsFinished));
     }
 
@@ -37,39 +37,39 @@ public sealed class History(JobStore jobs, OutputStore outputs, AccountStore acc
     /// <summary>The caller's own job only (admins too: the studio is everyone's own history).</summary>
     public JobRecord? Own(CurrentUser user, string id) => jobs.Find(id) is { } job && job.UserId == user.Id ? job : null;
 
-    /// <summary>Deletes a finished job of the user: its record and its images.</summary>
-    public DeleteOutcome DeleteJob(CurrentUser user, string id)
+    /// <summary>Deletes a finished job of the user: its images, then its record (a store that fails keeps both).</summary>
+    public async Task<DeleteOutcome> DeleteJobAsync(CurrentUser user, string id, CancellationToken cancellationToken)
     {
         if (Own(user, id) is not { } job) return DeleteOutcome.NotFound;
         if (!job.IsFinished) return DeleteOutcome.NotFinished;
-        outputs.Delete(job);
+        await outputs.DeleteAsync(job, cancellationToken);
         jobs.Delete(job.Id);
         return DeleteOutcome.Deleted;
     }
 
     /// <summary>Deletes one image of a finished job; the job goes too when it was its last image.</summary>
-    public DeleteOutcome DeleteImage(CurrentUser user, string id, int index)
+    public async Task<DeleteOutcome> DeleteImageAsync(CurrentUser user, string id, int index, CancellationToken cancellationToken)
     {
         if (Own(user, id) is not { } job || job.Images.All(i => i.Index != index)) return DeleteOutcome.NotFound;
         if (!job.IsFinished) return DeleteOutcome.NotFinished;
-        if (job.Images.Count == 1) return DeleteJob(user, id);
+        if (job.Images.Count == 1) return await DeleteJobAsync(user, id, cancellationToken);
         JobImage? removed = null;
         jobs.Update(id, j =>
         {
             removed = j.Images.FirstOrDefault(i => i.Index == index);
             return removed is not null && j.Images.Remove(removed);
         });
-        if (removed is not null) outputs.Delete(removed);
+        if (removed is not null) await outputs.DeleteAsync(job, removed, cancellationToken);
         return DeleteOutcome.Deleted;
     }
 
     /// <summary>Deletes every finished job of the user and its images; unfinished ones go on. Returns how many went.</summary>
-    public int DeleteAll(CurrentUser user)
+    public async Task<int> DeleteAllAsync(CurrentUser user, CancellationToken cancellationToken)
     {
         var finished = jobs.List(user.Id, null, null, int.MaxValue).Where(j => j.IsFinished).ToList();
         foreach (var job in finished)
         {
-            outputs.Delete(job);
+            await outputs.DeleteAsync(job, cancellationToken);
             jobs.Delete(job.Id);
         }
         return finished.Count;

@@ -16,20 +16,22 @@ public static class StudioApi
     public static RouteGroupBuilder MapStudioApi(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/v1/me").WithTags("Studio").RequireAuthorization(Policies.User);
-        group.MapGet("/usage", (CurrentUser user, History history) => TypedResults.Ok(history.Usage(user)))
+        group.MapGet("/usage", async (CurrentUser user, History history, CancellationToken cancellationToken) => TypedResults.Ok(await history.UsageAsync(user, cancellationToken)))
             .WithSummary("Images today against the daily quota, and storage used against the storage cap")
             .ProducesProblem(StatusCodes.Status401Unauthorized);
         // Deleting everything must be asked for by name: a client that builds /history/{id} with an empty id reaches
         // this route too (the fuzz run found it), and must not lose the whole history for it.
-        group.MapDelete("/history", (string? confirm, CurrentUser user, History history) => confirm == "all"
-                ? Results.Ok(new DeletedDto(history.DeleteAll(user)))
+        group.MapDelete("/history", async (string? confirm, CurrentUser user, History history, CancellationToken cancellationToken) => confirm == "all"
+                ? Results.Ok(new DeletedDto(await history.DeleteAllAsync(user, cancellationToken)))
                 : Problems.InvalidParameter("confirm", "Deleting the whole history needs ?confirm=all."))
             .WithSummary("Delete all of the caller's finished jobs and their images (unfinished jobs go on); needs ?confirm=all")
             .Produces<DeletedDto>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized);
-        group.MapDelete("/history/{id}", (string id, CurrentUser user, History history) => Answer(history.DeleteJob(user, id)))
+        group.MapDelete("/history/{id}", async (string id, CurrentUser user, History history, CancellationToken cancellationToken) =>
+                Answer(await history.DeleteJobAsync(user, id, cancellationToken)))
             .WithSummary("Delete one finished job and its images").Produces(StatusCodes.Status204NoContent)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
-        group.MapDelete("/history/{id}/images/{n:int}", (string id, int n, CurrentUser user, History history) => Answer(history.DeleteImage(user, id, n)))
+        group.MapDelete("/history/{id}/images/{n:int}", async (string id, int n, CurrentUser user, History history, CancellationToken cancellationToken) =>
+                Answer(await history.DeleteImageAsync(user, id, n, cancellationToken)))
             .WithSummary("Delete one image of a finished job (the job too when it was its last)").Produces(StatusCodes.Status204NoContent)
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapGet("/images.zip", Zip)
@@ -52,14 +54,14 @@ public static class StudioApi
         if (images is null || images.Length == 0) return Problems.InvalidParameter("image", "Name at least one image: ?image=JOB or ?image=JOB/N.");
         if (images.Length > History.MaxZipImages) return Problems.InvalidParameter("image", $"At most {History.MaxZipImages} images per zip.");
         if (history.Selection(user, images) is not { } selection) return Problems.NotFound("job or image");
-        return new ZipResult(selection.Select(s => (History.FileName(s.Job, s.Image), outputs.PathOf(s.Image))).ToList());
+        return new ZipResult(outputs, selection);
     }
 
     /// <summary>
     /// Writes the zip straight to the response, one entry at a time: memory stays flat however many images. PNGs are
     /// already compressed, so the entries are stored, not deflated again.
     /// </summary>
-    private sealed class ZipResult(IReadOnlyList<(string Name, string Path)> files) : IResult
+    private sealed class ZipResult(OutputStore outputs, IReadOnlyList<(Jobs.JobRecord Job, Jobs.JobImage Image)> images) : IResult
     {
         public async Task ExecuteAsync(HttpContext httpContext)
         {
@@ -71,14 +73,14 @@ public static class StudioApi
             // (.NET 10); allowed for this response only.
             if (httpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpBodyControlFeature>() is { } body) body.AllowSynchronousIO = true;
             await using var zip = await ZipArchive.CreateAsync(response.Body, ZipArchiveMode.Create, leaveOpen: true, entryNameEncoding: null, aborted);
-            foreach (var (name, path) in files)
+            foreach (var (job, image) in images)
             {
                 // An image deleted since the selection was checked is left out rather than ending the download broken.
-                if (!File.Exists(path)) continue;
-                var entry = zip.CreateEntry(name, CompressionLevel.NoCompression);
-                entry.LastWriteTime = File.GetLastWriteTimeUtc(path);
+                if (await outputs.OpenAsync(job, image, aborted) is not { } png) continue;
+                await using var source = png.Content;
+                var entry = zip.CreateEntry(History.FileName(job, image), CompressionLevel.NoCompression);
+                entry.LastWriteTime = png.LastModified;
                 await using var target = await entry.OpenAsync(aborted);
-                await using var source = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
                 await source.CopyToAsync(target, aborted);
             }
         }

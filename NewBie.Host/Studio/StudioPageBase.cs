@@ -24,13 +24,22 @@ public abstract class StudioPageBase : ComponentBase, IDisposable
     protected CurrentUser Me { get; private set; } = new("", false, null);
 
     /// <summary>Reads the page's data; on the render thread.</summary>
-    protected abstract void Refresh();
+    protected virtual void Refresh()
+    {
+    }
+
+    /// <summary>Reads the page's data where some of it takes I/O (the output store may be a bucket); <see cref="Refresh"/> otherwise.</summary>
+    protected virtual Task RefreshAsync()
+    {
+        Refresh();
+        return Task.CompletedTask;
+    }
 
     protected override async Task OnInitializedAsync()
     {
         var state = await Authentication.GetAuthenticationStateAsync();
         Me = CurrentUser.From(state.User) ?? throw new UnauthorizedAccessException("The studio is for signed-in users.");
-        Refresh();
+        await RefreshAsync();
     }
 
     protected override void OnAfterRender(bool firstRender)
@@ -48,9 +57,9 @@ public abstract class StudioPageBase : ComponentBase, IDisposable
             {
                 await Jobs.NextChange.WaitAsync(closed);
                 await Task.Delay(Throttle, Time, closed);
-                await InvokeAsync(() =>
+                await InvokeAsync(async () =>
                 {
-                    Refresh();
+                    await RefreshAsync();
                     StateHasChanged();
                 });
             }

@@ -47,7 +47,7 @@ public sealed class StudioService(
     {
         if (submission.RateLimit(user) is { } limited) return (null, await ReadProblemAsync(limited));
         var body = JsonSerializer.SerializeToUtf8Bytes(request, json.Value.SerializerOptions);
-        var (job, problem) = submission.Submit(request, "", body, user);
+        var (job, problem) = await submission.SubmitAsync(request, "", body, user, CancellationToken.None);
         if (problem is not null) return (null, await ReadProblemAsync(problem));
         if (remember)
         {

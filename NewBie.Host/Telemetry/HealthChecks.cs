@@ -31,17 +31,18 @@ public sealed class ModelReadiness(EngineHost engines, MemoryPlanner planner) : 
 }
 
 /// <summary>
-/// Ready when the data folder, the outputs folder and the app database all take a write: a full disk, a read-only
+/// Ready when the data folder, the outputs folder (when the outputs are files) and the app database all take a write: a full disk, a read-only
 /// mount or a broken permission shows here before a job fails on it; so does free space below Storage:MinFreeBytes,
 /// while submits are answered 507 insufficient_storage.
 /// </summary>
-public sealed class StorageReadiness(DataDirectory dataDirectory, AppDatabase database, StorageSpace space, TimeProvider time) : IHealthCheck
+public sealed class StorageReadiness(DataDirectory dataDirectory, Outputs.IOutputBlobs outputs, AppDatabase database, StorageSpace space, TimeProvider time) : IHealthCheck
 {
     public const string ProbeFileName = ".write-probe";
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        foreach (var folder in new[] { dataDirectory.Root, dataDirectory.OutputsPath })
+        string[] folders = outputs.LocalFolder is { } local ? [dataDirectory.Root, local] : [dataDirectory.Root];
+        foreach (var folder in folders)
         {
             var probe = Path.Combine(folder, ProbeFileName);
             try

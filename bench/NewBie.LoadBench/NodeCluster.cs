@@ -39,8 +39,7 @@ internal sealed class NodeCluster : IAsyncDisposable
                 cluster.Nodes.Add(await cluster.StartNodeAsync(i));
             }
             await Task.WhenAll(cluster.Nodes.Select(n => n.WaitReadyAsync(TimeSpan.FromSeconds(120))));
-            using var local = new HttpClient { BaseAddress = new Uri(cluster.Nodes[0].Url) };
-            cluster.AdminKey = await CreateUserAsync(local, "ops", admin: true);
+            cluster.AdminKey = await BootstrapAdminAsync(cluster.Nodes[0].Url);
             return cluster;
         }
         catch
@@ -65,6 +64,25 @@ internal sealed class NodeCluster : IAsyncDisposable
     {
         using var http = Client(0);
         return await CreateUserAsync(http, name, admin: false);
+    }
+
+    /// <summary>
+    /// The first admin of a shared store, the way a person makes it: as the loopback local admin (no user exists yet)
+    /// create "ops" with a password, which ends the local admin; sign in with it; make a key on the signed-in session.
+    /// </summary>
+    private static async Task<string> BootstrapAdminAsync(string url)
+    {
+        var password = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        using var http = new HttpClient(new HttpClientHandler { CookieContainer = new System.Net.CookieContainer() }) { BaseAddress = new Uri(url) };
+        // A cookie-authenticated write must come from the site's own pages: what a browser on the admin page sends.
+        http.DefaultRequestHeaders.Add("Origin", url);
+        using (var created = await http.PostAsJsonAsync("/v1/admin/users", new { name = "ops", role = "admin", password }))
+            if (!created.IsSuccessStatusCode) throw new InvalidOperationException($"creating the admin answered {(int)created.StatusCode}: {await created.Content.ReadAsStringAsync()}");
+        using (var login = await http.PostAsJsonAsync("/v1/auth/login", new { username = "ops", password }))
+            if (!login.IsSuccessStatusCode) throw new InvalidOperationException($"signing in as the admin answered {(int)login.StatusCode}: {await login.Content.ReadAsStringAsync()}");
+        using var key = await http.PostAsJsonAsync("/v1/admin/users/ops/keys", new { name = "bench" });
+        if (!key.IsSuccessStatusCode) throw new InvalidOperationException($"creating the admin's key answered {(int)key.StatusCode}: {await key.Content.ReadAsStringAsync()}");
+        return (await key.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString()!;
     }
 
     private static async Task<string> CreateUserAsync(HttpClient http, string name, bool admin)
