@@ -41,3 +41,5 @@ internal static class Stores
         return () => create(db.Database);
     }
 }
+
+public sealed class LiteDbStudioSettingsStoreTests() : StudioSettingsStoreContract(Stores.Of(out var db, d => (NewBie.Host.Studio.IStudioSettingsStore)new LiteDbStudioSettingsStore(d)), db);

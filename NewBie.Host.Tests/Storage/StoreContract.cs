@@ -4,7 +4,8 @@ namespace NewBie.Host.Tests.Storage;
 /// Base of the store contract suites. An implementation runs the very same tests by deriving a class that passes a
 /// factory: each call makes a store instance over one fresh, empty database that lives as long as the test (two
 /// calls in one test are two nodes over that one database), and <paramref name="resources"/>, disposed after the
-/// test, owns the database (a temp folder, a private schema).
+/// test, owns the database (a temp folder, a private schema). Tests are <c>[SkippableFact]</c>: a store whose server is
+/// not installed here skips (see <see cref="PostgresCluster"/>).
 /// </summary>
 public abstract class StoreContract<TStore>(Func<TStore> factory, IDisposable? resources) : IDisposable
 {

@@ -10,7 +10,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
     private static ApiKeyRecord Key(string id, string user, int day = 1) =>
         new() { Id = id, UserName = user, Name = "laptop", Hash = [1, 2, 3, 4], CreatedAt = At(day) };
 
-    [Fact]
+    [SkippableFact]
     public void A_new_store_has_no_users()
     {
         Assert.False(Store.AnyUsers());
@@ -18,7 +18,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Null(Store.FindUser("alice"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void An_added_user_round_trips_every_field()
     {
         var alice = new UserRecord
@@ -34,7 +34,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Equal(DateTimeKind.Utc, found.CreatedAt.Kind);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Names_keep_their_symbols_exact()
     {
         Assert.True(Store.TryAddUser(User("o'brien@studio.example")));
@@ -43,7 +43,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Null(Store.FindUser("bob.smith_"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Adding_a_name_that_exists_is_refused_and_changes_nothing()
     {
         Store.TryAddUser(User("alice", Roles.Admin));
@@ -52,14 +52,14 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Single(Store.Users());
     }
 
-    [Fact]
+    [SkippableFact]
     public void Users_are_listed_by_name_in_ordinal_order()
     {
         foreach (var name in new[] { "carol", "Zed", "alice", "bob" }) Store.TryAddUser(User(name));
         Assert.Equal(["Zed", "alice", "bob", "carol"], Store.Users().Select(u => u.Name));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Update_saves_the_change_and_returns_the_saved_user()
     {
         Store.TryAddUser(User("alice"));
@@ -71,7 +71,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Equal(7, found.ImagesPerDay);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Update_of_an_unknown_user_is_null_and_never_calls_the_change()
     {
         var called = false;
@@ -80,7 +80,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.False(Store.AnyUsers());
     }
 
-    [Fact]
+    [SkippableFact]
     public void A_change_that_throws_saves_nothing()
     {
         Store.TryAddUser(User("alice"));
@@ -92,7 +92,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Equal(Roles.User, Another().FindUser("alice")!.Role);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Concurrent_updates_of_one_user_from_two_instances_lose_none()
     {
         Store.TryAddUser(new UserRecord { Name = "alice", MaxQueuedJobs = 0, CreatedAt = At(1) });
@@ -102,7 +102,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Equal(200, Store.FindUser("alice")!.MaxQueuedJobs);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Removing_a_user_removes_their_keys_and_no_one_elses()
     {
         Store.TryAddUser(User("alice"));
@@ -119,7 +119,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.False(Store.RemoveUser("alice"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void A_key_round_trips_every_field_and_its_hash_bytes()
     {
         Store.TryAddUser(User("alice"));
@@ -131,7 +131,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Equivalent(key, found, strict: true);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Keys_of_a_user_are_theirs_only_oldest_first_revoked_ones_included()
     {
         Store.TryAddUser(User("alice"));
@@ -147,7 +147,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Empty(Store.Keys("carol"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Revoking_marks_the_key_once_and_only_for_its_owner()
     {
         Store.TryAddUser(User("alice"));
@@ -164,7 +164,7 @@ public abstract class UserStoreContract(Func<IUserStore> factory, IDisposable? r
         Assert.Equal(At(2), Store.FindKey("k1")!.RevokedAt);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Touching_a_key_sets_its_last_used_time_and_nothing_else()
     {
         Store.TryAddUser(User("alice"));

@@ -6,13 +6,13 @@ namespace NewBie.Host.Tests.Storage;
 public abstract class WebhookSecretStoreContract(Func<IWebhookSecretStore> factory, IDisposable? resources)
     : StoreContract<IWebhookSecretStore>(factory, resources)
 {
-    [Fact]
+    [SkippableFact]
     public void A_user_without_a_secret_has_none()
     {
         Assert.Null(Store.Find("alice"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void A_saved_secret_is_found_exactly_and_only_for_its_user()
     {
         Store.Save("alice", "whsec_QUJDRA==");
@@ -20,7 +20,7 @@ public abstract class WebhookSecretStoreContract(Func<IWebhookSecretStore> facto
         Assert.Null(Store.Find("bob"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Rotating_replaces_the_secret_with_a_new_one()
     {
         var first = Store.Rotate("alice");

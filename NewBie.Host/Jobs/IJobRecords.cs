@@ -33,3 +33,30 @@ public interface IJobRecords
 
     IReadOnlyList<JobRecord> FinishedBefore(DateTime cutoff);
 }
+
+/// <summary>
+/// Job records that several processes write at once (PostgreSQL). What <see cref="JobStore"/>'s lock and in-memory
+/// counts give one process, the database gives here: a submit's checks and its insert are one step against every
+/// node's submits, a change of a record one step against every node's changes of it, and the counts are the
+/// database's. Its contract is <c>NewBie.Host.Tests.Jobs.SharedJobRecordsContract</c>.
+/// </summary>
+public interface ISharedJobRecords : IJobRecords
+{
+    /// <summary>
+    /// Replays the user's job of the same Idempotency-Key (or reports the conflict), refuses when
+    /// <paramref name="maxQueued"/> jobs are queued or the user has <paramref name="maxActiveOfUser"/> queued and
+    /// running, or else stores <paramref name="draft"/> with the next submit sequence, after
+    /// <paramref name="beforeInsert"/> ran on it (see <see cref="JobStore.Insert"/>). A reader of that job's id on any
+    /// node (<see cref="IJobRecords.Find"/>, <see cref="Update"/>) while the submit is under way waits for it, so that a
+    /// worker that claims the job <paramref name="beforeInsert"/> queued always finds its record.
+    /// </summary>
+    (SubmitOutcome Outcome, JobRecord? Job) TryInsert(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert = null);
+
+    /// <summary>Reads the record, applies <paramref name="change"/> and saves it when that returns true, with no other change of it between; null when it is gone.</summary>
+    JobRecord? Update(string id, Func<JobRecord, bool> change);
+
+    int CountQueued();
+
+    /// <summary>The user's queued and running jobs and the most bytes their images can take (<see cref="JobParams.LargestBytes"/>).</summary>
+    (int Jobs, long Bytes) Active(string userId);
+}

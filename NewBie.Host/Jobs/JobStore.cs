@@ -5,11 +5,14 @@ public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull, U
 /// <summary>
 /// The job records (kept by an <see cref="IJobRecords"/>) and the rules on them. Read-modify-write sequences run under
 /// one lock (LiteDB transactions are thread-bound, and the sequences are short); every change completes
-/// <see cref="NextChange"/> and raises <see cref="Changed"/> so that event streams wake without polling.
+/// <see cref="NextChange"/> and raises <see cref="Changed"/> so that event streams wake without polling. Records that
+/// other processes write too (<see cref="ISharedJobRecords"/>, PostgreSQL) make the submit's checks, each change
+/// and the counts steps of the database instead, since this process's lock and counts cannot see the others'.
 /// </summary>
 public sealed class JobStore
 {
     private readonly IJobRecords _jobs;
+    private readonly ISharedJobRecords? _shared;
     private readonly Lock _gate = new();
     private long _lastSeq;
     private long _queueVersion;
@@ -21,6 +24,8 @@ public sealed class JobStore
     public JobStore(IJobRecords records)
     {
         _jobs = records;
+        _shared = records as ISharedJobRecords;
+        if (_shared is not null) return;
         _lastSeq = _jobs.LastSeq();
         foreach (var job in WithStatus(JobStatus.Queued).Concat(WithStatus(JobStatus.Running))) Count(job, +1);
     }
@@ -57,23 +62,28 @@ public sealed class JobStore
     {
         lock (_gate)
         {
-            if (draft.IdempotencyKey is { } key)
-            {
-                var user = draft.UserId;
-                var earlier = _jobs.FindByIdempotencyKey(user, key);
-                if (earlier is not null)
-                    return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
-            }
-            if (CountQueued() >= maxQueued) return (SubmitOutcome.QueueFull, null);
-            if (maxActiveOfUser is { } cap && CountActive(draft.UserId) >= cap) return (SubmitOutcome.UserQueueFull, null);
-            draft.Seq = ++_lastSeq;
-            beforeInsert?.Invoke(draft);
-            _jobs.Insert(draft);
-            Count(draft, +1);
+            var (outcome, job) = _shared is null
+                ? InsertHere(draft, maxQueued, maxActiveOfUser, beforeInsert)
+                : _shared.TryInsert(draft, maxQueued, maxActiveOfUser, beforeInsert);
+            if (outcome != SubmitOutcome.Created) return (outcome, job);
             Interlocked.Increment(ref _queueVersion);
             Changed?.Invoke(draft, true);
         }
         Pulse();
+        return (SubmitOutcome.Created, draft);
+    }
+
+    /// <summary>The submit of records only this process writes: checked against its own counts, under the lock.</summary>
+    private (SubmitOutcome Outcome, JobRecord? Job) InsertHere(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert)
+    {
+        if (draft.IdempotencyKey is { } key && _jobs.FindByIdempotencyKey(draft.UserId, key) is { } earlier)
+            return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
+        if (_queued >= maxQueued) return (SubmitOutcome.QueueFull, null);
+        if (maxActiveOfUser is { } cap && _activeOf.GetValueOrDefault(draft.UserId).Jobs >= cap) return (SubmitOutcome.UserQueueFull, null);
+        draft.Seq = ++_lastSeq;
+        beforeInsert?.Invoke(draft);
+        _jobs.Insert(draft);
+        Count(draft, +1);
         return (SubmitOutcome.Created, draft);
     }
 
@@ -84,15 +94,24 @@ public sealed class JobStore
         bool changed, finished, moved;
         lock (_gate)
         {
-            job = _jobs.Find(id);
+            var (wasFinished, status, priority, before) = (false, default(JobStatus), 0, default(JobRecord));
+            bool Apply(JobRecord read)
+            {
+                (wasFinished, status, priority) = (read.IsFinished, read.Status, read.Priority);
+                before = new JobRecord { UserId = read.UserId, Status = status, Params = read.Params };
+                return changed = change(read);
+            }
+            changed = false;
+            if (_shared is not null) job = _shared.Update(id, Apply);
+            else
+            {
+                job = _jobs.Find(id);
+                if (job is not null && Apply(job)) _jobs.Update(job);
+            }
             if (job is null) return null;
-            var (wasFinished, status, priority) = (job.IsFinished, job.Status, job.Priority);
-            var before = new JobRecord { UserId = job.UserId, Status = status, Params = job.Params };
-            changed = change(job);
-            if (changed) _jobs.Update(job);
             if (changed && job.Status != status)
             {
-                Count(before, -1);
+                Count(before!, -1);
                 Count(job, +1);
             }
             finished = changed && !wasFinished && job.IsFinished;
@@ -107,19 +126,20 @@ public sealed class JobStore
 
     public int CountQueued()
     {
+        if (_shared is not null) return _shared.CountQueued();
         lock (_gate) return _queued;
     }
 
     /// <summary>A user's queued and running jobs: what the per-user cap counts.</summary>
-    public int CountActive(string userId)
-    {
-        lock (_gate) return _activeOf.GetValueOrDefault(userId).Jobs;
-    }
+    public int CountActive(string userId) => Active(userId).Jobs;
 
     /// <summary>The most bytes the images of a user's queued and running jobs can take (<see cref="JobParams.LargestBytes"/>).</summary>
-    public long ActiveImageBytes(string userId)
+    public long ActiveImageBytes(string userId) => Active(userId).Bytes;
+
+    private (int Jobs, long Bytes) Active(string userId)
     {
-        lock (_gate) return _activeOf.GetValueOrDefault(userId).Bytes;
+        if (_shared is not null) return _shared.Active(userId);
+        lock (_gate) return _activeOf.GetValueOrDefault(userId);
     }
 
     /// <summary>A user's queued and running jobs, oldest submit first.</summary>
@@ -148,7 +168,7 @@ public sealed class JobStore
 
     private void Count(JobRecord job, int delta)
     {
-        if (job.IsFinished) return;
+        if (job.IsFinished || _shared is not null) return;
         if (job.Status == JobStatus.Queued) _queued += delta;
         var (jobs, bytes) = _activeOf.GetValueOrDefault(job.UserId);
         jobs += delta;

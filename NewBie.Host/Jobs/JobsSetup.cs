@@ -25,7 +25,6 @@ public static class JobsSetup
         var services = builder.Services;
         services.AddOptions<JobsOptions>().BindConfiguration(JobsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<LimitsOptions>().BindConfiguration(LimitsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton<IJobRecords, LiteDbJobRecords>();
         services.AddSingleton<JobStore>();
         services.AddSingleton<RunningJobs>();
         services.AddSingleton<RunTimeStats>();

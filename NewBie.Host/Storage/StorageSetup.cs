@@ -1,5 +1,8 @@
+using Npgsql;
 using NewBie.Host.Accounts;
 using NewBie.Host.Integrations;
+using NewBie.Host.Jobs;
+using NewBie.Host.Storage.Postgres;
 
 namespace NewBie.Host.Storage;
 
@@ -9,15 +12,41 @@ public static class StorageSetup
     {
         builder.Services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section)
             .Validate(o => !string.IsNullOrWhiteSpace(o.DataDir), "Storage:DataDir is required.")
-            .Validate(o => o.MinFreeBytes >= 0, "Storage:MinFreeBytes must be 0 or more.").ValidateOnStart();
+            .Validate(o => o.MinFreeBytes >= 0, "Storage:MinFreeBytes must be 0 or more.")
+            .Validate(o => o.Provider.ToLowerInvariant() is StorageOptions.LiteDb or StorageOptions.Postgres,
+                "Storage:Provider must be litedb (the default) or postgres.")
+            .Validate<IConfiguration>((o, configuration) => !string.Equals(o.Provider, StorageOptions.Postgres, StringComparison.OrdinalIgnoreCase)
+                || !string.IsNullOrWhiteSpace(configuration.GetConnectionString("Postgres")),
+                "Storage:Provider=postgres needs ConnectionStrings:Postgres (an Npgsql connection string: Host=…;Database=…;Username=…;Password=…).")
+            .ValidateOnStart();
         builder.Services.AddSingleton<DataDirectory>();
+        // The node's own LiteDB file: all the app's data in the embedded mode; with PostgreSQL only what stays per node
+        // (run-time statistics, the storage probe).
         builder.Services.AddSingleton<AppDatabase>();
-        // The stores of accounts, sessions, usage and webhook secrets: LiteDB in the app database, the one place where
-        // another implementation (PostgreSQL) is chosen instead.
-        builder.Services.AddSingleton<IUserStore, LiteDbUserStore>();
-        builder.Services.AddSingleton<IUsageStore, LiteDbUsageStore>();
-        builder.Services.AddSingleton<IWebhookSecretStore, LiteDbWebhookSecretStore>();
-        builder.Services.AddSingleton<Studio.IStudioSettingsStore, LiteDbStudioSettingsStore>();
+
+        // The one place where the stores are chosen: the records of jobs, accounts, sessions (security stamps on the
+        // users), usage, webhook secrets and studio settings live in LiteDB, or all in PostgreSQL.
+        var services = builder.Services;
+        if (StorageOptions.UsesPostgres(builder.Configuration))
+        {
+            // One data source per process (its connection pool), made on first use: after the start-up validation
+            // has said what is missing.
+            services.AddSingleton(sp => NpgsqlDataSource.Create(sp.GetRequiredService<IConfiguration>().GetConnectionString("Postgres")!));
+            services.AddSingleton<PostgresDatabase>();
+            services.AddSingleton<IJobRecords, PostgresJobRecords>();
+            services.AddSingleton<IUserStore, PostgresUserStore>();
+            services.AddSingleton<IUsageStore, PostgresUsageStore>();
+            services.AddSingleton<IWebhookSecretStore, PostgresWebhookSecretStore>();
+            services.AddSingleton<Studio.IStudioSettingsStore, PostgresStudioSettingsStore>();
+        }
+        else
+        {
+            services.AddSingleton<IJobRecords, LiteDbJobRecords>();
+            services.AddSingleton<IUserStore, LiteDbUserStore>();
+            services.AddSingleton<IUsageStore, LiteDbUsageStore>();
+            services.AddSingleton<IWebhookSecretStore, LiteDbWebhookSecretStore>();
+            services.AddSingleton<Studio.IStudioSettingsStore, LiteDbStudioSettingsStore>();
+        }
         builder.Services.AddSingleton<IFreeSpaceProbe, DriveFreeSpaceProbe>();
         builder.Services.AddSingleton<StorageSpace>();
         builder.Services.AddSingleton(TimeProvider.System);
