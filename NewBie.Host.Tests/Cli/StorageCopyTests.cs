@@ -20,7 +20,7 @@ public sealed class StorageCopyTests : IDisposable
     public void Dispose() => Directory.Delete(_dataDir, recursive: true);
 
     [SkippableFact]
-    public async Task Copy_carries_every_kind_into_postgres_refuses_a_second_time_and_the_new_server_takes_the_key_and_runs_the_queued_job()
+    public async Task Copy_carries_every_kind_into_postgres_refuses_a_second_time_and_the_new_server_takes_the_key_and_runs_the_unfinished_jobs()
     {
         using var db = PostgresCluster.CreateDatabase();
         var (key, queuedId) = FillDataFolder();
@@ -33,7 +33,7 @@ public sealed class StorageCopyTests : IDisposable
 
         Assert.True(first.Code == 0, first.Err);
         Assert.Contains("users            2", first.Out, StringComparison.Ordinal);
-        Assert.Contains("jobs unfinished  1", first.Out, StringComparison.Ordinal);
+        Assert.Contains("jobs unfinished  2", first.Out, StringComparison.Ordinal);
         Assert.Contains(Path.Combine(_dataDir, "outputs"), first.Out, StringComparison.Ordinal);
         Assert.Equal(expected, copied);
         Assert.Equal(1, second.Code);
@@ -42,7 +42,9 @@ public sealed class StorageCopyTests : IDisposable
 
         using var app = new NewBieApplication(new() { ["Storage:Provider"] = "postgres", ["ConnectionStrings:Postgres"] = db.ConnectionString });
         var alice = app.ClientWithBearer(key);
-        var job = await alice.WaitForStatusAsync(queuedId, "succeeded");
+        // One GPU worker runs them one after the other, each claim after a poll of the PostgreSQL queue.
+        var job = await alice.WaitForStatusAsync(queuedId, "succeeded", TimeSpan.FromSeconds(60));
+        await alice.WaitForStatusAsync("cut", "succeeded", TimeSpan.FromSeconds(60));
         Assert.Equal("alice", app.Service<IJobRecords>().Find(queuedId)!.UserId);
         Assert.Equal(1, job.GetProperty("images").GetArrayLength());
     }
@@ -76,7 +78,7 @@ public sealed class StorageCopyTests : IDisposable
         Assert.Equal(2, await NewBie.Host.Cli.Verbs.RunAsync(["storage", "export"]));
     }
 
-    /// <summary>Two users (one admin with a password), a live and a revoked key, usage, a webhook secret, studio settings, a finished and a queued job.</summary>
+    /// <summary>Two users (one admin with a password), a live and a revoked key, usage, a webhook secret, studio settings, a finished, a queued and a running job.</summary>
     private (string Key, string QueuedId) FillDataFolder()
     {
         using var directory = new DataDirectory(Options.Create(new StorageOptions { DataDir = _dataDir }));
@@ -99,6 +101,12 @@ public sealed class StorageCopyTests : IDisposable
             j.Webhook = new JobWebhook { Url = "https://example.test/hook", State = WebhookState.Delivered, Attempts = 1, LastStatus = 200, DeliveryJobId = "8" };
         }));
         stores.Jobs.Insert(Job("waiting", 2, JobStatus.Queued, _ => { }));
+        // Cut short when the embedded server stopped.
+        stores.Jobs.Insert(Job("cut", 3, JobStatus.Running, j =>
+        {
+            j.Attempts = 1;
+            j.StartedAt = At;
+        }));
         return (key, "waiting");
     }
 
