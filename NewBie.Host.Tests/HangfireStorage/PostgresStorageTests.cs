@@ -170,6 +170,27 @@ public sealed class PostgresStorageTests : IDisposable
     }
 
     [SkippableFact]
+    public void Dashboard_pages_the_fair_queue_in_claim_order_with_its_counts()
+    {
+        var node = _nodes.Node();
+        var a1 = FairQueueContract.Enqueue(node.Storage, "gpu", FairQueueContract.Fair("A"));
+        var a2 = FairQueueContract.Enqueue(node.Storage, "gpu", FairQueueContract.Fair("A"));
+        var b1 = FairQueueContract.Enqueue(node.Storage, "gpu", FairQueueContract.Fair("B"));
+        using var connection = node.Storage.GetConnection();
+        using var fetched = connection.FetchNextJob(["gpu"], new CancellationTokenSource(5000).Token);
+        var monitor = node.Storage.GetMonitoringApi();
+
+        Assert.Equal(a1, fetched.JobId);
+        // The page holds the fair queue's next jobs; Hangfire.PostgreSql then sorts the page by job id (ORDER BY id).
+        Assert.Equal(new[] { b1, a2 }.Order(), monitor.EnqueuedJobs("gpu", 0, 10).Select(j => j.Key).Order());
+        Assert.Equal(new[] { b1 }, monitor.EnqueuedJobs("gpu", 0, 1).Select(j => j.Key));
+        Assert.Equal(new[] { a1 }, monitor.FetchedJobs("gpu", 0, 10).Select(j => j.Key));
+        Assert.Equal((2L, 1L), (monitor.EnqueuedCount("gpu"), monitor.FetchedCount("gpu")));
+        Assert.Equal("gpu", Assert.Single(monitor.Queues()).Name);
+        fetched.RemoveFromQueue();
+    }
+
+    [SkippableFact]
     public void Snapshot_is_loaded_once_per_change_not_once_per_reader()
     {
         var node = _nodes.Node();

@@ -5,7 +5,7 @@ using NewBie.Host.Storage;
 namespace NewBie.Host.Cli;
 
 /// <summary>
-/// The command line's verbs: <c>serve</c> (the default), <c>generate</c>, <c>models</c>, <c>users</c>, <c>keys</c>,
+/// The command line's verbs: <c>serve</c> (the default), <c>generate</c>, <c>models</c>, <c>users</c>, <c>keys</c>, <c>storage</c>,
 /// <c>version</c>. Every verb but serve runs here to completion; serve builds the web app in Program.cs.
 /// </summary>
 public static class Verbs
@@ -25,6 +25,7 @@ public static class Verbs
             "serve" => null,
             "users" or "keys" => AccountsCli.Run(args[0], args[1..], Console.Out, Console.Error),
             "generate" => GenerateCommand.Run(args[1..]),
+            "storage" => StorageCli.Run(args[1..], VerbConfiguration(), Console.Out, Console.Error),
             "models" => await ModelsCli.RunAsync(args[1..], Spectre.Console.AnsiConsole.Console),
             var unknown => Unknown(unknown),
         };
@@ -57,6 +58,12 @@ public static class Verbs
         return builder;
     }
 
+    /// <summary>The settings serve would read besides its command line: appsettings.json of the working folder, then the environment (Storage__DataDir, ConnectionStrings__Postgres).</summary>
+    private static IConfiguration VerbConfiguration() => new ConfigurationBuilder()
+        .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true)
+        .AddEnvironmentVariables()
+        .Build();
+
     private static string Verb(string[] args) => args is [var first, ..] && !first.StartsWith('-') ? first : "serve";
 
     private static int Unknown(string verb)
@@ -64,6 +71,7 @@ public static class Verbs
         Console.Error.WriteLine($"Unknown verb '{verb}'. {ServeUsage}");
         Console.Error.WriteLine(GenerateCommand.Usage);
         Console.Error.WriteLine(ModelsCli.Usage);
+        Console.Error.WriteLine(StorageCli.Usage);
         return 2;
     }
 }

@@ -9,7 +9,6 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using NewBie.Host.HangfireStorage;
 using NewBie.Host.HangfireStorage.Postgres;
-using NewBie.Host.Nodes;
 using NewBie.Host.Storage;
 
 namespace NewBie.Host.Jobs;
@@ -42,7 +41,7 @@ public static class JobsSetup
         // the fair order. Several nodes (Storage:Provider=postgres): Hangfire.PostgreSql in the shared database with the
         // fair gpu queue across nodes; a dead node's job is claimed again after Jobs:NodeTimeout. The container disposes
         // either after the hosted Hangfire servers have stopped.
-        if (NodesSetup.IsShared(builder.Configuration))
+        if (StorageOptions.UsesPostgres(builder.Configuration))
         {
             var connectionString = builder.Configuration.GetConnectionString("Postgres")
                 ?? throw new InvalidOperationException("Storage:Provider=postgres needs ConnectionStrings:Postgres.");
