@@ -11,7 +11,7 @@ internal static class MultiNode
 {
     public static readonly TimeSpan ServiceTime = TimeSpan.FromSeconds(2);
 
-    private const int Users = 6, JobsPerRun = 60, Size = 256, Steps = 4;
+    private const int Users = 6, JobsPerRun = 30, Size = 256, Steps = 4;
 
     /// <summary>Shared settings of every node; <paramref name="outputs"/> names the shared outputs store.</summary>
     private static string[] Settings(string connectionString, IEnumerable<string> outputs) =>
@@ -91,7 +91,7 @@ internal static class MultiNode
     /// <summary>3 nodes; user0 floods, three others submit a third as many each, all at once; GPU shares while all are backlogged.</summary>
     private static async Task<string> FairnessAsync(LocalPostgres postgres, IReadOnlyList<string> outputs, TextWriter log)
     {
-        const int flood = 60, few = 20, others = 3;
+        const int flood = 30, few = 10, others = 3;
         await using var cluster = await NodeCluster.StartAsync(3, Settings(postgres.CreateDatabase(), outputs));
         var keys = new List<string>();
         for (var u = 0; u <= others; u++) keys.Add(await cluster.CreateUserAsync($"fair{u}"));
