@@ -1,3 +1,4 @@
+using NewBie.Host.Storage.Postgres;
 using NewBie.Host.Nodes;
 using NewBie.Host.Tests.Storage;
 
@@ -14,8 +15,8 @@ public sealed class PostgresNodeRegistryTests : IDisposable
     public async Task Each_node_lists_every_node_and_one_silent_past_the_timeout_is_lost()
     {
         PostgresCluster.SkipIfMissing();
-        var a = new PostgresNodeRegistry(_db!.NewDataSource());
-        var b = new PostgresNodeRegistry(_db.NewDataSource());
+        var a = new PostgresNodeRegistry(new PostgresDatabase(_db!.NewDataSource()));
+        var b = new PostgresNodeRegistry(new PostgresDatabase(_db.NewDataSource()));
         var timeout = TimeSpan.FromMilliseconds(500);
 
         await Task.WhenAll(a.BeatAsync(Beat("a", "job-1"), default), b.BeatAsync(Beat("b", null), default));
@@ -47,7 +48,7 @@ public sealed class PostgresNodeRegistryTests : IDisposable
     public async Task Node_that_stopped_shows_stopped_and_starts_a_new_life_when_it_comes_back()
     {
         PostgresCluster.SkipIfMissing();
-        var registry = new PostgresNodeRegistry(_db!.NewDataSource());
+        var registry = new PostgresNodeRegistry(new PostgresDatabase(_db!.NewDataSource()));
         await registry.BeatAsync(Beat("a", null), default);
         var first = (await registry.ListAsync(TimeSpan.FromMinutes(1), default)).Single();
 

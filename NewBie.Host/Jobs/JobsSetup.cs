@@ -4,7 +4,6 @@ using Hangfire.Client;
 using Hangfire.Common;
 using Hangfire.Server;
 using Hangfire.States;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NewBie.Host.HangfireStorage;
@@ -43,9 +42,7 @@ public static class JobsSetup
         // either after the hosted Hangfire servers have stopped.
         if (StorageOptions.UsesPostgres(builder.Configuration))
         {
-            var connectionString = builder.Configuration.GetConnectionString("Postgres")
-                ?? throw new InvalidOperationException("Storage:Provider=postgres needs ConnectionStrings:Postgres.");
-            services.TryAddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+            // The data source is the one StorageSetup registers (one connection pool per process).
             services.AddSingleton(sp => new PostgresJobStorage(sp.GetRequiredService<NpgsqlDataSource>(),
                 new PostgresQueueOptions { FairQueues = [JobQueue.GpuQueue], InvisibilityTimeout = sp.GetRequiredService<IOptions<JobsOptions>>().Value.NodeTimeout },
                 sp.GetRequiredService<ILogger<PostgresFairQueue>>()));

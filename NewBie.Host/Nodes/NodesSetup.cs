@@ -1,7 +1,7 @@
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
 using NewBie.Host.Accounts;
+using NewBie.Host.Storage;
 using NewBie.Host.Telemetry;
 
 namespace NewBie.Host.Nodes;
@@ -19,14 +19,12 @@ public static class NodesSetup
         services.AddSingleton<NodeIdentity>();
         services.AddSingleton<NodeHeartbeat>();
         services.AddHostedService(sp => sp.GetRequiredService<NodeHeartbeat>());
-        if (!IsShared(builder.Configuration))
+        if (!StorageOptions.UsesPostgres(builder.Configuration))
         {
             services.AddSingleton<INodeRegistry, LocalNodeRegistry>();
             return builder;
         }
-        var connectionString = builder.Configuration.GetConnectionString("Postgres")
-            ?? throw new InvalidOperationException("Storage:Provider=postgres needs ConnectionStrings:Postgres.");
-        services.TryAddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+        // The data source and the schema (newbie_nodes is one of its tables) are StorageSetup's.
         services.AddSingleton<INodeRegistry, PostgresNodeRegistry>();
         services.AddSingleton<PostgresJobSignals>();
         services.AddSingleton<IJobSignals>(sp => sp.GetRequiredService<PostgresJobSignals>());
@@ -36,10 +34,6 @@ public static class NodesSetup
         services.AddHealthChecks().AddCheck<SharedStoreReadiness>("shared_store", tags: [HealthEndpoints.ReadyTag]);
         return builder;
     }
-
-    /// <summary>Several nodes share one PostgreSQL: Storage:Provider=postgres.</summary>
-    public static bool IsShared(IConfiguration configuration) =>
-        string.Equals(configuration["Storage:Provider"], "postgres", StringComparison.OrdinalIgnoreCase);
 
     public static IEndpointRouteBuilder MapNodes(this IEndpointRouteBuilder routes)
     {

@@ -1,32 +1,21 @@
 using Npgsql;
+using NewBie.Host.Storage.Postgres;
 
 namespace NewBie.Host.Nodes;
 
 /// <summary>
 /// The nodes' heartbeats as rows of <c>newbie_nodes</c>, one per node name, stamped with the database's clock so that
-/// the nodes' own clocks never decide who is lost. The table is created if absent; rows of nodes gone for a week go.
+/// the nodes' own clocks never decide who is lost. The table is a step of <see cref="PostgresSchema"/>; rows of nodes
+/// gone for a week go.
 /// </summary>
-public sealed class PostgresNodeRegistry(NpgsqlDataSource dataSource) : INodeRegistry
+public sealed class PostgresNodeRegistry(PostgresDatabase database) : INodeRegistry
 {
-    private const string CreateTable = """
-        CREATE TABLE IF NOT EXISTS newbie_nodes (
-            name text PRIMARY KEY,
-            device text NOT NULL,
-            memory_plan text NOT NULL,
-            state text NOT NULL,
-            running_job text NULL,
-            started_at timestamptz NOT NULL,
-            last_seen timestamptz NOT NULL)
-        """;
-
-    private readonly SemaphoreSlim _created = new(1, 1);
-    private bool _tableExists;
+    private readonly NpgsqlDataSource _dataSource = database.Source;
 
     public async Task BeatAsync(NodeBeat beat, CancellationToken cancellationToken)
     {
-        await EnsureTableAsync(cancellationToken);
         // A node that comes back under the same name (a restart) starts a new life: started_at moves unless it was live.
-        await using var command = dataSource.CreateCommand("""
+        await using var command = _dataSource.CreateCommand("""
             INSERT INTO newbie_nodes (name, device, memory_plan, state, running_job, started_at, last_seen)
             VALUES ($1, $2, $3, $4, $5, now(), now())
             ON CONFLICT (name) DO UPDATE SET device = $2, memory_plan = $3, state = $4, running_job = $5, last_seen = now(),
@@ -43,10 +32,9 @@ public sealed class PostgresNodeRegistry(NpgsqlDataSource dataSource) : INodeReg
 
     public async Task<IReadOnlyList<NodeInfo>> ListAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        await EnsureTableAsync(cancellationToken);
-        await using (var prune = dataSource.CreateCommand("DELETE FROM newbie_nodes WHERE last_seen < now() - interval '7 days'"))
+        await using (var prune = _dataSource.CreateCommand("DELETE FROM newbie_nodes WHERE last_seen < now() - interval '7 days'"))
             await prune.ExecuteNonQueryAsync(cancellationToken);
-        await using var command = dataSource.CreateCommand("""
+        await using var command = _dataSource.CreateCommand("""
             SELECT name, device, memory_plan, state, running_job, started_at, last_seen, last_seen < now() - $1
             FROM newbie_nodes ORDER BY name
             """);
@@ -57,29 +45,5 @@ public sealed class PostgresNodeRegistry(NpgsqlDataSource dataSource) : INodeReg
             nodes.Add(new NodeInfo(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
                 reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetDateTime(5), reader.GetDateTime(6), reader.GetBoolean(7)));
         return nodes;
-    }
-
-    private async Task EnsureTableAsync(CancellationToken cancellationToken)
-    {
-        if (Volatile.Read(ref _tableExists)) return;
-        await _created.WaitAsync(cancellationToken);
-        try
-        {
-            if (_tableExists) return;
-            await using var command = dataSource.CreateCommand(CreateTable);
-            try
-            {
-                await command.ExecuteNonQueryAsync(cancellationToken);
-            }
-            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.DuplicateTable)
-            {
-                // Two nodes starting at once: IF NOT EXISTS does not serialise the catalog insert, the other one made it.
-            }
-            Volatile.Write(ref _tableExists, true);
-        }
-        finally
-        {
-            _created.Release();
-        }
     }
 }

@@ -79,6 +79,18 @@ public static class PostgresSchema
             settings jsonb NOT NULL
         );
         """,
+        // 2: the nodes' heartbeats (Nodes/PostgresNodeRegistry), one row per node name.
+        """
+        CREATE TABLE newbie_nodes (
+            name text COLLATE "C" PRIMARY KEY,
+            device text NOT NULL,
+            memory_plan text NOT NULL,
+            state text NOT NULL,
+            running_job text NULL,
+            started_at timestamptz NOT NULL,
+            last_seen timestamptz NOT NULL
+        );
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>
