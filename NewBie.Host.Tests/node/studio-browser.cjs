@@ -148,6 +148,8 @@ function zipEntries(buffer) {
 
     await page.locator(`#image-${again}-0 input.select`).check();
     await page.locator(`#image-${variation}-0 input.select`).check();
+    // The selection lives in the page's circuit: the link names both images once the server has rendered the change.
+    await page.waitForFunction(([a, b]) => { const h = document.querySelector('#zip')?.getAttribute('href') ?? ''; return h.includes(a) && h.includes(b); }, [again, variation]);
     const zipUrl = await page.locator('#zip').getAttribute('href');
     const zip = await page.request.get(`${base}${zipUrl}`);
     expect(zip.status() === 200 && zip.headers()['content-type'] === 'application/zip', `a zip, not ${zip.status()}`);
