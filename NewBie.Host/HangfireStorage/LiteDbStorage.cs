@@ -57,10 +57,8 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
             // Direct mode does not stop a second process from opening the file; the lock file above does.
             // Hangfire values are stored as given: LiteDB's defaults would trim them and turn "" into null.
             var mapper = new BsonMapper { TrimWhitespace = false, EmptyStringToNull = false };
-            _db = new LiteDatabase(new ConnectionString { Filename = Path, Connection = ConnectionType.Direct }, mapper)
-            {
-                UtcDate = true,
-            };
+            _db = NewBie.Host.Storage.DrainingLiteEngine.Open(new LiteDB.Engine.EngineSettings { Filename = Path }, mapper);
+            _db.UtcDate = true;
             Jobs = _db.GetCollection<JobDocument>("hf_job", BsonAutoId.Int64);
             States = _db.GetCollection<StateDocument>("hf_state", BsonAutoId.Int64);
             Queue = _db.GetCollection<QueueDocument>("hf_queue", BsonAutoId.Int64);
