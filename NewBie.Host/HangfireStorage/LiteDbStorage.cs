@@ -182,6 +182,15 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
 
     internal bool IsFair(string queue) => _fairQueues.ContainsKey(queue);
 
+    /// <summary>
+    /// Raised with a fetcher's queues each time it looked and found nothing it may claim (they are empty or paused), just
+    /// before it waits for a signal or the poll interval: the moment a worker is known to be idle. Handlers must be quick
+    /// and must not write to the storage.
+    /// </summary>
+    internal event Action<string[]>? FetcherWaiting;
+
+    internal void RaiseFetcherWaiting(string[] queues) => FetcherWaiting?.Invoke(queues);
+
     internal FairQueueIndex? FairIndex(string queue) => _fairQueues.GetValueOrDefault(queue);
 
     /// <summary>
