@@ -107,19 +107,8 @@ public sealed class ScriptedEngine : IImageGenerator
         return new GenerationResult(images, report, Inspect(request.NegativePrompt, request.SystemPrompt));
     }
 
-    public static byte[] Pattern(int width, int height, long seed)
-    {
-        var rgb = new byte[width * height * 3];
-        for (var y = 0; y < height; y++)
-            for (var x = 0; x < width; x++)
-            {
-                var o = (y * width + x) * 3;
-                rgb[o] = (byte)(x * 255 / Math.Max(1, width - 1));
-                rgb[o + 1] = (byte)(y * 255 / Math.Max(1, height - 1));
-                rgb[o + 2] = (byte)(seed % 256);
-            }
-        return rgb;
-    }
+    /// <summary>The stand-in engine's gradient: one picture of "what the fake engines draw" for tests to compare against.</summary>
+    public static byte[] Pattern(int width, int height, long seed) => StandInEngine.Gradient(width, height, seed);
 
     public void Dispose()
     {
