@@ -8,6 +8,8 @@
            NewBie(.exe) (self-contained, single-file, ReadyToRun) + the native libtorch libraries beside it
            (they cannot live inside a single-file bundle) + wwwroot/ (the admin pages' blazor.web.js)
            + appsettings.json + models.manifest.json + README.md.
+           -NoReadyToRun skips the ReadyToRun precompilation (a faster publish, a slower first start): for checks that
+           only need the binary to work, such as CI's publish smoke; releases keep it.
   On Linux, run it through the pinned PowerShell tool: `dotnet tool restore && dotnet pwsh build.ps1 publish`.
 .EXAMPLE
   ./build.ps1 publish -Runtime win-x64 -Backend cuda -Output out/win-cuda
@@ -17,7 +19,8 @@ param(
     [ValidateSet('win-x64', 'linux-x64')][string]$Runtime = $(if ($IsWindows) { 'win-x64' } else { 'linux-x64' }),
     [ValidateSet('cpu', 'cuda')][string]$Backend = 'cpu',
     [string]$Output = '',
-    [string]$Configuration = 'Release'
+    [string]$Configuration = 'Release',
+    [switch]$NoReadyToRun
 )
 $ErrorActionPreference = 'Stop'
 Set-Location $PSScriptRoot
@@ -43,7 +46,7 @@ switch ($Verb) {
             '-p:PublishSingleFile=true',
             # libtorch (hundreds of MB, loaded by path with dlopen/LoadLibrary) stays beside the executable.
             '-p:IncludeNativeLibrariesForSelfExtract=false',
-            '-p:PublishReadyToRun=true',
+            "-p:PublishReadyToRun=$(if ($NoReadyToRun) { 'false' } else { 'true' })",
             "-p:SourceRevisionId=$commit",
             '-o', $Output)
         Copy-Item README.md -Destination $Output -Force

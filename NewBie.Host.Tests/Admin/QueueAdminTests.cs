@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using NewBie.Host.Accounts;
 using NewBie.Host.Admin;
+using NewBie.Host.HangfireStorage;
+using NewBie.Host.Jobs;
 
 namespace NewBie.Host.Tests.Admin;
 
@@ -25,9 +27,15 @@ public sealed class QueueAdminTests : IDisposable
 
         using var paused = await admin.PostAsync("/v1/admin/queue/pause", null);
         var waiting = (await alice.SubmitAsync(Small("second"))).Str("id");
+        // The GPU worker's next look at its queue after the first job: it runs only once that job's record is saved as
+        // succeeded, and is either a claim of the second job or a wait.
+        var idleAfterFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _app.Service<LiteDbStorage>().FetcherWaiting += queues =>
+        {
+            if (queues.Contains(JobQueue.GpuQueue) && _app.Service<JobStore>().Find(running)?.Status == JobStatus.Succeeded) idleAfterFirst.TrySetResult();
+        };
         _app.Engine.Release();
-        await alice.WaitForStatusAsync(running, "succeeded");
-        await Task.Delay(500);
+        await idleAfterFirst.Task.WaitAsync(TimeSpan.FromSeconds(20));
         var queue = await admin.GetFromJsonAsync<JsonElement>("/v1/admin/queue");
 
         Assert.Equal(HttpStatusCode.OK, paused.StatusCode);

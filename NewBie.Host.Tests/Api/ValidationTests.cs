@@ -167,13 +167,10 @@ public sealed class RejectTruncatedPromptTests : IDisposable
         Assert.Contains("1 would be cut", problem.Str("detail"));
     }
 
+    /// <summary>/readyz, its answer held until the engine has loaded (10 s at most): 200.</summary>
     internal static async Task WaitReady(HttpClient client)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while ((await client.GetAsync("/readyz")).StatusCode != HttpStatusCode.OK)
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail("not ready");
-            await Task.Delay(20);
-        }
+        using var ready = await client.GetAsync("/readyz?wait=10");
+        Assert.True(ready.StatusCode == HttpStatusCode.OK, $"not ready: {await ready.Content.ReadAsStringAsync()}");
     }
 }

@@ -254,6 +254,28 @@ public sealed class LiteDbStorageTests : IDisposable
     }
 
     [Fact]
+    public void A_fetcher_that_finds_only_a_paused_queue_says_it_waits_and_one_that_claims_does_not()
+    {
+        var storage = Open();
+        var waiting = new List<string[]>();
+        storage.FetcherWaiting += queues => { lock (waiting) waiting.Add(queues); };
+        var id = Enqueue(storage, "gpu", Fair("A"));
+        storage.PauseQueue("gpu");
+        using var connection = Connect(storage);
+
+        Assert.ThrowsAny<OperationCanceledException>(() => connection.FetchNextJob(["gpu"], Cancel(200)));
+        var whilePaused = waiting.Count;
+        storage.ResumeQueue("gpu");
+        using var fetched = connection.FetchNextJob(["gpu"], Cancel(1000));
+
+        // The poll interval is a minute: the one look before the wait raised it once.
+        Assert.Equal(1, whilePaused);
+        Assert.Equal(new[] { "gpu" }, waiting.Single());
+        Assert.Equal(id, fetched.JobId);
+        fetched.RemoveFromQueue();
+    }
+
+    [Fact]
     public void Other_queues_are_first_in_first_out_whatever_the_parameters()
     {
         var storage = Open();

@@ -18,16 +18,17 @@ public sealed class MemoryPlannerTests
     private const long GiB = 1L << 30;
     private static readonly MemoryEstimate Full = MemoryEstimate.For(PipelineConfig.NewBieExp01, ScalarType.BFloat16);
 
+    /// <summary>/readyz once the model has loaded: the server holds each answer while it loads (60 s a call at most).</summary>
     private static async Task<JsonElement> ReadyAsync(HttpClient client, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
-            using var response = await client.GetAsync("/readyz");
+            var wait = (int)Math.Clamp(Math.Ceiling((deadline - DateTime.UtcNow).TotalSeconds), 0, 60);
+            using var response = await client.GetAsync($"/readyz?wait={wait}");
             var body = await response.Content.ReadFromJsonAsync<JsonElement>();
             if (response.StatusCode == HttpStatusCode.OK) return body;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"/readyz answered {(int)response.StatusCode}: {body}");
-            await Task.Delay(50);
+            if (DateTime.UtcNow > deadline || body.Str("engine") != "loading") Assert.Fail($"/readyz answered {(int)response.StatusCode}: {body}");
         }
     }
 

@@ -20,8 +20,15 @@ public static class OpenApiSetup
                 document.Info.Description = "Image generation with NewBie-image-Exp0.1 on one shared GPU: jobs, events, images, webhooks and an OpenAI-compatible endpoint. Errors are RFC 9457 problem+json with a stable `code`.";
                 // Health checks and /metrics are middleware endpoints, invisible to the API explorer: described here.
                 AddGet(document, "/healthz", "Health", "Liveness: the process answers", "application/json", StatusCodes.Status200OK);
-                AddGet(document, "/readyz", "Health", "Readiness: model loaded, storage writable, queue has room; 503 says why", "application/json",
+                var readyz = AddGet(document, "/readyz", "Health", "Readiness: model loaded, storage writable, queue has room; 503 says why", "application/json",
                     StatusCodes.Status200OK, StatusCodes.Status503ServiceUnavailable);
+                readyz.Parameters = [new OpenApiParameter
+                {
+                    Name = "wait",
+                    In = ParameterLocation.Query,
+                    Description = $"Seconds (0 to {Telemetry.HealthEndpoints.MaxWaitSeconds}) to hold the answer while the model is still loading: it comes once loading ends or the time is up",
+                    Schema = new OpenApiSchema { Type = JsonSchemaType.Integer, Minimum = "0", Maximum = $"{Telemetry.HealthEndpoints.MaxWaitSeconds}" },
+                }];
                 AddGet(document, "/metrics", "Telemetry", "Prometheus metrics (text exposition format)", "text/plain", StatusCodes.Status200OK);
                 return Task.CompletedTask;
             });
@@ -29,7 +36,7 @@ public static class OpenApiSetup
         return builder;
     }
 
-    private static void AddGet(OpenApiDocument document, string path, string tag, string summary, string contentType, params int[] statuses)
+    private static OpenApiOperation AddGet(OpenApiDocument document, string path, string tag, string summary, string contentType, params int[] statuses)
     {
         var responses = new OpenApiResponses();
         foreach (var status in statuses)
@@ -41,13 +48,9 @@ public static class OpenApiSetup
                     [contentType] = new() { Schema = new OpenApiSchema { Type = contentType == "text/plain" ? JsonSchemaType.String : JsonSchemaType.Object } },
                 },
             };
-        document.Paths[path] = new OpenApiPathItem
-        {
-            Operations = new Dictionary<HttpMethod, OpenApiOperation>
-            {
-                [HttpMethod.Get] = new() { Summary = summary, Tags = new HashSet<OpenApiTagReference> { new(tag, document) }, Responses = responses },
-            },
-        };
+        var operation = new OpenApiOperation { Summary = summary, Tags = new HashSet<OpenApiTagReference> { new(tag, document) }, Responses = responses };
+        document.Paths[path] = new OpenApiPathItem { Operations = new Dictionary<HttpMethod, OpenApiOperation> { [HttpMethod.Get] = operation } };
+        return operation;
     }
 
     public static WebApplication MapOpenApiDocument(this WebApplication app)

@@ -37,6 +37,7 @@ internal sealed class LiteDbConnection(LiteDbStorage storage) : JobStorageConnec
             // Take the signal before looking, so an enqueue between the look and the wait still wakes us.
             var signal = storage.Signal.Next(queues);
             if (storage.TryClaim(queues) is { } row) return new LiteFetchedJob(storage, row);
+            storage.RaiseFetcherWaiting(queues);
             signal.Wait(storage.Options.QueuePollInterval, cancellationToken);
         }
     }

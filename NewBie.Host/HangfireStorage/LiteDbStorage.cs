@@ -66,11 +66,9 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
             // Direct mode does not stop a second process from opening the file; the lock file above does.
             // Hangfire values are stored as given: LiteDB's defaults would trim them and turn "" into null.
             var mapper = new BsonMapper { TrimWhitespace = false, EmptyStringToNull = false };
-            _db = new LiteDatabase(new ConnectionString { Filename = Path, Connection = ConnectionType.Direct }, mapper)
-            {
-                UtcDate = true,
-                CheckpointSize = CheckpointPages,
-            };
+            _db = NewBie.Host.Storage.DrainingLiteEngine.Open(new LiteDB.Engine.EngineSettings { Filename = Path }, mapper);
+            _db.UtcDate = true;
+            _db.CheckpointSize = CheckpointPages;
             Jobs = _db.GetCollection<JobDocument>("hf_job", BsonAutoId.Int64);
             States = _db.GetCollection<StateDocument>("hf_state", BsonAutoId.Int64);
             Queue = _db.GetCollection<QueueDocument>("hf_queue", BsonAutoId.Int64);
@@ -193,6 +191,15 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
     }
 
     internal bool IsFair(string queue) => _fairQueues.ContainsKey(queue);
+
+    /// <summary>
+    /// Raised with a fetcher's queues each time it looked and found nothing it may claim (they are empty or paused), just
+    /// before it waits for a signal or the poll interval: the moment a worker is known to be idle. Handlers must be quick
+    /// and must not write to the storage.
+    /// </summary>
+    internal event Action<string[]>? FetcherWaiting;
+
+    internal void RaiseFetcherWaiting(string[] queues) => FetcherWaiting?.Invoke(queues);
 
     internal FairQueueIndex? FairIndex(string queue) => _fairQueues.GetValueOrDefault(queue);
 

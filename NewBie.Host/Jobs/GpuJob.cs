@@ -31,7 +31,14 @@ public sealed class GpuJob(
     public async Task RunAsync(string jobId, CancellationToken cancellationToken)
     {
         var job = jobs.Find(jobId);
-        if (job is null || job.IsFinished) return;
+        if (job is null)
+        {
+            // A submit that failed between creating the Hangfire job and storing its record sent no 202: nobody waits
+            // for this job, so it is dropped, but said so.
+            logger.LogWarning("Job {JobId} has no record (its submit failed before answering); dropped without running", jobId);
+            return;
+        }
+        if (job.IsFinished) return;
         using var logContext = LoggingSetup.JobContext(jobId, job.UserId);
 
         if (job.Status == JobStatus.Queued && Now - job.CreatedAt > options.Value.MaxQueueWait)

@@ -58,6 +58,18 @@ public sealed class EngineHost(IEngineFactory factory, IOptions<ModelsOptions> o
 
     public Task<IImageGenerator> WaitReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
 
+    /// <summary>
+    /// Returns once loading has ended, the engine ready or unavailable (at once when it already has), or after
+    /// <paramref name="timeout"/> or cancellation, whichever comes first; never throws. What /readyz?wait= waits for.
+    /// </summary>
+    public async Task WaitLoadedAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_ready.Task.IsCompleted || timeout <= TimeSpan.Zero) return;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        await Task.WhenAny(_ready.Task, Task.Delay(timeout, stop.Token));
+        await stop.CancelAsync();
+    }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _ = Task.Run(Load, CancellationToken.None);

@@ -1,4 +1,5 @@
 using LiteDB;
+using LiteDB.Engine;
 
 namespace NewBie.Host.Storage;
 
@@ -10,17 +11,22 @@ public sealed class AppDatabase : IDisposable
 {
     public AppDatabase(DataDirectory dataDirectory)
     {
-        var connection = new ConnectionString
-        {
-            Filename = dataDirectory.AppDatabasePath,
-            Connection = ConnectionType.Direct,
-        };
         // LiteDB's mapper trims strings and stores "" as null by default: prompts must round-trip exactly.
         var mapper = new BsonMapper { TrimWhitespace = false, EmptyStringToNull = false };
-        Database = new LiteDatabase(connection, mapper) { UtcDate = true };
-        // LiteDB keeps the collation in the file and refuses to open it with another: a new file, or one made before
-        // the collation was chosen, is rebuilt once.
-        if (Database.Collation.SortOptions != Ordinal.SortOptions) Database.Rebuild(new LiteDB.Engine.RebuildOptions { Collation = Ordinal });
+        // LiteDB keeps the collation in the file and refuses to open it with another: a new file is created with the
+        // ordinal one, a file made before the collation was chosen is opened with its own and rebuilt once.
+        var path = dataDirectory.AppDatabasePath;
+        Database = DrainingLiteEngine.Open(new EngineSettings { Filename = path, Collation = File.Exists(path) ? null : Ordinal }, mapper);
+        try
+        {
+            Database.UtcDate = true;
+            if (Database.Collation.SortOptions != Ordinal.SortOptions) Database.Rebuild(new RebuildOptions { Collation = Ordinal });
+        }
+        catch
+        {
+            Database.Dispose();
+            throw;
+        }
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using NewBie.Host.Accounts;
@@ -98,17 +99,46 @@ public static class HealthEndpoints
         .AddCheck<StorageReadiness>("storage", tags: [ReadyTag])
         .AddCheck<QueueReadiness>("queue", tags: [ReadyTag]);
 
-    /// <summary>/healthz: the process answers (no check runs). /readyz: every readiness check, 503 with the reasons when one fails.</summary>
+    /// <summary>The longest <c>/readyz?wait=</c> a caller may ask for, in seconds.</summary>
+    public const int MaxWaitSeconds = 60;
+
+    /// <summary>
+    /// /healthz: the process answers (no check runs). /readyz: every readiness check, 503 with the reasons when one fails;
+    /// with <c>?wait=N</c> (0 to <see cref="MaxWaitSeconds"/>) an answer asked for while the model is still loading is
+    /// held until loading ends (ready or failed) or N seconds pass, so that a starter or a probe waits for the change
+    /// instead of polling.
+    /// </summary>
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder routes)
     {
         routes.MapHealthChecks("/healthz", new() { Predicate = _ => false, ResponseWriter = WriteLiveness }).WithTags("Health");
-        routes.MapHealthChecks("/readyz", new()
+        var readiness = new HealthCheckOptions
         {
             Predicate = check => check.Tags.Contains(ReadyTag),
             ResultStatusCodes = { [HealthStatus.Degraded] = StatusCodes.Status503ServiceUnavailable },
             ResponseWriter = WriteReadiness,
-        }).WithTags("Health");
+        };
+        // MapHealthChecks's own pipeline with the wait in front of the checks.
+        var pipeline = routes.CreateApplicationBuilder()
+            .Use(WaitForEngineAsync)
+            .UseMiddleware<HealthCheckMiddleware>(Options.Create(readiness))
+            .Build();
+        routes.Map("/readyz", pipeline).WithDisplayName("Health checks").WithTags("Health");
         return routes;
+    }
+
+    private static async Task WaitForEngineAsync(HttpContext http, RequestDelegate next)
+    {
+        if (http.Request.Query.TryGetValue("wait", out var values))
+        {
+            if (values.Count != 1 || !int.TryParse(values[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+                || seconds > MaxWaitSeconds)
+            {
+                await Api.Problems.InvalidParameter("wait", $"wait is a whole number of seconds from 0 to {MaxWaitSeconds}.").ExecuteAsync(http);
+                return;
+            }
+            await http.RequestServices.GetRequiredService<EngineHost>().WaitLoadedAsync(TimeSpan.FromSeconds(seconds), http.RequestAborted);
+        }
+        await next(http);
     }
 
     private static Task WriteLiveness(HttpContext http, HealthReport report)

@@ -58,22 +58,29 @@ internal sealed partial class ServerProcess : IAsyncDisposable
         throw new InvalidOperationException($"the server did not start (exit {process.ExitCode}): {await stderr}");
     }
 
-    /// <summary>Polls /readyz until 200 (the tiny model is loaded).</summary>
+    /// <summary>
+    /// Returns once /readyz answers 200 (the tiny model is loaded). The server holds each answer while the model loads
+    /// (<c>/readyz?wait=</c>), so this asks again only after loading ended; should a check without an event to wait on
+    /// (storage, queue) still say not ready, it asks again every 100 ms.
+    /// </summary>
     public async Task WaitReadyAsync(TimeSpan timeout)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero) throw new TimeoutException($"the server at {Url} was not ready after {timeout}");
+            var wait = (int)Math.Clamp(Math.Ceiling(left.TotalSeconds), 1, 60);
+            using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(wait + 10));
             try
             {
-                using var response = await http.GetAsync($"{Url}/readyz");
+                using var response = await http.GetAsync($"{Url}/readyz?wait={wait}", guard.Token);
                 if (response.IsSuccessStatusCode) return;
             }
             catch (HttpRequestException) { }
             catch (TaskCanceledException) { }
             if (Process.HasExited) throw new InvalidOperationException($"the server exited ({Process.ExitCode}) before it was ready");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the server at {Url} was not ready after {timeout}");
             await Task.Delay(100);
         }
     }
