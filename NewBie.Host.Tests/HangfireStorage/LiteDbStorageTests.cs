@@ -25,6 +25,16 @@ public sealed class LiteDbStorageTests : IDisposable
     // Durability and ownership
 
     [Fact]
+    public void The_file_checkpoints_its_log_every_ten_thousand_pages_not_every_thousand()
+    {
+        new LiteDbStorage(DbPath).Dispose();
+
+        using var file = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DbPath, Connection = LiteDB.ConnectionType.Direct });
+        Assert.Equal(LiteDbStorage.CheckpointPages, file.CheckpointSize);
+        Assert.Equal(10_000, file.CheckpointSize);
+    }
+
+    [Fact]
     public void Data_survives_dispose_and_reopen()
     {
         string id;

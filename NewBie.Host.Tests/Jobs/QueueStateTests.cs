@@ -32,6 +32,64 @@ public sealed class QueueStateTests
     }
 
     [Fact]
+    public async Task A_submits_202_place_and_eta_are_what_a_later_status_read_shows_under_mixed_users_and_priorities()
+    {
+        using var app = new NewBieApplication();
+        app.Service<QueueAdmin>().Pause();
+        var accounts = app.Service<NewBie.Host.Accounts.AccountStore>();
+        var clients = new[] { "alice", "bob", "carol", "dave" }.Select(name => (Name: name, Client: app.ClientWithKey(name))).ToList();
+        accounts.UpdateUser("carol", u => u.PriorityClass = "high");
+        var random = new Random(7);
+        var submitted = new List<(HttpClient Client, string Id)>();
+        for (var i = 0; i < 60; i++)
+        {
+            var (name, client) = clients[random.Next(clients.Count)];
+            // Each user's own class, or low; carol's high jobs go ahead of everyone's normal ones, and low ones behind.
+            var body = random.Next(3) == 0
+                ? (object)new { prompt = $"{name}{i}", width = 256, height = 256, steps = 1 + random.Next(3), priority = "low" }
+                : new { prompt = $"{name}{i}", width = 256, height = 256, steps = 1 + random.Next(3) };
+            var accepted = await client.SubmitAsync(body);
+            var id = accepted.Str("id");
+            var read = await client.GetJobAsync(id);
+            Assert.Equal(read.GetProperty("queue_position").GetInt32(), accepted.GetProperty("queue_position").GetInt32());
+            Assert.Equal(read.GetProperty("eta_seconds").GetDouble(), accepted.GetProperty("eta_seconds").GetDouble(), 6);
+            submitted.Add((client, id));
+        }
+
+        // Every place is distinct and is the job's place in the storage's claim order.
+        var order = app.Service<NewBie.Host.HangfireStorage.IFairQueue>().GetFairQueueSnapshot(JobQueue.GpuQueue).Pending.Select(e => e.Ref).ToList();
+        foreach (var (client, id) in submitted)
+            Assert.Equal(order.IndexOf(id) + 1, (await client.GetJobAsync(id)).GetProperty("queue_position").GetInt32());
+        Assert.Equal(order, app.Service<QueueView>().Current.Waiting.Select(w => w.Id));
+    }
+
+    [Fact]
+    public async Task A_deep_queues_submit_joins_no_more_of_the_queue_than_a_shallow_ones()
+    {
+        using var app = new NewBieApplication(new() { ["Jobs:MaxQueuedJobs"] = "2000" });
+        app.Service<QueueAdmin>().Pause();
+        var view = app.Service<QueueView>();
+        var alice = app.ClientWithKey("alice");
+
+        async Task<long> CostOfSubmits()
+        {
+            _ = view.Current;
+            var before = view.Joined;
+            for (var i = 0; i < 40; i++) await alice.SubmitAsync(Small);
+            return view.Joined - before;
+        }
+
+        Enqueue(app, "shallow", 5);
+        var shallow = await CostOfSubmits();
+        Enqueue(app, "deep", 1200);
+        var deep = await CostOfSubmits();
+
+        // Counted in queue entries joined to their records, not in time: re-deriving the state per submit joins every
+        // queued job each time (here 40 × 1,200 against 40 × 25).
+        Assert.True(deep <= shallow * 2, $"40 submits at 1,245 queued joined {deep} entries, at 5 queued {shallow}");
+    }
+
+    [Fact]
     public async Task Event_streams_beyond_the_per_user_cap_are_refused_with_429_too_many_streams()
     {
         using var app = new NewBieApplication(new() { ["Limits:MaxEventStreamsPerUser"] = "2" });

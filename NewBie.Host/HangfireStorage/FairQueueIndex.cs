@@ -2,33 +2,75 @@ namespace NewBie.Host.HangfireStorage;
 
 /// <summary>
 /// A fair queue's unclaimed jobs in their claim order at one moment. <see cref="Version"/> changes with every change
-/// of the queue, so a reader can tell whether what it derived from an earlier snapshot is still true.
+/// of the queue, so a reader can tell whether what it derived from an earlier snapshot is still true. The order is
+/// kept as derived at <see cref="DerivedAt"/> plus the entries added since, each placed without deriving again
+/// (<see cref="FairOrderPlacement"/>): a reader that joined <see cref="Derived"/> once joins only <see cref="Added"/>.
 /// </summary>
 public sealed class FairQueueSnapshot
 {
     private readonly FairQueueEntry[] _order;
     private readonly int _head;
+    private readonly PlacedEntry[] _added;
+    private FairQueueEntry[]? _merged;
 
-    internal FairQueueSnapshot(long version, FairQueueEntry[] order, int head)
+    internal FairQueueSnapshot(long version, FairQueueEntry[] order, int head, long? derivedAt = null, PlacedEntry[]? added = null)
     {
         Version = version;
+        DerivedAt = derivedAt ?? version;
         _order = order;
         _head = head;
+        _added = added ?? [];
     }
 
     public long Version { get; }
 
-    /// <summary>Index 0 runs next.</summary>
-    public IReadOnlyList<FairQueueEntry> Pending => new ArraySegment<FairQueueEntry>(_order, _head, _order.Length - _head);
+    /// <summary>The version <see cref="Derived"/> was derived at: two snapshots with the same one share it.</summary>
+    public long DerivedAt { get; }
 
-    internal FairQueueSnapshot Advance(long version) => new(version, _order, _head + 1);
+    /// <summary>The claim order as derived, without <see cref="Added"/>. Index 0 runs next.</summary>
+    public IReadOnlyList<FairQueueEntry> Derived => new ArraySegment<FairQueueEntry>(_order, _head, _order.Length - _head);
+
+    /// <summary>The entries added since <see cref="DerivedAt"/>, in claim order.</summary>
+    public IReadOnlyList<PlacedEntry> Added => _added;
+
+    /// <summary>Everything in claim order. Index 0 runs next.</summary>
+    public IReadOnlyList<FairQueueEntry> Pending => _added.Length == 0 ? Derived : Volatile.Read(ref _merged) ?? Merge();
+
+    internal FairQueueSnapshot Advance(long version) =>
+        _added.Length == 0 ? new(version, _order, _head + 1) : new(version, [.. Pending.Skip(1)], 0);
+
+    /// <summary>This order with <paramref name="placed"/> in its place, at <paramref name="version"/>.</summary>
+    internal FairQueueSnapshot With(long version, PlacedEntry placed)
+    {
+        var at = Array.BinarySearch(_added, placed);
+        var added = new PlacedEntry[_added.Length + 1];
+        at = ~at;
+        Array.Copy(_added, added, at);
+        added[at] = placed;
+        Array.Copy(_added, at, added, at + 1, _added.Length - at);
+        return new FairQueueSnapshot(version, _order, _head, DerivedAt, added);
+    }
+
+    private FairQueueEntry[] Merge()
+    {
+        var merged = new FairQueueEntry[_order.Length - _head + _added.Length];
+        var (n, a) = (0, 0);
+        for (var i = _head; i <= _order.Length; i++)
+        {
+            while (a < _added.Length && _added[a].DerivedAhead <= i - _head) merged[n++] = _added[a++].Entry;
+            if (i < _order.Length) merged[n++] = _order[i];
+        }
+        Volatile.Write(ref _merged, merged);
+        return merged;
+    }
 }
 
 /// <summary>
 /// The unclaimed rows of one fair queue and its served counters, held in memory beside the database so that neither
 /// a claim nor a reader replays the fair order from stored rows. Changed only after the transaction that changed the
 /// rows committed (under the storage's write gate); the claim order is computed at most once per change, when first
-/// asked for, and a claim of the predicted head only moves the head, because the rest of the prediction stays true.
+/// asked for; a new row is placed into the order in O(users) where that leaves the rest of the order true (at most
+/// <see cref="MaxAdded"/> of them between derivations), and a claim of the predicted head only moves the head.
 /// </summary>
 internal sealed class FairQueueIndex(Action changed)
 {
@@ -39,6 +81,13 @@ internal sealed class FairQueueIndex(Action changed)
     private long _counter;
     private long _version;
     private FairQueueSnapshot _order = new(0, [], 0);
+    private FairOrderPlacement? _placement;
+
+    /// <summary>
+    /// How many rows are placed into a derived order before it is derived again: a submit costs O(this) to place and
+    /// to join, and a derivation's O(queued) is shared by this many submits.
+    /// </summary>
+    internal const int MaxAdded = 256;
 
     /// <summary>Moves with every change; what <see cref="Snapshot"/> would be derived at, without deriving it.</summary>
     public long Version
@@ -76,8 +125,11 @@ internal sealed class FairQueueIndex(Action changed)
     {
         lock (_gate)
         {
+            var current = _order.Version == _version;
             Put(rowId, entry);
             _version++;
+            if (current && _placement is not null && _order.Added.Count < MaxAdded && _placement.Place(entry) is { } placed)
+                _order = _order.With(_version, placed);
         }
         changed();
     }
@@ -128,6 +180,8 @@ internal sealed class FairQueueIndex(Action changed)
             _counter = tick;
             _version++;
             if (current) _order = _order.Advance(_version);
+            // The served ticks moved: placing needs a fresh derivation.
+            _placement = null;
         }
         changed();
     }
@@ -136,7 +190,9 @@ internal sealed class FairQueueIndex(Action changed)
     {
         lock (_gate)
         {
-            if (_order.Version != _version) _order = new FairQueueSnapshot(_version, FairOrder.Order(_rows.Values, _served, _counter), 0);
+            if (_order.Version == _version) return _order;
+            _placement = FairOrder.Derive(_rows.Values, _served, _counter);
+            _order = new FairQueueSnapshot(_version, _placement.Order, 0);
             return _order;
         }
     }

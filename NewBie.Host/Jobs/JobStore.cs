@@ -16,6 +16,8 @@ public sealed class JobStore
     private readonly Lock _gate = new();
     private long _lastSeq;
     private long _queueVersion;
+    private long _queueMoves;
+    private JobRecord? _inserting;
     // Counted in memory (under the lock) so that a submit's cap checks cost the same at any depth of the queue.
     private int _queued;
     private readonly Dictionary<string, (int Jobs, long Bytes)> _activeOf = new(StringComparer.Ordinal);
@@ -47,7 +49,19 @@ public sealed class JobStore
     /// <summary>Moves whenever a job is added or removed or changes status or priority: what queue places derive from.</summary>
     public long QueueVersion => Interlocked.Read(ref _queueVersion);
 
+    /// <summary>
+    /// Moves with every change that can move queue places other than a new job: what a reader that placed each new job
+    /// into what it derived before (<see cref="QueueView"/>) must derive again after.
+    /// </summary>
+    public long QueueMoves => Interlocked.Read(ref _queueMoves);
+
     public JobRecord? Find(string id) => _jobs.Find(id);
+
+    /// <summary>
+    /// <see cref="Find"/>, or the job being stored now: its queue entry is made (and seen by readers of the queue) just
+    /// before its record is stored (<see cref="Insert"/>).
+    /// </summary>
+    public JobRecord? FindQueued(string id) => Volatile.Read(ref _inserting) is { } inserting && inserting.Id == id ? inserting : _jobs.Find(id);
 
     /// <summary>The job whose Hangfire job is <paramref name="hangfireJobId"/> (queue rows written before they carried the record id).</summary>
     public JobRecord? FindByHangfireJob(string hangfireJobId) => _jobs.FindByHangfireJob(hangfireJobId);
@@ -62,9 +76,26 @@ public sealed class JobStore
     {
         lock (_gate)
         {
-            var (outcome, job) = _shared is null
-                ? InsertHere(draft, maxQueued, maxActiveOfUser, beforeInsert)
-                : _shared.TryInsert(draft, maxQueued, maxActiveOfUser, beforeInsert);
+            SubmitOutcome outcome;
+            JobRecord? job;
+            Volatile.Write(ref _inserting, draft);
+            try
+            {
+                (outcome, job) = _shared is null
+                    ? InsertHere(draft, maxQueued, maxActiveOfUser, beforeInsert)
+                    : _shared.TryInsert(draft, maxQueued, maxActiveOfUser, beforeInsert);
+            }
+            catch
+            {
+                // Its queue entry may exist without the record: readers that placed it must derive again.
+                Interlocked.Increment(ref _queueMoves);
+                Interlocked.Increment(ref _queueVersion);
+                throw;
+            }
+            finally
+            {
+                Volatile.Write(ref _inserting, null);
+            }
             if (outcome != SubmitOutcome.Created) return (outcome, job);
             Interlocked.Increment(ref _queueVersion);
             Changed?.Invoke(draft, true);
@@ -116,7 +147,7 @@ public sealed class JobStore
             }
             finished = changed && !wasFinished && job.IsFinished;
             moved = changed && (job.Status != status || job.Priority != priority);
-            if (moved) Interlocked.Increment(ref _queueVersion);
+            if (moved) Moved();
             if (changed) Changed?.Invoke(job, moved);
         }
         if (changed) Pulse();
@@ -161,9 +192,16 @@ public sealed class JobStore
         {
             if (_jobs.Find(id) is { } gone) Count(gone, -1);
             _jobs.Delete(id);
-            Interlocked.Increment(ref _queueVersion);
+            Moved();
         }
         Pulse();
+    }
+
+    // The moves first: a reader that sees the new version sees the move too.
+    private void Moved()
+    {
+        Interlocked.Increment(ref _queueMoves);
+        Interlocked.Increment(ref _queueVersion);
     }
 
     private void Count(JobRecord job, int delta)
