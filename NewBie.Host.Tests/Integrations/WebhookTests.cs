@@ -251,7 +251,9 @@ public sealed class WebhookDeliveryTests : IDisposable
         var id = (await client.SubmitAsync(new { prompt = "second", width = 256, height = 256, steps = 2, webhook_url = receiver.Url })).Str("id");
 
         app.Time.Advance(TimeSpan.FromDays(2));
-        Assert.Equal(1, app.Service<NewBie.Host.Jobs.JobMaintenance>().ExpireStale());
+        // The maintenance the clock's advance set off may expire the job first; either way it expires once.
+        app.Service<NewBie.Host.Jobs.JobMaintenance>().ExpireStale();
+        await client.WaitForStatusAsync(id, "expired");
         await receiver.WaitForAsync(1);
 
         var payload = JsonSerializer.Deserialize<JsonElement>(receiver.Requests.Single().Body);
