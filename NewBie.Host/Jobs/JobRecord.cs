@@ -59,10 +59,15 @@ public sealed class JobRecord
     // The state machine: every change of Status goes through one of these, wherever it is decided (worker, API,
     // maintenance, admin, Hangfire filter). Each returns whether it changed the record, for JobStore.Update.
 
-    /// <summary>The worker claimed the job: running, waiting for GPU memory when <paramref name="memoryWait"/> says why.</summary>
+    /// <summary>
+    /// The worker claimed the job: running, waiting for GPU memory when <paramref name="memoryWait"/> says why; one more
+    /// attempt, counted in the write that says running (which precedes anything a crash could come from) instead of a
+    /// write of its own on the worker's path between two jobs.
+    /// </summary>
     public bool Start(DateTime now, string? memoryWait)
     {
         if (IsFinished || CancelRequested) return false;
+        Attempts++;
         Status = JobStatus.Running;
         StartedAt = now;
         Stage = memoryWait is null ? GenerationStage.Encoding : null;
@@ -168,15 +173,13 @@ public sealed class JobRecord
         return true;
     }
 
-    /// <summary>One more run starts (Hangfire elected Processing); past <paramref name="maxAttempts"/> the job fails worker_lost.</summary>
-    public bool CountAttempt(int maxAttempts, DateTime now)
-    {
-        if (IsFinished) return false;
-        Attempts++;
-        if (Attempts <= maxAttempts) return true;
-        Attempts = maxAttempts;
-        return End(JobStatus.Failed, new JobError { Code = JobErrorCodes.WorkerLost, Message = $"The worker was lost {maxAttempts} times while running this job." }, now);
-    }
+    /// <summary>
+    /// Hangfire elected Processing for a job that already started <paramref name="maxAttempts"/> times: the runs keep
+    /// killing the worker, so the job fails worker_lost instead of running again.
+    /// </summary>
+    public bool LoseWorker(int maxAttempts, DateTime now) =>
+        !IsFinished && Attempts >= maxAttempts &&
+        End(JobStatus.Failed, new JobError { Code = JobErrorCodes.WorkerLost, Message = $"The worker was lost {maxAttempts} times while running this job." }, now);
 
     /// <summary>An admin changes the class of a job that still waits.</summary>
     public bool Reprioritize(int priority)
