@@ -22,9 +22,6 @@ internal sealed class LiteFetchedJob(LiteDbStorage storage, QueueDocument row) :
 
     public void RemoveFromQueue()
     {
-        // Hangfire's worker calls this even after the row went in the commit of the job's final state (the transactional
-        // acknowledge): a second commit, on the worker's path to its next job, that would delete nothing.
-        if (_settled) return;
         storage.Write(() => DeleteRow(storage));
         _settled = true;
     }
