@@ -77,7 +77,12 @@ internal static class Scenarios
         table.AppendLine();
         table.AppendLine("| concurrent | accepted | refused 429 / 503 | lost | failed | mean latency | p95 latency | ideal mean / p95 | from send: mean / p95 | max queue wait | worker busy | service time | submit p95 | wall |");
         table.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-        foreach (var n in new[] { 10, 50, 100, 1000 })
+        // NEWBIE_BENCH_SEED_ROWS=1000 (a comma list) runs only those rows: the 1,000-submitter row alone takes minutes.
+        var rows = Environment.GetEnvironmentVariable("NEWBIE_BENCH_SEED_ROWS") is { Length: > 0 } wanted
+            ? wanted.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => int.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray()
+            : [10, 50, 100, 1000];
+        if (rows.Length < 4) table.Insert(0, $"Rows run this time (`NEWBIE_BENCH_SEED_ROWS={string.Join(',', rows)}`): {string.Join(", ", rows)} concurrent submitters. ");
+        foreach (var n in rows)
         {
             log.WriteLine($"  burst of {n}");
             table.AppendLine(await BurstRowAsync(n, log));
