@@ -25,7 +25,7 @@ public sealed class JobAttemptFilter(JobStore jobs, IOptions<JobsOptions> option
         if (context.CandidateState is not ProcessingState) return;
         if (context.BackgroundJob.Job?.Type != typeof(GpuJob) || context.BackgroundJob.Job.Args is not [string jobId, ..]) return;
 
-        if (jobs.Find(jobId) is not { IsFinished: false } job) return;
+        if (jobs.FindStored(jobId) is not { IsFinished: false } job) return;
         if (job.Attempts < options.Value.MaxAttempts)
         {
             SetAttempt(context, job.Attempts + 1);

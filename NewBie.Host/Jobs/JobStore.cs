@@ -58,6 +58,17 @@ public sealed class JobStore
     public JobRecord? Find(string id) => _jobs.Find(id);
 
     /// <summary>
+    /// <see cref="Find"/> after any submit in progress has stored its record: a submit creates the Hangfire job before
+    /// the record, under the lock, so the worker can claim a job whose record is a moment away; reading under the lock
+    /// waits for it (without, the worker found no record and dropped the job).
+    /// </summary>
+    public JobRecord? FindStored(string id)
+    {
+        if (_shared is not null) return _jobs.Find(id);
+        lock (_gate) return _jobs.Find(id);
+    }
+
+    /// <summary>
     /// <see cref="Find"/>, or the job being stored now: its queue entry is made (and seen by readers of the queue) just
     /// before its record is stored (<see cref="Insert"/>).
     /// </summary>
