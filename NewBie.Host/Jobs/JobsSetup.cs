@@ -44,6 +44,7 @@ public static class JobsSetup
         {
             // The data source is the one StorageSetup registers (one connection pool per process).
             services.AddSingleton(sp => new PostgresJobStorage(sp.GetRequiredService<NpgsqlDataSource>(),
+                sp.GetRequiredService<IConfiguration>().GetConnectionString("Postgres")!,
                 new PostgresQueueOptions { FairQueues = [JobQueue.GpuQueue], InvisibilityTimeout = sp.GetRequiredService<IOptions<JobsOptions>>().Value.NodeTimeout },
                 sp.GetRequiredService<ILogger<PostgresFairQueue>>()));
             services.AddSingleton<Hangfire.JobStorage>(sp => sp.GetRequiredService<PostgresJobStorage>().Storage);
