@@ -67,6 +67,11 @@ public sealed class PostgresStorageTests : IDisposable
     [SkippableFact]
     public void Hangfire_connections_commit_without_waiting_for_the_disk_while_the_apps_wait()
     {
+        // The test cluster commits asynchronously throughout; this database waits, as a shipped server does, so that
+        // only the connection string's own setting can turn it off for Hangfire's pool.
+        using (var admin = _nodes.Database.NewDataSource().OpenConnection())
+        using (var wait = new NpgsqlCommand($"ALTER DATABASE {_nodes.Database.Name} SET synchronous_commit = on", admin))
+            wait.ExecuteNonQuery();
         var node = _nodes.Node();
         static string Setting(NpgsqlConnection connection)
         {
