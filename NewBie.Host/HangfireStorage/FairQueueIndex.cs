@@ -77,6 +77,8 @@ internal sealed class FairQueueIndex(Action changed)
     private readonly Lock _gate = new();
     private readonly Dictionary<long, FairQueueEntry> _rows = [];
     private readonly Dictionary<FairQueueEntry, long> _rowIdOf = new(ReferenceEqualityComparer.Instance);
+    // A cancel finds its job's rows without a walk of the whole queue (a job has one row here, in principle).
+    private readonly Dictionary<string, HashSet<long>> _rowsOfJob = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _served = new(StringComparer.Ordinal);
     private long _counter;
     private long _version;
@@ -112,6 +114,7 @@ internal sealed class FairQueueIndex(Action changed)
         {
             _rows.Clear();
             _rowIdOf.Clear();
+            _rowsOfJob.Clear();
             foreach (var (rowId, entry) in rows) Put(rowId, entry);
             _served.Clear();
             foreach (var (user, tick) in served) _served[user] = tick;
@@ -138,9 +141,8 @@ internal sealed class FairQueueIndex(Action changed)
     {
         lock (_gate)
         {
-            var gone = _rows.Where(r => r.Value.JobId == jobId).Select(r => r.Key).ToList();
-            foreach (var rowId in gone) Remove(rowId);
-            if (gone.Count == 0) return;
+            if (!_rowsOfJob.TryGetValue(jobId, out var rowIds)) return;
+            foreach (var rowId in rowIds.ToArray()) Remove(rowId);
             _version++;
         }
         changed();
@@ -199,13 +201,17 @@ internal sealed class FairQueueIndex(Action changed)
 
     private void Put(long rowId, FairQueueEntry entry)
     {
-        if (_rows.Remove(rowId, out var old)) _rowIdOf.Remove(old);
+        Remove(rowId);
         _rows[rowId] = entry;
         _rowIdOf[entry] = rowId;
+        if (!_rowsOfJob.TryGetValue(entry.JobId, out var rowIds)) _rowsOfJob[entry.JobId] = rowIds = [];
+        rowIds.Add(rowId);
     }
 
     private void Remove(long rowId)
     {
-        if (_rows.Remove(rowId, out var entry)) _rowIdOf.Remove(entry);
+        if (!_rows.Remove(rowId, out var entry)) return;
+        _rowIdOf.Remove(entry);
+        if (_rowsOfJob.TryGetValue(entry.JobId, out var rowIds) && rowIds.Remove(rowId) && rowIds.Count == 0) _rowsOfJob.Remove(entry.JobId);
     }
 }
