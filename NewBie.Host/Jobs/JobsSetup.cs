@@ -86,6 +86,8 @@ public static class JobsSetup
 public sealed class HangfireServers(IServiceProvider services) : IHostedService
 {
     private BackgroundJobServer[] _servers = [];
+    private readonly Lock _stopGate = new();
+    private Task? _stopped;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -106,9 +108,17 @@ public sealed class HangfireServers(IServiceProvider services) : IHostedService
         return Task.CompletedTask;
     }
 
-    // The host may stop twice, even concurrently (WebApplicationFactory disposal while an explicit stop runs): the servers
-    // are taken atomically, so exactly one call stops them and the other has nothing to do.
-    public async Task StopAsync(CancellationToken cancellationToken)
+    // The host may stop twice, even concurrently (WebApplicationFactory disposal while an explicit stop runs): exactly
+    // one call stops the servers, and both wait for that stop. A call that returned at once would let the host dispose
+    // the services, the storage among them, under a worker still running a job: the job then failed on the disposed
+    // database and its worker held the other stop for the whole ShutdownTimeout.
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        lock (_stopGate) _stopped ??= StopServersAsync(cancellationToken);
+        return _stopped.WaitAsync(cancellationToken);
+    }
+
+    private async Task StopServersAsync(CancellationToken cancellationToken)
     {
         var servers = Interlocked.Exchange(ref _servers, []);
         foreach (var server in servers) server.SendStop();
