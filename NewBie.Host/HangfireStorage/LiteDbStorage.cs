@@ -41,6 +41,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
     private readonly HashSet<string> _pausedQueues = new(StringComparer.Ordinal);
     private volatile bool _disposed;
     private long _lastJobId;
+    private long _commits;
 
     /// <summary>
     /// Log pages after which a commit first copies the log into the data file and flushes it (LiteDB's default is
@@ -272,6 +273,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
             {
                 result = work();
                 _db.Commit();
+                _commits++;
             }
             catch
             {
@@ -286,6 +288,12 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
     }
 
     internal void Write(Action work) => Write(() => { work(); return 0; });
+
+    /// <summary>Write transactions committed since the storage opened: what a test counts a new job's commits by.</summary>
+    internal long Commits
+    {
+        get { lock (_writeGate) return _commits; }
+    }
 
     /// <summary>
     /// A fresh job id, from memory: the id is stored with the job, in the job's own transaction (<see cref="InsertJob"/>),

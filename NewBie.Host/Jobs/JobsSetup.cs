@@ -68,7 +68,8 @@ public static class JobsSetup
             };
             return new JobFilterProviderCollection(filters, new JobFilterAttributeFilterProvider());
         });
-        services.AddSingleton<IBackgroundJobFactory>(sp => new BackgroundJobFactory(sp.GetRequiredService<IJobFilterProvider>()));
+        // A new job and its first state in one commit where the storage can (ours): half the commits of a submit's Hangfire job.
+        services.AddSingleton<IBackgroundJobFactory>(sp => new OneCommitJobFactory(sp.GetRequiredService<IJobFilterProvider>()));
         services.AddSingleton<IBackgroundJobStateChanger>(sp => new BackgroundJobStateChanger(sp.GetRequiredService<IJobFilterProvider>()));
         services.AddSingleton<IBackgroundJobClientV2>(sp => new BackgroundJobClient(
             sp.GetRequiredService<Hangfire.JobStorage>(), sp.GetRequiredService<IBackgroundJobFactory>(), sp.GetRequiredService<IBackgroundJobStateChanger>()));
