@@ -1,10 +1,13 @@
 using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using NewBie.Host.Jobs;
 using NewBie.Host.Models;
+using NewBie.Host.Nodes;
 
 namespace NewBie.Host.Tests;
 
@@ -39,6 +42,17 @@ public sealed class NewBieApplication : WebApplicationFactory<Program>
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
 
     public T Service<T>() where T : notnull => Services.GetRequiredService<T>();
+
+    // Which server a client talks to, for the helpers that wait on the server's own signals (WaitForStatusAsync).
+    private static readonly ConditionalWeakTable<HttpClient, NewBieApplication> ClientApps = [];
+
+    internal static NewBieApplication? Of(HttpClient client) => ClientApps.TryGetValue(client, out var app) ? app : null;
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        ClientApps.AddOrUpdate(client, this);
+    }
 
     /// <summary>More last-word service registrations (e.g. a simulated GPU); call before the server starts.</summary>
     public NewBieApplication WithServices(Action<IServiceCollection> services)
@@ -97,17 +111,81 @@ public static class ApiClient
     public static async Task<JsonElement> GetJobAsync(this HttpClient client, string id) =>
         await client.GetFromJsonAsync<JsonElement>($"/v1/jobs/{id}");
 
-    /// <summary>Polls a job until it reaches <paramref name="status"/> (20 s at most unless told otherwise).</summary>
-    public static async Task<JsonElement> WaitForStatusAsync(this HttpClient client, string id, string status, TimeSpan? timeout = null)
+    /// <summary>Returns the job once it has <paramref name="status"/> (20 s at most unless told otherwise): <see cref="WaitForJobAsync"/>.</summary>
+    public static Task<JsonElement> WaitForStatusAsync(this HttpClient client, string id, string status, TimeSpan? timeout = null) =>
+        client.WaitForJobAsync(id, job => job.GetProperty("status").GetString() == status, status, timeout);
+
+    /// <summary>
+    /// Returns the job once <paramref name="condition"/> holds for it (20 s at most unless told otherwise), reading it
+    /// again only when something changed: on an in-process server at each change of its job store (or a signal from
+    /// another node), on a child server at each event of the job's event stream. <paramref name="what"/> names the
+    /// awaited state in the failure.
+    /// </summary>
+    public static Task<JsonElement> WaitForJobAsync(this HttpClient client, string id, Func<JsonElement, bool> condition, string what, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
-        while (true)
+        return NewBieApplication.Of(client) is { } app
+            ? WaitInProcessAsync(client, app, id, condition, what, deadline)
+            : WaitOnEventsAsync(client, id, condition, what, deadline);
+    }
+
+    private static async Task<JsonElement> WaitInProcessAsync(HttpClient client, NewBieApplication app, string id, Func<JsonElement, bool> condition, string what,
+        DateTime deadline)
+    {
+        var store = app.Service<JobStore>();
+        // With several nodes a change saved by another one reaches this node as a signal, not as a change of its store.
+        var signals = app.Services.GetService<IJobSignals>();
+        var signalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnSignal(JobSignal _) => Volatile.Read(ref signalled).TrySetResult();
+        if (signals is not null) signals.Received += OnSignal;
+        try
         {
-            var job = await client.GetJobAsync(id);
-            if (job.GetProperty("status").GetString() == status) return job;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"job {id} is {job}, not {status}");
-            await Task.Delay(20);
+            while (true)
+            {
+                // Both signals are taken before the read: a change after it completes them.
+                var changed = store.NextChange;
+                Volatile.Write(ref signalled, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+                var job = await client.GetJobAsync(id);
+                if (condition(job)) return job;
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero) Assert.Fail($"job {id} is {job}, not {what}");
+                await Task.WhenAny(changed, signalled.Task, Task.Delay(left));
+            }
         }
+        finally
+        {
+            if (signals is not null) signals.Received -= OnSignal;
+        }
+    }
+
+    /// <summary>A child server: its event stream of the job wakes the reads; it ends with the job, which then stays as it is.</summary>
+    private static async Task<JsonElement> WaitOnEventsAsync(HttpClient client, string id, Func<JsonElement, bool> condition, string what, DateTime deadline)
+    {
+        using var timeout = new CancellationTokenSource(deadline - DateTime.UtcNow);
+        JsonElement job = default;
+        try
+        {
+            using var response = await client.GetAsync($"/v1/jobs/{id}/events", HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            response.EnsureSuccessStatusCode();
+            using var events = new StreamReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+            // Read once the stream is open, so that no change falls between the read and the first event.
+            job = await client.GetJobAsync(id);
+            if (condition(job)) return job;
+            while (await events.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (line.Length > 0) continue; // an event ends with an empty line
+                job = await client.GetJobAsync(id);
+                if (condition(job)) return job;
+            }
+            job = await client.GetJobAsync(id);
+            if (condition(job)) return job;
+            Assert.Fail($"job {id} finished as {job}, not {what}");
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            Assert.Fail($"job {id} is {(job.ValueKind == JsonValueKind.Undefined ? "unknown" : job)}, not {what}");
+        }
+        throw new InvalidOperationException("unreachable");
     }
 
     public static async Task<JsonElement> ProblemAsync(this HttpResponseMessage response)

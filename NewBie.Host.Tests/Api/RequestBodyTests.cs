@@ -7,6 +7,8 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 
+using NewBie.Host.Tests.Telemetry;
+
 namespace NewBie.Host.Tests.Api;
 
 /// <summary>
@@ -167,23 +169,6 @@ public sealed class RequestBodyTests : IDisposable
 
     private static string Level(JsonElement e) => e.TryGetProperty("@l", out var l) ? l.GetString()! : "Information";
 
-    private async Task<List<JsonElement>> LogEventsAsync(Func<List<JsonElement>, bool> done)
-    {
-        var folder = Path.Combine(_app.DataDir, "logs");
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (true)
-        {
-            var events = Directory.Exists(folder)
-                ? Directory.GetFiles(folder, "newbie-*.json").Order().SelectMany(file =>
-                {
-                    using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                    using var reader = new StreamReader(stream);
-                    return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
-                }).ToList()
-                : [];
-            if (done(events)) return events;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"log events so far:\n{string.Join("\n", events)}");
-            await Task.Delay(20);
-        }
-    }
+    private Task<List<JsonElement>> LogEventsAsync(Func<List<JsonElement>, bool> done) =>
+        LogFiles.WaitForAsync(_app.DataDir, done, TimeSpan.FromSeconds(20));
 }

@@ -22,7 +22,7 @@ public sealed class PostgresNodes : IDisposable
 
     public PostgresJobStorage Node(TimeSpan? invisibilityTimeout = null)
     {
-        var node = new PostgresJobStorage(Database.NewDataSource(), new PostgresQueueOptions { InvisibilityTimeout = invisibilityTimeout ?? TimeSpan.FromMinutes(5) });
+        var node = new PostgresJobStorage(Database.NewDataSource(), Database.ConnectionString, new PostgresQueueOptions { InvisibilityTimeout = invisibilityTimeout ?? TimeSpan.FromMinutes(5) });
         lock (_nodes) _nodes.Add(node);
         return node;
     }
@@ -61,6 +61,31 @@ public sealed class PostgresStorageTests : IDisposable
     private readonly PostgresNodes _nodes = new();
 
     public void Dispose() => _nodes.Dispose();
+
+    // Hangfire's dozen writes per submit need not each wait for the disk: the record's synchronous commit after them
+    // flushes the WAL up to it (PostgresJobStorage.HangfireConnectionString). The app's own pool must still wait.
+    [SkippableFact]
+    public void Hangfire_connections_commit_without_waiting_for_the_disk_while_the_apps_wait()
+    {
+        // The test cluster commits asynchronously throughout; this database waits, as a shipped server does, so that
+        // only the connection string's own setting can turn it off for Hangfire's pool.
+        using (var admin = _nodes.Database.NewDataSource().OpenConnection())
+        using (var wait = new NpgsqlCommand($"ALTER DATABASE {_nodes.Database.Name} SET synchronous_commit = on", admin))
+            wait.ExecuteNonQuery();
+        var node = _nodes.Node();
+        static string Setting(NpgsqlConnection connection)
+        {
+            using var show = new NpgsqlCommand("SHOW synchronous_commit", connection);
+            return (string)show.ExecuteScalar()!;
+        }
+        using (var hangfire = node.HangfireConnections.GetOrCreateConnection())
+        {
+            hangfire.Open();
+            Assert.Equal("off", Setting(hangfire));
+        }
+        using var app = _nodes.Database.NewDataSource().OpenConnection();
+        Assert.Equal("on", Setting(app));
+    }
 
     [SkippableFact]
     public void Claims_alternating_between_two_nodes_follow_FairOrder()

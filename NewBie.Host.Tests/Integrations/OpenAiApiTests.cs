@@ -122,14 +122,17 @@ public sealed class OpenAiApiTests : IDisposable
         using var abort = new CancellationTokenSource();
 
         var call = client.PostAsJsonAsync("/v1/images/generations", new { prompt = "1girl", size = "256x256" }, abort.Token);
+        // The job the call created, once it runs: looked for again at each change of the job store.
+        var store = _app.Service<NewBie.Host.Jobs.JobStore>();
         var id = "";
-        for (var tries = 0; tries < 400 && id.Length == 0; tries++)
-        {
-            var page = await client.GetFromJsonAsync<JsonElement>("/v1/jobs?status=running");
-            id = page.GetProperty("items").EnumerateArray().Select(j => j.Str("id")).FirstOrDefault() ?? "";
-            await Task.Delay(25);
-        }
-        Assert.NotEqual("", id);
+        using (var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+            while (id.Length == 0)
+            {
+                var changed = store.NextChange;
+                var page = await client.GetFromJsonAsync<JsonElement>("/v1/jobs?status=running");
+                id = page.GetProperty("items").EnumerateArray().Select(j => j.Str("id")).FirstOrDefault() ?? "";
+                if (id.Length == 0) await changed.WaitAsync(deadline.Token);
+            }
         await abort.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
 

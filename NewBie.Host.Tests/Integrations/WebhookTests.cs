@@ -126,17 +126,8 @@ public sealed class WebhookDeliveryTests : IDisposable
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).Str("secret");
     }
 
-    private static async Task<JsonElement> WaitForWebhookAsync(HttpClient client, string id, string state)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (true)
-        {
-            var job = await client.GetJobAsync(id);
-            if (job.GetProperty("webhook").Str("state") == state) return job;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"job {id} is {job}, its webhook never {state}");
-            await Task.Delay(20);
-        }
-    }
+    private static Task<JsonElement> WaitForWebhookAsync(HttpClient client, string id, string state) =>
+        client.WaitForJobAsync(id, job => job.GetProperty("webhook").Str("state") == state, $"with its webhook {state}");
 
     [Fact]
     public async Task Webhook_is_retried_after_a_500_and_every_attempt_is_signed_with_the_users_secret()

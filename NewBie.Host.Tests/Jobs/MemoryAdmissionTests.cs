@@ -27,15 +27,23 @@ public sealed class MemoryAdmissionTests
         return app.WithGpu(gpu);
     }
 
-    private static async Task<JsonElement> WaitForStageAsync(HttpClient client, string id, string stage)
+    private static Task<JsonElement> WaitForStageAsync(HttpClient client, string id, string stage) =>
+        client.WaitForJobAsync(id, job => job.TryGetProperty("progress", out var p) && p.ValueKind == JsonValueKind.Object && p.Str("stage") == stage,
+            $"at stage {stage}");
+
+    /// <summary>
+    /// Moves the clock on by the poll interval until the memory wait has looked at free memory again. Once more when
+    /// the wait had not yet set its timer when the clock moved (it then never fires on that advance).
+    /// </summary>
+    private static async Task PollOnceAsync(NewBieApplication app, FakeGpuMemory gpu)
     {
+        var polled = gpu.NextQuery;
         var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (true)
+        while (!polled.IsCompleted)
         {
-            var job = await client.GetJobAsync(id);
-            if (job.TryGetProperty("progress", out var p) && p.ValueKind == JsonValueKind.Object && p.Str("stage") == stage) return job;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"job {id} never reached stage {stage}: {job}");
-            await Task.Delay(20);
+            if (DateTime.UtcNow > deadline) Assert.Fail("the memory wait did not look at free memory again");
+            app.Time.Advance(Poll);
+            await Task.WhenAny(polled, Task.Delay(50));
         }
     }
 
@@ -51,23 +59,13 @@ public sealed class MemoryAdmissionTests
         Assert.Equal("running", waiting.Str("status"));
         Assert.Contains("needs an estimated 4.0 GiB, 1.0 GiB is free", waiting.GetProperty("progress").Str("message"));
         // Polls come and go on the clock, and the job stays put while memory is short.
-        for (var i = 0; i < 3; i++)
-        {
-            app.Time.Advance(Poll);
-            await Task.Delay(50);
-        }
+        for (var i = 0; i < 3; i++) await PollOnceAsync(app, gpu);
         Assert.Equal(0, app.Engine.Runs);
         Assert.Equal("waiting_for_memory", (await client.GetJobAsync(id)).GetProperty("progress").Str("stage"));
 
         gpu.FreeBytes = 5 * GiB;
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        JsonElement job;
-        while ((job = await client.GetJobAsync(id)).Str("status") != "succeeded")
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"job {id} did not start once memory was free: {job}");
-            app.Time.Advance(Poll);
-            await Task.Delay(20);
-        }
+        await PollOnceAsync(app, gpu);
+        var job = await client.WaitForStatusAsync(id, "succeeded");
         Assert.Equal(1, app.Engine.Runs);
         Assert.Equal("decoding", job.GetProperty("progress").Str("stage"));
     }

@@ -33,12 +33,9 @@ public sealed class OutOfMemoryTests
     private static async Task<HttpClient> ReadyClientAsync(NewBieApplication app)
     {
         var client = app.ClientFor();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while ((await client.GetAsync("/readyz")).StatusCode != HttpStatusCode.OK)
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail("tiny model still loading after 60 s");
-            await Task.Delay(50);
-        }
+        // Held by the server until the tiny model has loaded (or 60 s passed).
+        using var ready = await client.GetAsync("/readyz?wait=60");
+        Assert.True(ready.StatusCode == HttpStatusCode.OK, $"/readyz answered {(int)ready.StatusCode} after the tiny model's load: {await ready.Content.ReadAsStringAsync()}");
         return client;
     }
 
@@ -82,13 +79,8 @@ public sealed class OutOfMemoryTests
         var client = await ReadyClientAsync(app);
         var id = (await client.SubmitAsync(Job)).Str("id");
 
+        var job = await client.WaitForJobAsync(id, j => j.GetProperty("oom_retries").GetInt32() >= 2, "re-queued twice", TimeSpan.FromSeconds(60));
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        JsonElement job;
-        while ((job = await client.GetJobAsync(id)).GetProperty("oom_retries").GetInt32() < 2)
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"job {id} was not re-queued: {job}");
-            await Task.Delay(20);
-        }
 
         Assert.Equal("queued", job.Str("status"));
         Assert.True(job.GetProperty("degraded").GetBoolean());

@@ -157,6 +157,30 @@ public sealed class QueueStateTests
         Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
     }
 
+    [Fact]
+    public void A_submits_hangfire_job_is_one_commit_of_the_hangfire_storage()
+    {
+        using var app = new NewBieApplication();
+        app.Service<QueueAdmin>().Pause();
+        var storage = app.Service<NewBie.Host.HangfireStorage.LiteDbStorage>();
+        Enqueue(app, "warm", 1);
+
+        var commits = new List<long>();
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var before = storage.Commits;
+            ids.Add(Enqueue(app, "alice", 1));
+            commits.Add(storage.Commits - before);
+        }
+
+        // The job, its enqueued state and its queue row together (Hangfire's own factory takes two commits). The fewest
+        // of three, since the Hangfire server's own writes (a heartbeat) may land inside one submit's window.
+        Assert.Equal(1, commits.Min());
+        var pending = storage.GetFairQueueSnapshot(JobQueue.GpuQueue).Pending.Select(e => e.Ref).ToList();
+        Assert.All(ids, id => Assert.Contains(id, pending));
+    }
+
     private static string Enqueue(NewBieApplication app, string user, int count)
     {
         var queue = app.Service<JobQueue>();

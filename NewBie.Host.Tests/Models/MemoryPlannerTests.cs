@@ -127,23 +127,10 @@ public sealed class MemoryPlannerTests
     /// <summary>The first event of the compact JSON log files whose message template starts with <paramref name="template"/>.</summary>
     private static async Task<JsonElement> WaitForLogAsync(NewBieApplication app, string template)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        var folder = Path.Combine(app.DataDir, "logs");
-        while (true)
-        {
-            var events = Directory.Exists(folder)
-                ? Directory.GetFiles(folder, "newbie-*.json").SelectMany(file =>
-                {
-                    using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                    using var reader = new StreamReader(stream);
-                    return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement.Clone()).ToList();
-                }).ToList()
-                : [];
-            var hit = events.FirstOrDefault(e => e.TryGetProperty("@mt", out var mt) && mt.GetString()!.StartsWith(template, StringComparison.Ordinal));
-            if (hit.ValueKind == JsonValueKind.Object) return hit;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"no log event '{template}' among:\n{string.Join("\n", events)}");
-            await Task.Delay(50);
-        }
+        static bool Matches(JsonElement e, string template) =>
+            e.TryGetProperty("@mt", out var mt) && mt.GetString()!.StartsWith(template, StringComparison.Ordinal);
+        var events = await LogFiles.WaitForAsync(app.DataDir, events => events.Any(e => Matches(e, template)), TimeSpan.FromSeconds(10));
+        return events.First(e => Matches(e, template));
     }
 
     [Fact]

@@ -54,6 +54,8 @@ public sealed class NodesApiTests : IDisposable
         Assert.False(ready.GetProperty("checks").TryGetProperty("shared_store", out _));
     }
 
+    // The node list is what the last heartbeat saw (a beat every fifth of Jobs:NodeTimeout, on a real-time timer), and
+    // no event announces a beat: read again every 50 ms, bounded by 20 s.
     private static async Task<JsonElement> WaitForNodeAsync(HttpClient admin, Func<JsonElement, bool> condition)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);

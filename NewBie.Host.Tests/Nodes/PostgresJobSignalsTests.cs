@@ -10,7 +10,7 @@ public sealed class PostgresJobSignalsTests : IAsyncLifetime
 {
     private PostgresTestDatabase? _db;
     private PostgresJobSignals? _a, _b;
-    private readonly ConcurrentQueue<JobSignal> _atA = new(), _atB = new();
+    private readonly Inbox _atA = new(), _atB = new();
 
     public async Task InitializeAsync()
     {
@@ -18,8 +18,8 @@ public sealed class PostgresJobSignalsTests : IAsyncLifetime
         _db = PostgresCluster.CreateDatabase();
         _a = new PostgresJobSignals(_db.NewDataSource(), NullLogger<PostgresJobSignals>.Instance);
         _b = new PostgresJobSignals(_db.NewDataSource(), NullLogger<PostgresJobSignals>.Instance);
-        _a.Received += _atA.Enqueue;
-        _b.Received += _atB.Enqueue;
+        _a.Received += _atA.Add;
+        _b.Received += _atB.Add;
         await _a.StartAsync(CancellationToken.None);
         await _b.StartAsync(CancellationToken.None);
         await Task.WhenAll(_a.Listening, _b.Listening).WaitAsync(TimeSpan.FromSeconds(30));
@@ -39,11 +39,11 @@ public sealed class PostgresJobSignalsTests : IAsyncLifetime
 
         _a!.Publish(new JobSignal(JobSignalKind.Changed, "job-1"));
         _a.Publish(new JobSignal(JobSignalKind.Cancel, "job-2"));
-        await WaitUntilAsync(() => _atB.Count >= 2, () => $"B received {string.Join(", ", _atB)}");
+        await _atB.WaitUntilAsync(() => _atB.Count >= 2, () => $"B received {string.Join(", ", _atB)}");
         // B's answer is committed after A's two signals, and one session's notifications arrive in commit order: once A
         // has B's, it would have had its own.
         _b!.Publish(new JobSignal(JobSignalKind.QueueMoved, "job-3"));
-        await WaitUntilAsync(() => !_atA.IsEmpty, () => "A received nothing");
+        await _atA.WaitUntilAsync(() => !_atA.IsEmpty, () => "A received nothing");
 
         Assert.Equal([new JobSignal(JobSignalKind.Changed, "job-1"), new JobSignal(JobSignalKind.Cancel, "job-2")], _atB.ToArray());
         Assert.Equal([new JobSignal(JobSignalKind.QueueMoved, "job-3")], _atA.ToArray());
@@ -57,7 +57,7 @@ public sealed class PostgresJobSignalsTests : IAsyncLifetime
         for (var step = 0; step < 200; step++) _a!.Publish(new JobSignal(JobSignalKind.Changed, "busy"));
         _a!.Publish(new JobSignal(JobSignalKind.Cancel, "busy"));
         _a.Publish(new JobSignal(JobSignalKind.Changed, "last"));
-        await WaitUntilAsync(() => _atB.Any(s => s.JobId == "last"), () => $"B received {_atB.Count} signals");
+        await _atB.WaitUntilAsync(() => _atB.Any(s => s.JobId == "last"), () => $"B received {_atB.Count} signals");
 
         Assert.Contains(new JobSignal(JobSignalKind.Cancel, "busy"), _atB);
         Assert.True(_atB.Count(s => s.JobId == "busy") < 200, $"{_atB.Count(s => s.JobId == "busy")} signals for 201 publishes");
@@ -71,19 +71,44 @@ public sealed class PostgresJobSignalsTests : IAsyncLifetime
         await using (var kill = admin.CreateCommand("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))
             await kill.ExecuteNonQueryAsync();
 
-        await WaitUntilAsync(() => _atB.Contains(new JobSignal(JobSignalKind.Resync, "")), () => "B did not resync");
+        await _atB.WaitUntilAsync(() => _atB.Contains(new JobSignal(JobSignalKind.Resync, "")), () => "B did not resync");
         _a!.Publish(new JobSignal(JobSignalKind.Changed, "after"));
 
-        await WaitUntilAsync(() => _atB.Contains(new JobSignal(JobSignalKind.Changed, "after")), () => $"B received {string.Join(", ", _atB)}");
+        await _atB.WaitUntilAsync(() => _atB.Contains(new JobSignal(JobSignalKind.Changed, "after")), () => $"B received {string.Join(", ", _atB)}");
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, Func<string> what)
+    /// <summary>The signals a node received, in order, and a wait that looks again at each arrival.</summary>
+    private sealed class Inbox : IReadOnlyCollection<JobSignal>
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!condition())
+        private readonly ConcurrentQueue<JobSignal> _signals = new();
+        private TaskCompletionSource _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Add(JobSignal signal)
         {
-            if (DateTime.UtcNow > deadline) Assert.Fail(what());
-            await Task.Delay(20);
+            _signals.Enqueue(signal);
+            Interlocked.Exchange(ref _arrived, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
+
+        public int Count => _signals.Count;
+
+        public bool IsEmpty => _signals.IsEmpty;
+
+        public IEnumerator<JobSignal> GetEnumerator() => _signals.GetEnumerator();
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+        public async Task WaitUntilAsync(Func<bool> condition, Func<string> what)
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while (true)
+            {
+                // Taken before the look: an arrival after it completes it.
+                var arrived = Volatile.Read(ref _arrived).Task;
+                if (condition()) return;
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero) Assert.Fail(what());
+                await Task.WhenAny(arrived, Task.Delay(left));
+            }
         }
     }
 }

@@ -182,6 +182,8 @@ public sealed class TwoNodeTests(TwoNodesFixture nodes) : IClassFixture<TwoNodes
         }
     }
 
+    // The node list moves only with each node's heartbeat (every fifth of Jobs:NodeTimeout, on the real clock of
+    // another process) and no event announces a beat: these two read it again every 50 ms, bounded by 60 s.
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using NewBie.Host.Jobs;
 using NewBie.Host.Outputs;
@@ -16,14 +15,15 @@ public static class OutputStoreContract
 {
     public static readonly TimeSpan UsageRefresh = TimeSpan.FromMinutes(5);
 
-    public static OutputStore Store(IOutputBlobs blobs, TimeProvider time) =>
-        new(blobs, Options.Create(new OutputsOptions { UsageRefresh = UsageRefresh }), time, NullLogger<OutputStore>.Instance);
+    /// <summary>A store over <paramref name="blobs"/> that counts in memory (the embedded mode), or with <paramref name="usage"/>.</summary>
+    public static OutputStore Store(IOutputBlobs blobs, TimeProvider time, IOutputUsage? usage = null) =>
+        new(blobs, usage ?? new InMemoryOutputUsage(time, UsageRefresh), time, NullLogger<OutputStore>.Instance);
 
-    private static readonly GenerationRequest Request = new() { Prompt = "1girl, 笑顔", NegativePrompt = "blurry", Seed = 200, Steps = 3, Width = 37, Height = 11 };
+    internal static readonly GenerationRequest Request = new() { Prompt = "1girl, 笑顔", NegativePrompt = "blurry", Seed = 200, Steps = 3, Width = 37, Height = 11 };
 
-    private static GeneratedImage Image(int index, long seed, int width = 37, int height = 11) => new(index, width, height, seed, ScriptedEngine.Pattern(width, height, seed));
+    internal static GeneratedImage Image(int index, long seed, int width = 37, int height = 11) => new(index, width, height, seed, ScriptedEngine.Pattern(width, height, seed));
 
-    private static JobRecord Job(string id, string user = "u") => new() { Id = id, UserId = user };
+    internal static JobRecord Job(string id, string user = "u") => new() { Id = id, UserId = user };
 
     public static async Task<byte[]> ReadAsync(OutputBlob? blob)
     {
@@ -137,10 +137,11 @@ public static class OutputStoreContract
         Assert.Single(await blobs.ListAsync(OutputStore.JobPrefix(others), default));
     }
 
-    public static async Task Bytes_used_are_listed_once_then_follow_this_stores_writes_and_deletes(IOutputBlobs blobs)
+    /// <param name="usage">The count under test, on the given clock; the in-memory one when null.</param>
+    public static async Task Bytes_used_are_listed_once_then_follow_this_stores_writes_and_deletes(IOutputBlobs blobs, Func<TimeProvider, IOutputUsage>? usage = null)
     {
         var time = new FakeTimeProvider();
-        var store = Store(blobs, time);
+        var store = Store(blobs, time, usage?.Invoke(time));
         var user = "usage-" + Guid.NewGuid().ToString("N");
         async Task<long> Listed() => (await blobs.ListAsync(OutputStore.UserFolder(user) + "/", default)).Values.Sum();
         JobRecord one = Job("job10", user), two = Job("job11", user);

@@ -26,6 +26,28 @@ public sealed class PostgresNodesTests : IDisposable
     };
 
     [SkippableFact]
+    public void Concurrent_submits_of_one_user_on_two_nodes_never_pass_the_storage_cap()
+    {
+        var nodes = new[] { Node(), Node() };
+        var largest = Draft("alice").Params.LargestBytes;
+        // The shared count of alice's kept bytes (what every node's writes moved) is one job's worth; the cap leaves room
+        // for three more jobs at their largest, and a half. The submits' own measure (0) must not be what counts.
+        using (var kept = _db.NewDataSource().CreateCommand("INSERT INTO newbie_output_usage (user_id, bytes, version) VALUES ('alice', $1, 0)"))
+        {
+            kept.Parameters.Add(new Npgsql.NpgsqlParameter { Value = largest });
+            kept.ExecuteNonQuery();
+        }
+        var cap = new StorageCap(largest + 3 * largest + largest / 2, UsedBytes: 0);
+        var outcomes = new SubmitOutcome[40];
+
+        Parallel.For(0, 40, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+            outcomes[i] = nodes[i % 2].Insert(Draft("alice"), maxQueued: 1000, maxActiveOfUser: 1000, storageCap: cap).Outcome);
+
+        Assert.Equal(3, outcomes.Count(o => o == SubmitOutcome.Created));
+        Assert.Equal(37, outcomes.Count(o => o == SubmitOutcome.StorageCapExceeded));
+    }
+
+    [SkippableFact]
     public void Concurrent_submits_on_two_nodes_never_pass_the_per_user_or_the_queue_cap()
     {
         var nodes = new[] { Node(), Node() };

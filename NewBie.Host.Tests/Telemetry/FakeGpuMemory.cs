@@ -15,9 +15,15 @@ public sealed class FakeGpuMemory(long totalBytes, long freeBytes, string name =
 
     public string? AskedFor { get; private set; }
 
+    private TaskCompletionSource _queried = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes at the next <see cref="Query"/>: a memory wait looking again.</summary>
+    public Task NextQuery => Volatile.Read(ref _queried).Task;
+
     public GpuMemoryInfo? Query(string device)
     {
         AskedFor = device;
+        Interlocked.Exchange(ref _queried, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
         return new GpuMemoryInfo(totalBytes - FreeBytes, FreeBytes, totalBytes);
     }
 

@@ -10,35 +10,10 @@ public sealed class LoggingTests : IDisposable
 
     private static readonly object Small = new { prompt = "1girl", width = 256, height = 256, steps = 2 };
 
-    /// <summary>Every event of the compact JSON log files in the data folder, oldest first.</summary>
-    private List<JsonElement> LogEvents()
-    {
-        var folder = Path.Combine(_app.DataDir, "logs");
-        Assert.True(Directory.Exists(folder), $"no log folder {folder}");
-        return Directory.GetFiles(folder, "newbie-*.json").Order()
-            .SelectMany(file =>
-            {
-                // The sink holds the file open: share it.
-                using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                using var reader = new StreamReader(stream);
-                return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement.Clone()).ToList();
-            })
-            .ToList();
-    }
-
     private static string? Property(JsonElement e, string name) => e.TryGetProperty(name, out var p) ? p.ToString() : null;
 
-    private async Task<List<JsonElement>> WaitForEventsAsync(Func<List<JsonElement>, bool> done)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            var events = LogEvents();
-            if (done(events)) return events;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"log events so far:\n{string.Join("\n", events)}");
-            await Task.Delay(20);
-        }
-    }
+    private Task<List<JsonElement>> WaitForEventsAsync(Func<List<JsonElement>, bool> done) =>
+        LogFiles.WaitForAsync(_app.DataDir, done, TimeSpan.FromSeconds(10));
 
     [Fact]
     public async Task Every_log_line_of_a_job_carries_its_JobId_and_UserId()

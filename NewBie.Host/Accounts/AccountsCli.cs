@@ -1,46 +1,65 @@
 using Microsoft.Extensions.Options;
+using Npgsql;
 using NewBie.Host.Storage;
 
 namespace NewBie.Host.Accounts;
 
 /// <summary>
-/// The <c>users</c> and <c>keys</c> verbs, on the data folder of a stopped server (they take its lock, as the server
-/// does). <c>keys create</c> prints the new key alone on the last line of stdout, for scripts.
+/// The <c>users</c> and <c>keys</c> verbs, on the stores serve would use (<see cref="StorageSetup.OpenStores"/>): a
+/// stopped embedded server's data folder (they take its lock, as the server does), or with Storage:Provider=postgres
+/// the shared PostgreSQL database, whether nodes run or not. <c>keys create</c> prints the new key alone on the last
+/// line of stdout, for scripts.
 /// </summary>
 public static class AccountsCli
 {
     public const string Usage = """
         Usage:
-          NewBie users add NAME [--admin] [--password P] --data-dir DIR
-          NewBie users list --data-dir DIR
+          NewBie users add NAME [--admin] [--password P] STORE
+          NewBie users list STORE
           NewBie users set NAME [--role admin|user] [--password P] [--priority high|normal|low] [--max-queued N]
-                                [--images-per-day N] [--max-pixels N] [--max-steps N] [--max-count N] --data-dir DIR
-          NewBie users remove NAME --data-dir DIR
-          NewBie keys create NAME [--name KEYNAME] --data-dir DIR
-          NewBie keys list NAME --data-dir DIR
-          NewBie keys revoke NAME KEYID --data-dir DIR
+                                [--images-per-day N] [--max-pixels N] [--max-steps N] [--max-count N] STORE
+          NewBie users remove NAME STORE
+          NewBie keys create NAME [--name KEYNAME] STORE
+          NewBie keys list NAME STORE
+          NewBie keys revoke NAME KEYID STORE
+        STORE is where serve keeps its data (default: appsettings.json and the environment, as serve reads them):
+          --data-dir DIR                      the embedded mode: a stopped server's data folder (default ./data)
+          --Storage:Provider postgres --ConnectionStrings:Postgres "Host=…;Database=…;Username=…;Password=…"
+                                              the nodes' PostgreSQL database: works while they run
         """;
 
-    /// <summary>Exit codes: 0 done, 1 refused (unknown user, bad value), 2 bad command line, 3 data folder in use.</summary>
-    public static int Run(string verb, string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>
+    /// Exit codes: 0 done, 1 refused (unknown user, bad value) or the database failed, 2 bad command line or storage
+    /// settings, 3 data folder in use. <paramref name="configuration"/> is what serve would read besides its command
+    /// line; <c>--Section:Key value</c> options of <paramref name="args"/> override it, as on serve's command line.
+    /// </summary>
+    public static int Run(string verb, string[] args, IConfiguration configuration, TextWriter stdout, TextWriter stderr)
     {
-        var (positional, options, flags, parseError) = Parse(args);
+        var (positional, options, flags, settings, parseError) = Parse(args);
         if (parseError is not null || positional.Count == 0) return Fail(stderr, parseError ?? $"'{verb}' needs a sub-command.", 2);
-        var dataDir = options.GetValueOrDefault("data-dir") ?? "data";
+        if (options.GetValueOrDefault("data-dir") is { } dataDir) settings[$"{StorageOptions.Section}:{nameof(StorageOptions.DataDir)}"] = dataDir;
+        var effective = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(settings).Build();
 
-        DataDirectory directory;
+        OpenedStores opened;
         try
         {
-            directory = new DataDirectory(Options.Create(new StorageOptions { DataDir = dataDir }));
+            opened = StorageSetup.OpenStores(effective);
         }
         catch (DataDirectoryInUseException e)
         {
             return Fail(stderr, $"{e.Message}\nA server is running on this folder: manage users and keys through its admin API (/v1/admin/users) instead.", 3);
         }
-        using (directory)
-        using (var database = new AppDatabase(directory))
+        catch (StorageConfigurationException e)
         {
-            var accounts = new AccountStore(new LiteDbUserStore(database), new LiteDbUsageStore(database), Options.Create(new AccountsOptions()), TimeProvider.System);
+            return Fail(stderr, e.Message, 2);
+        }
+        catch (NpgsqlException e)
+        {
+            return Fail(stderr, $"Could not open the PostgreSQL database of ConnectionStrings:Postgres: {e.Message}", 1);
+        }
+        using (opened)
+        {
+            var accounts = new AccountStore(opened.Stores.Users, opened.Stores.Usage, Options.Create(new AccountsOptions()), TimeProvider.System);
             try
             {
                 return (verb, positional[0]) switch
@@ -60,6 +79,11 @@ public static class AccountsCli
             catch (AccountException e)
             {
                 return Fail(stderr, e.Message, 1);
+            }
+            catch (NpgsqlException e)
+            {
+                // Each change is one transaction: a failed one changed nothing.
+                return Fail(stderr, $"{opened.Description} failed: {e.Message}; nothing was changed.", 1);
             }
         }
     }
@@ -103,13 +127,14 @@ public static class AccountsCli
         return 0;
     }
 
-    private static (List<string> Positional, Dictionary<string, string> Options, HashSet<string> Flags, string? Error) Parse(string[] args)
+    private static (List<string> Positional, Dictionary<string, string> Options, HashSet<string> Flags, Dictionary<string, string?> Settings, string? Error) Parse(string[] args)
     {
         string[] valued = ["data-dir", "password", "name", "role", "priority", "max-queued", "images-per-day", "max-pixels", "max-steps", "max-count"];
         string[] flagNames = ["admin"];
         var positional = new List<string>();
         var options = new Dictionary<string, string>();
         var flags = new HashSet<string>();
+        var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         for (var i = 0; i < args.Length; i++)
         {
             if (!args[i].StartsWith("--", StringComparison.Ordinal))
@@ -118,12 +143,15 @@ public static class AccountsCli
                 continue;
             }
             var name = args[i][2..];
+            // A configuration key (--Storage:Provider postgres), as serve's command line takes it.
+            var setting = name.Contains(':', StringComparison.Ordinal);
             if (flagNames.Contains(name)) flags.Add(name);
-            else if (!valued.Contains(name)) return (positional, options, flags, $"Unknown option --{name}.");
-            else if (i + 1 >= args.Length) return (positional, options, flags, $"--{name} needs a value.");
+            else if (!valued.Contains(name) && !setting) return (positional, options, flags, settings, $"Unknown option --{name}.");
+            else if (i + 1 >= args.Length) return (positional, options, flags, settings, $"--{name} needs a value.");
+            else if (setting) settings[name] = args[++i];
             else options[name] = args[++i];
         }
-        return (positional, options, flags, null);
+        return (positional, options, flags, settings, null);
     }
 
     private static int? Int(Dictionary<string, string> options, string name) =>

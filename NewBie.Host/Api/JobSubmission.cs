@@ -70,7 +70,8 @@ public sealed class JobSubmission(
         if (error is not null) return (null, error.ToResult());
         var own = accounts.LimitsOf(accounts.FindUser(user.Id));
         if (UserLimitProblem(normalised!, own) is { } limitProblem) return (null, limitProblem);
-        if (await StorageCapProblemAsync(normalised!, user.Id, own.MaxStorageBytes, cancellationToken) is { } capProblem) return (null, capProblem);
+        var (capProblem, storageCap) = await StorageCapProblemAsync(normalised!, user.Id, own.MaxStorageBytes, cancellationToken);
+        if (capProblem is not null) return (null, capProblem);
         if (submitted.Priority is null) priority = own.Priority;
         else if (priority > own.Priority && !user.IsAdmin)
             return (null, Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden,
@@ -119,7 +120,7 @@ public sealed class JobSubmission(
         JobRecord? job;
         try
         {
-            (outcome, job) = queue.Submit(draft, own.MaxQueuedJobs);
+            (outcome, job) = queue.Submit(draft, own.MaxQueuedJobs, storageCap);
         }
         catch (IOException e) when (DiskFullHandler.IsDiskFull(e))
         {
@@ -133,6 +134,10 @@ public sealed class JobSubmission(
             SubmitOutcome.UserQueueFull => (null, RateLimited.Result(TimeSpan.FromSeconds(queueView.SecondsUntilNextSlot()),
                 $"You have {own.MaxQueuedJobs} queued or running jobs, your maximum; retry when one finishes.", ProblemCodes.UserQueueFull)),
             SubmitOutcome.Created or SubmitOutcome.Replayed => (job, null),
+            // Passed the check above, and then another submit of the user's (on this node or another) was inserted first.
+            SubmitOutcome.StorageCapExceeded => (null, StorageCapExceeded(
+                $"Your images and unfinished jobs, with this job at its largest ({LargestBytes(normalised)} bytes), would pass your storage cap of " +
+                $"{own.MaxStorageBytes} bytes. Delete images you no longer need.")),
             SubmitOutcome.IdempotencyConflict => (null, Problems.Create(StatusCodes.Status409Conflict, ProblemCodes.IdempotencyConflict,
                 $"Idempotency-Key '{key}' was used for job {job!.Id} with a different body.")),
             _ => (null, QueueFull()),
@@ -165,21 +170,24 @@ public sealed class JobSubmission(
 
     /// <summary>
     /// Refuses a job whose images could pass the user's storage cap, counting what is kept on disk and every unfinished
-    /// job at its largest: a job accepted here never fails later for want of the user's space.
+    /// job at its largest: a job accepted here never fails later for want of the user's space. A job that passes is
+    /// checked again with the insert (the cap returned), in the queue caps' turn, so that two submits at once cannot both
+    /// take the last room.
     /// </summary>
-    private async Task<IResult?> StorageCapProblemAsync(JobParams p, string userId, long cap, CancellationToken cancellationToken)
+    private async Task<(IResult? Problem, StorageCap? Cap)> StorageCapProblemAsync(JobParams p, string userId, long cap, CancellationToken cancellationToken)
     {
-        if (cap <= 0) return null;
+        if (cap <= 0) return (null, null);
         // Counted by the output store as images come and go: no walk of the user's outputs per submit.
         var used = await outputs.BytesUsedByAsync(userId, cancellationToken);
         // Summed by the store as jobs come and go: the check costs the same however many jobs the user has queued.
         var pending = jobs.ActiveImageBytes(userId);
         var needed = LargestBytes(p);
-        return used + pending + needed <= cap ? null
-            : Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.StorageCapExceeded,
-                $"Your images take {used} bytes and your unfinished jobs up to {pending}; this job may add up to {needed}, " +
-                $"past your storage cap of {cap} bytes. Delete images you no longer need.");
+        return used + pending + needed <= cap ? (null, new StorageCap(cap, used))
+            : (StorageCapExceeded($"Your images take {used} bytes and your unfinished jobs up to {pending}; this job may add up to {needed}, " +
+                $"past your storage cap of {cap} bytes. Delete images you no longer need."), null);
     }
+
+    private static IResult StorageCapExceeded(string detail) => Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.StorageCapExceeded, detail);
 
     private static IResult Forbidden(string field, string detail) =>
         Problems.Create(StatusCodes.Status403Forbidden, ProblemCodes.Forbidden, detail, field);

@@ -23,7 +23,7 @@ public static class Verbs
         return Verb(args) switch
         {
             "serve" => null,
-            "users" or "keys" => AccountsCli.Run(args[0], args[1..], Console.Out, Console.Error),
+            "users" or "keys" => AccountsCli.Run(args[0], args[1..], VerbConfiguration(), Console.Out, Console.Error),
             "generate" => GenerateCommand.Run(args[1..]),
             "storage" => StorageCli.Run(args[1..], VerbConfiguration(), Console.Out, Console.Error),
             "models" => await ModelsCli.RunAsync(args[1..], Spectre.Console.AnsiConsole.Console),

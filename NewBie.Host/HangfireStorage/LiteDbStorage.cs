@@ -119,7 +119,7 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
     internal QueueSignal Signal { get; } = new();
     internal bool IsDisposed => _disposed;
 
-    /// <summary>Transactions committed since the file was opened: what the tests count to keep the worker's path between two jobs short.</summary>
+    /// <summary>Write transactions committed since the file was opened: what the tests count a new job's commits and the worker's path between two jobs by.</summary>
     internal long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>One process owns the file, so every read sees every committed write.</summary>

@@ -50,7 +50,8 @@ public interface ISharedJobRecords : IJobRecords
     /// node (<see cref="IJobRecords.Find"/>, <see cref="Update"/>) while the submit is under way waits for it, so that a
     /// worker that claims the job <paramref name="beforeInsert"/> queued always finds its record.
     /// </summary>
-    (SubmitOutcome Outcome, JobRecord? Job) TryInsert(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert = null);
+    (SubmitOutcome Outcome, JobRecord? Job) TryInsert(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert = null,
+        StorageCap? storageCap = null);
 
     /// <summary>Reads the record, applies <paramref name="change"/> and saves it when that returns true, with no other change of it between; null when it is gone.</summary>
     JobRecord? Update(string id, Func<JobRecord, bool> change);

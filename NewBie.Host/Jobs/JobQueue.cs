@@ -21,7 +21,7 @@ public sealed class JobQueue(
 
     private static readonly HashSet<string> FinalStates = [DeletedState.StateName, SucceededState.StateName, FailedState.StateName];
 
-    public (SubmitOutcome Outcome, JobRecord? Job) Submit(JobRecord draft, int? maxActiveOfUser = null)
+    public (SubmitOutcome Outcome, JobRecord? Job) Submit(JobRecord draft, int? maxActiveOfUser = null, StorageCap? storageCap = null)
     {
         draft.Id = NewId();
         draft.Status = JobStatus.Queued;
@@ -29,7 +29,7 @@ public sealed class JobQueue(
         // The Hangfire job first (it carries the record's id), then the record with the Hangfire id in its one write:
         // a crash between the two leaves a Hangfire job without a record, which the worker drops (no 202 was sent);
         // the other order needs a second write of the record per submit.
-        return jobs.Insert(draft, options.Value.MaxQueuedJobs, maxActiveOfUser, j => j.HangfireJobId = CreateHangfireJob(j, new EnqueuedState(GpuQueue)));
+        return jobs.Insert(draft, options.Value.MaxQueuedJobs, maxActiveOfUser, j => j.HangfireJobId = CreateHangfireJob(j, new EnqueuedState(GpuQueue)), storageCap);
     }
 
     /// <summary>Cancels a queued job at once; a running one is signalled and stops before its next step.</summary>

@@ -1,6 +1,14 @@
 namespace NewBie.Host.Jobs;
 
-public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull, UserQueueFull }
+public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull, UserQueueFull, StorageCapExceeded }
+
+/// <summary>
+/// The per-user storage cap a submit is checked against together with the queue caps: the user's kept bytes, their
+/// unfinished jobs at their largest and the new job at its largest must fit in <paramref name="MaxBytes"/>.
+/// <paramref name="UsedBytes"/> is what the user's outputs take as the submit measured them; records shared with other
+/// nodes read the shared count instead when it has one.
+/// </summary>
+public readonly record struct StorageCap(long MaxBytes, long UsedBytes);
 
 /// <summary>
 /// The job records (kept by an <see cref="IJobRecords"/>) and the rules on them. Read-modify-write sequences run under
@@ -83,7 +91,8 @@ public sealed class JobStore
     /// on an accepted job (its Seq set) just before it is stored, under the lock: how the job's queue entry is made
     /// first and its id stored with the record in the record's one write.
     /// </summary>
-    public (SubmitOutcome Outcome, JobRecord? Job) Insert(JobRecord draft, int maxQueued, int? maxActiveOfUser = null, Action<JobRecord>? beforeInsert = null)
+    public (SubmitOutcome Outcome, JobRecord? Job) Insert(JobRecord draft, int maxQueued, int? maxActiveOfUser = null, Action<JobRecord>? beforeInsert = null,
+        StorageCap? storageCap = null)
     {
         lock (_gate)
         {
@@ -93,8 +102,8 @@ public sealed class JobStore
             try
             {
                 (outcome, job) = _shared is null
-                    ? InsertHere(draft, maxQueued, maxActiveOfUser, beforeInsert)
-                    : _shared.TryInsert(draft, maxQueued, maxActiveOfUser, beforeInsert);
+                    ? InsertHere(draft, maxQueued, maxActiveOfUser, beforeInsert, storageCap)
+                    : _shared.TryInsert(draft, maxQueued, maxActiveOfUser, beforeInsert, storageCap);
             }
             catch
             {
@@ -116,12 +125,15 @@ public sealed class JobStore
     }
 
     /// <summary>The submit of records only this process writes: checked against its own counts, under the lock.</summary>
-    private (SubmitOutcome Outcome, JobRecord? Job) InsertHere(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert)
+    private (SubmitOutcome Outcome, JobRecord? Job) InsertHere(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert,
+        StorageCap? storageCap)
     {
         if (draft.IdempotencyKey is { } key && _jobs.FindByIdempotencyKey(draft.UserId, key) is { } earlier)
             return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
         if (_queued >= maxQueued) return (SubmitOutcome.QueueFull, null);
         if (maxActiveOfUser is { } cap && _activeOf.GetValueOrDefault(draft.UserId).Jobs >= cap) return (SubmitOutcome.UserQueueFull, null);
+        if (storageCap is { } storage && storage.UsedBytes + _activeOf.GetValueOrDefault(draft.UserId).Bytes + draft.Params.LargestBytes > storage.MaxBytes)
+            return (SubmitOutcome.StorageCapExceeded, null);
         draft.Seq = ++_lastSeq;
         beforeInsert?.Invoke(draft);
         _jobs.Insert(draft);

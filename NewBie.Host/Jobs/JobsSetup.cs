@@ -44,6 +44,7 @@ public static class JobsSetup
         {
             // The data source is the one StorageSetup registers (one connection pool per process).
             services.AddSingleton(sp => new PostgresJobStorage(sp.GetRequiredService<NpgsqlDataSource>(),
+                sp.GetRequiredService<IConfiguration>().GetConnectionString("Postgres")!,
                 new PostgresQueueOptions { FairQueues = [JobQueue.GpuQueue], InvisibilityTimeout = sp.GetRequiredService<IOptions<JobsOptions>>().Value.NodeTimeout },
                 sp.GetRequiredService<ILogger<PostgresFairQueue>>()));
             services.AddSingleton<Hangfire.JobStorage>(sp => sp.GetRequiredService<PostgresJobStorage>().Storage);
@@ -67,7 +68,8 @@ public static class JobsSetup
             };
             return new JobFilterProviderCollection(filters, new JobFilterAttributeFilterProvider());
         });
-        services.AddSingleton<IBackgroundJobFactory>(sp => new BackgroundJobFactory(sp.GetRequiredService<IJobFilterProvider>()));
+        // A new job and its first state in one commit where the storage can (ours): half the commits of a submit's Hangfire job.
+        services.AddSingleton<IBackgroundJobFactory>(sp => new OneCommitJobFactory(sp.GetRequiredService<IJobFilterProvider>()));
         services.AddSingleton<IBackgroundJobStateChanger>(sp => new BackgroundJobStateChanger(sp.GetRequiredService<IJobFilterProvider>()));
         services.AddSingleton<IBackgroundJobClientV2>(sp => new BackgroundJobClient(
             sp.GetRequiredService<Hangfire.JobStorage>(), sp.GetRequiredService<IBackgroundJobFactory>(), sp.GetRequiredService<IBackgroundJobStateChanger>()));
@@ -85,6 +87,8 @@ public static class JobsSetup
 public sealed class HangfireServers(IServiceProvider services) : IHostedService
 {
     private BackgroundJobServer[] _servers = [];
+    private readonly Lock _stopGate = new();
+    private Task? _stopped;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -105,9 +109,17 @@ public sealed class HangfireServers(IServiceProvider services) : IHostedService
         return Task.CompletedTask;
     }
 
-    // The host may stop twice, even concurrently (WebApplicationFactory disposal while an explicit stop runs): the servers
-    // are taken atomically, so exactly one call stops them and the other has nothing to do.
-    public async Task StopAsync(CancellationToken cancellationToken)
+    // The host may stop twice, even concurrently (WebApplicationFactory disposal while an explicit stop runs): exactly
+    // one call stops the servers, and both wait for that stop. A call that returned at once would let the host dispose
+    // the services, the storage among them, under a worker still running a job: the job then failed on the disposed
+    // database and its worker held the other stop for the whole ShutdownTimeout.
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        lock (_stopGate) _stopped ??= StopServersAsync(cancellationToken);
+        return _stopped.WaitAsync(cancellationToken);
+    }
+
+    private async Task StopServersAsync(CancellationToken cancellationToken)
     {
         var servers = Interlocked.Exchange(ref _servers, []);
         foreach (var server in servers) server.SendStop();

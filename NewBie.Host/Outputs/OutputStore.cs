@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.Extensions.Options;
 using NewBie.Host.Jobs;
 using NewBie.Pipeline;
 using NewBie.Pipeline.Imaging;
@@ -13,12 +12,10 @@ namespace NewBie.Host.Outputs;
 /// (never header text), the job part the server-made job id, the name the image index. A job has all its images or
 /// none, a re-run replaces what an earlier attempt left, and the bytes each user keeps are counted here.
 /// </summary>
-public sealed class OutputStore(IOutputBlobs blobs, IOptions<OutputsOptions> options, TimeProvider time, ILogger<OutputStore> logger)
+public sealed class OutputStore(IOutputBlobs blobs, IOutputUsage usage, TimeProvider time, ILogger<OutputStore> logger)
 {
     /// <summary>Longest side of a thumbnail, in pixels.</summary>
     public const int ThumbnailSide = 256;
-
-    private readonly OutputUsage _usage = new(time, options.Value.UsageRefresh);
 
     public static string UserFolder(string userId) =>
         "u" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(userId)))[..24];
@@ -55,7 +52,7 @@ public sealed class OutputStore(IOutputBlobs blobs, IOptions<OutputsOptions> opt
             {
                 var key = ImageKey(job, image.Index);
                 await blobs.PutAsync(key, png, cancellationToken);
-                _usage.Add(job.UserId, png.Length);
+                await usage.AddAsync(job.UserId, png.Length);
                 written.Add(new JobImage { Index = image.Index, Width = image.Width, Height = image.Height, Seed = image.Seed, File = key });
             }
         }
@@ -102,22 +99,23 @@ public sealed class OutputStore(IOutputBlobs blobs, IOptions<OutputsOptions> opt
         var thumbnail = PngWriter.Encode(width, height, rgb);
         // Two first requests at once both write; a write is atomic, so either result is whole.
         await blobs.PutAsync(key, thumbnail, cancellationToken);
-        _usage.Add(job.UserId, thumbnail.Length);
+        await usage.AddAsync(job.UserId, thumbnail.Length);
         return new OutputBlob(new MemoryStream(thumbnail, writable: false), thumbnail.Length, time.GetUtcNow());
     }
 
     /// <summary>
     /// Bytes of everything the user's jobs keep (images and thumbnails): what the per-user storage cap counts. Listed
-    /// once per user (and again after Outputs:UsageRefresh), kept up to date by this store's writes and deletes.
+    /// once per user (and again after Outputs:UsageRefresh), kept up to date by the writes and deletes of this store
+    /// (with PostgreSQL: of every node's store, see <see cref="IOutputUsage"/>).
     /// </summary>
     public Task<long> BytesUsedByAsync(string userId, CancellationToken cancellationToken) =>
-        _usage.BytesAsync(userId, async () => (await blobs.ListAsync(UserFolder(userId) + "/", cancellationToken)).Values.Sum());
+        usage.BytesAsync(userId, async () => (await blobs.ListAsync(UserFolder(userId) + "/", cancellationToken)).Values.Sum(), cancellationToken);
 
     /// <summary>Deletes all of a job's outputs.</summary>
     public async Task DeleteAsync(JobRecord job, CancellationToken cancellationToken)
     {
         var freed = await blobs.DeletePrefixAsync(JobPrefix(job), cancellationToken);
-        if (freed > 0) _usage.Add(job.UserId, -freed);
+        if (freed > 0) await usage.AddAsync(job.UserId, -freed);
     }
 
     /// <summary>Deletes one image and its thumbnail.</summary>
@@ -126,7 +124,8 @@ public sealed class OutputStore(IOutputBlobs blobs, IOptions<OutputsOptions> opt
         var keys = new[] { ImageKey(job, image.Index), ThumbnailKey(job, image.Index) };
         var listed = await blobs.ListAsync(JobPrefix(job), cancellationToken);
         await blobs.DeleteAsync(keys, cancellationToken);
-        _usage.Add(job.UserId, -keys.Sum(k => listed.GetValueOrDefault(k)));
+        var freed = keys.Sum(k => listed.GetValueOrDefault(k));
+        if (freed > 0) await usage.AddAsync(job.UserId, -freed);
     }
 
     /// <summary>Box-filter downscale (the mean of each source block), keeping the aspect ratio.</summary>

@@ -1,11 +1,25 @@
 namespace NewBie.Host.Outputs;
 
 /// <summary>
-/// Bytes kept per user, measured by one listing and then moved by every write and delete of this process, so the
-/// storage cap costs a dictionary read per submit instead of a walk of the user's outputs. A measurement is trusted for
-/// <c>refreshAfter</c> (other nodes write to a shared store too); one that raced a write or delete is not kept.
+/// Bytes of outputs kept per user: what the per-user storage cap counts. Measured by a listing of the user's outputs when
+/// there is no count yet, then moved by every write and delete (<see cref="OutputStore"/> calls it), so the cap costs a
+/// read per submit instead of a walk of the user's outputs. The embedded mode counts in memory
+/// (<see cref="InMemoryOutputUsage"/>); with PostgreSQL every node moves one shared count (Storage/Postgres/PostgresOutputUsage).
 /// </summary>
-internal sealed class OutputUsage(TimeProvider time, TimeSpan refreshAfter)
+public interface IOutputUsage
+{
+    /// <summary>The user's bytes; <paramref name="measure"/> lists the outputs when no count is trusted.</summary>
+    Task<long> BytesAsync(string userId, Func<Task<long>> measure, CancellationToken cancellationToken);
+
+    /// <summary>Moves the user's count by <paramref name="delta"/> bytes (written: more than 0; deleted: less), after the store changed.</summary>
+    Task AddAsync(string userId, long delta);
+}
+
+/// <summary>
+/// The count in this process's memory (the embedded mode: one process writes the outputs). A measurement is trusted for
+/// <c>refreshAfter</c>, which catches outputs removed by hand; one that raced a write or delete is not kept.
+/// </summary>
+internal sealed class InMemoryOutputUsage(TimeProvider time, TimeSpan refreshAfter) : IOutputUsage
 {
     private sealed class Entry
     {
@@ -18,7 +32,7 @@ internal sealed class OutputUsage(TimeProvider time, TimeSpan refreshAfter)
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Entry> _of = new(StringComparer.Ordinal);
 
-    public async Task<long> BytesAsync(string userId, Func<Task<long>> measure)
+    public async Task<long> BytesAsync(string userId, Func<Task<long>> measure, CancellationToken cancellationToken)
     {
         long version;
         lock (_gate)
@@ -40,7 +54,7 @@ internal sealed class OutputUsage(TimeProvider time, TimeSpan refreshAfter)
         return measured;
     }
 
-    public void Add(string userId, long delta)
+    public Task AddAsync(string userId, long delta)
     {
         lock (_gate)
         {
@@ -48,6 +62,7 @@ internal sealed class OutputUsage(TimeProvider time, TimeSpan refreshAfter)
             entry.Version++;
             if (entry.Bytes is { } bytes) entry.Bytes = Math.Max(0, bytes + delta);
         }
+        return Task.CompletedTask;
     }
 
     private Entry EntryOf(string userId)

@@ -1,7 +1,4 @@
-using Microsoft.Extensions.Options;
 using Npgsql;
-using NewBie.Host.Jobs;
-using NewBie.Host.Storage.Postgres;
 
 namespace NewBie.Host.Storage;
 
@@ -28,46 +25,34 @@ public static class StorageCli
         if ((options.GetValueOrDefault("to") ?? configuration.GetConnectionString("Postgres")) is not { Length: > 0 } target)
             return Fail(stderr, $"Say where to copy to: --to \"<Npgsql connection string>\".\n{Usage}", 2);
 
-        DataDirectory directory;
+        OpenedStores from;
         try
         {
-            directory = new DataDirectory(Options.Create(new StorageOptions { DataDir = dataDir }));
+            from = StorageSetup.OpenDataFolder(dataDir);
         }
         catch (DataDirectoryInUseException e)
         {
             return Fail(stderr, $"{e.Message}\nStop the server first: a running server would go on changing what is being copied.", 3);
         }
-        using (directory)
-        using (var database = new AppDatabase(directory))
+        using (from)
         {
-            NpgsqlDataSource source;
             try
             {
-                source = NpgsqlDataSource.Create(target);
+                // The same opening as the users and keys verbs: it brings the schema up to date.
+                using var to = StorageSetup.OpenPostgres(target);
+                if (StorageCopy.WhyNotEmpty(to.Stores) is { } why)
+                    return Fail(stderr, $"Refused: the PostgreSQL database '{new NpgsqlConnectionStringBuilder(target).Database}' {why}; nothing was copied. Copy into a new, empty database.", 1);
+                var copied = StorageCopy.Copy(from.Stores, to.Stores);
+                Report(copied, from.DataDirectory!, stdout);
+                return 0;
             }
-            catch (ArgumentException e)
+            catch (StorageConfigurationException e)
             {
-                return Fail(stderr, $"--to is not an Npgsql connection string: {e.Message}", 2);
+                return Fail(stderr, $"--to: {e.Message}", 2);
             }
-            using (source)
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
             {
-                try
-                {
-                    var postgres = new PostgresDatabase(source); // brings the schema up to date
-                    var to = new AppStores(new PostgresUserStore(postgres), new PostgresUsageStore(postgres), new PostgresWebhookSecretStore(postgres),
-                        new PostgresStudioSettingsStore(postgres), new PostgresJobRecords(postgres));
-                    if (StorageCopy.WhyNotEmpty(to) is { } why)
-                        return Fail(stderr, $"Refused: the PostgreSQL database '{new NpgsqlConnectionStringBuilder(target).Database}' {why}; nothing was copied. Copy into a new, empty database.", 1);
-                    var from = new AppStores(new LiteDbUserStore(database), new LiteDbUsageStore(database), new LiteDbWebhookSecretStore(database),
-                        new LiteDbStudioSettingsStore(database), new LiteDbJobRecords(database));
-                    var copied = StorageCopy.Copy(from, to);
-                    Report(copied, directory, stdout);
-                    return 0;
-                }
-                catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
-                {
-                    return Fail(stderr, $"The copy failed: {e.Message}\nIf it stopped half-way, drop and re-create the target database before copying again.", 1);
-                }
+                return Fail(stderr, $"The copy failed: {e.Message}\nIf it stopped half-way, drop and re-create the target database before copying again.", 1);
             }
         }
     }

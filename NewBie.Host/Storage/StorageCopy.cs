@@ -6,7 +6,16 @@ using NewBie.Host.Studio;
 namespace NewBie.Host.Storage;
 
 /// <summary>One set of the app's stores: all its data, whichever database holds it.</summary>
-public sealed record AppStores(IUserStore Users, IUsageStore Usage, IWebhookSecretStore WebhookSecrets, IStudioSettingsStore StudioSettings, IJobRecords Jobs);
+public sealed record AppStores(IUserStore Users, IUsageStore Usage, IWebhookSecretStore WebhookSecrets, IStudioSettingsStore StudioSettings, IJobRecords Jobs)
+{
+    /// <summary>The stores of the embedded mode, in a data folder's app.db: the classes the server registers for litedb.</summary>
+    public static AppStores Of(AppDatabase database) => new(new LiteDbUserStore(database), new LiteDbUsageStore(database),
+        new LiteDbWebhookSecretStore(database), new LiteDbStudioSettingsStore(database), new LiteDbJobRecords(database));
+
+    /// <summary>The stores in PostgreSQL: the classes the server registers for postgres.</summary>
+    public static AppStores Of(Postgres.PostgresDatabase database) => new(new Postgres.PostgresUserStore(database), new Postgres.PostgresUsageStore(database),
+        new Postgres.PostgresWebhookSecretStore(database), new Postgres.PostgresStudioSettingsStore(database), new Postgres.PostgresJobRecords(database));
+}
 
 /// <summary>What a copy carried, per kind.</summary>
 public sealed record CopySummary(int Users, int Keys, int UsageCounters, int WebhookSecrets, int StudioSettings, int FinishedJobs, int UnfinishedJobs);

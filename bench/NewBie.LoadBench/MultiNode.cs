@@ -11,7 +11,7 @@ internal static class MultiNode
 {
     public static readonly TimeSpan ServiceTime = TimeSpan.FromSeconds(2);
 
-    private const int Users = 6, JobsPerRun = 30, Size = 256, Steps = 4;
+    private const int Users = 6, JobsPerRun = 60, Size = 256, Steps = 4;
 
     /// <summary>Shared settings of every node; <paramref name="outputs"/> names the shared outputs store.</summary>
     private static string[] Settings(string connectionString, IEnumerable<string> outputs) =>
@@ -20,46 +20,46 @@ internal static class MultiNode
         $"Engine:StandIn:ServiceTime={ServiceTime}", "Jobs:NodeTimeout=00:00:10", "Storage:MinFreeBytes=0", .. outputs,
     ];
 
-    /// <summary>With folder outputs: each node keeps the images of the jobs it ran in its own data folder.</summary>
-    public static Task<string> NodesAsync(TextWriter log) => NodesAsync([], FolderImages, log);
-
-    private static int FolderImages(NodeCluster cluster, string jobId) => cluster.DataDirs
-        .Select(d => Path.Combine(d, "outputs")).Where(Directory.Exists)
-        .Sum(o => Directory.GetFiles(o, "*.png", SearchOption.AllDirectories)
-            .Count(f => f.Contains($"{Path.DirectorySeparatorChar}{jobId}{Path.DirectorySeparatorChar}", StringComparison.Ordinal) && !f.EndsWith(".thumb.png", StringComparison.Ordinal)));
-
-    public static async Task<string> NodesAsync(IReadOnlyList<string> outputs, Func<NodeCluster, string, int> storedImages, TextWriter log)
+    /// <summary>Every run's nodes share one PostgreSQL and a fresh bucket of one s3rver (the S3 server the tests use).</summary>
+    public static async Task<string> NodesAsync(TextWriter log)
     {
         using var postgres = LocalPostgres.Start();
+        using var s3 = await S3rverProcess.StartAsync();
         var table = new StringBuilder();
-        table.AppendLine($"Each run: a fresh database, N nodes (`serve` child processes with `Engine:StandIn:ServiceTime={ServiceTime}`, `Jobs:NodeTimeout=00:00:10`), " +
+        table.AppendLine($"Each run: a fresh database and a fresh bucket of one s3rver (the S3 server of the tests, `Outputs:Provider=s3`), N nodes (`serve` child processes with `Engine:StandIn:ServiceTime={ServiceTime}`, `Jobs:NodeTimeout=00:00:10`), " +
             $"{Users} users submitting {JobsPerRun} {Size}×{Size} {Steps}-step jobs at once, round robin over users and nodes. " +
             "Jobs/min = jobs ÷ (last finished_at − first created_at); the ideal is N × 60 s ÷ service time. " +
-            "Lost = accepted but not succeeded; duplicated = a job with other than one image in its record or in the outputs store.");
+            "Lost = accepted but not succeeded; duplicated = a job with other than one image in its record or in the bucket.");
         table.AppendLine();
-        table.AppendLine("| nodes | jobs | wall | jobs/min | × one node | ideal jobs/min | lost | duplicated | mean wait |");
-        table.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        table.AppendLine("| nodes | jobs | wall | jobs/min | × one node | ideal jobs/min | lost | duplicated | mean wait | mean run (started → finished) |");
+        table.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         double? one = null;
         foreach (var n in new[] { 1, 2, 3 })
         {
-            await using var cluster = await NodeCluster.StartAsync(n, Settings(postgres.CreateDatabase(), outputs));
-            var run = await RunAsync(cluster, JobsPerRun, storedImages, kill: null, log);
+            var bucket = await s3.CreateBucketAsync();
+            await using var cluster = await NodeCluster.StartAsync(n, Settings(postgres.CreateDatabase(), s3.ServeSettings(bucket)));
+            var run = await RunAsync(cluster, JobsPerRun, s3, bucket, kill: null, log);
             one ??= run.PerMinute;
-            table.AppendLine($"| {n} | {run.Jobs} | {run.Wall.TotalSeconds:F1} s | {run.PerMinute:F1} | {run.PerMinute / one.Value:F2}× | {n * 60 / ServiceTime.TotalSeconds:F0} | {run.Lost} | {run.Duplicated} | {run.MeanWait:F1} s |");
-            log.WriteLine($"  {n} node(s): {run.PerMinute:F1} jobs/min, lost {run.Lost}, duplicated {run.Duplicated}");
+            table.AppendLine($"| {n} | {run.Jobs} | {run.Wall.TotalSeconds:F1} s | {run.PerMinute:F1} | {run.PerMinute / one.Value:F2}× | {n * 60 / ServiceTime.TotalSeconds:F0} | {run.Lost} | {run.Duplicated} | {run.MeanWait:F1} s | {run.MeanRun:F2} s |");
+            log.WriteLine($"  {n} node(s): {run.PerMinute:F1} jobs/min ({run.PerMinute / one.Value:F2}×), mean run {run.MeanRun:F2} s, lost {run.Lost}, duplicated {run.Duplicated}");
         }
 
         table.AppendLine();
-        table.AppendLine(await FairnessAsync(postgres, outputs, log));
+        table.AppendLine(await FairnessAsync(postgres, s3, log));
         table.AppendLine();
-        table.AppendLine(await RatesAsync(postgres, outputs, log));
+        table.AppendLine(await RatesAsync(postgres, s3, log));
         table.AppendLine();
-        table.AppendLine(await KillAsync(postgres, outputs, storedImages, log));
+        table.AppendLine(await KillAsync(postgres, s3, log));
         return table.ToString();
     }
 
+    /// <summary>The images (not thumbnails) of each job in <paramref name="bucket"/>, by job id.</summary>
+    private static async Task<Dictionary<string, int>> StoredImagesAsync(S3rverProcess s3, string bucket) =>
+        (await s3.ListAsync(bucket)).Keys.Where(k => !k.EndsWith(".thumb.png", StringComparison.Ordinal) && k.EndsWith(".png", StringComparison.Ordinal))
+            .GroupBy(k => k.Split('/')[1]).ToDictionary(g => g.Key, g => g.Count());
+
     /// <summary>Submits <paramref name="jobs"/> jobs round robin over users and nodes and waits until all finished.</summary>
-    private static async Task<RunResult> RunAsync(NodeCluster cluster, int jobs, Func<NodeCluster, string, int> storedImages, Func<int, Task>? kill, TextWriter log)
+    private static async Task<RunResult> RunAsync(NodeCluster cluster, int jobs, S3rverProcess s3, string bucket, Func<int, Task>? kill, TextWriter log)
     {
         var keys = new List<string>();
         for (var u = 0; u < Users; u++) keys.Add(await cluster.CreateUserAsync($"user{u}"));
@@ -75,12 +75,15 @@ internal static class MultiNode
             var all = await admin.WaitFinishedAsync(ids, TimeSpan.FromMinutes(20));
             var finished = ids.Select(id => all.GetValueOrDefault(id)).OfType<JobView>().ToList();
             var lost = ids.Count - finished.Count(j => j.Status == "succeeded") + (jobs - ids.Count);
-            var duplicated = finished.Count(j => j.Status == "succeeded" && (j.Images != 1 || storedImages(cluster, j.Id) != 1));
+            var stored = await StoredImagesAsync(s3, bucket);
+            var duplicated = finished.Count(j => j.Status == "succeeded" && (j.Images != 1 || stored.GetValueOrDefault(j.Id) != 1));
             var from = finished.Min(j => j.CreatedAt);
             var to = finished.Where(j => j.FinishedAt is not null).Max(j => j.FinishedAt!.Value);
             var waits = finished.Where(j => j.StartedAt is not null).Select(j => (j.StartedAt!.Value - j.CreatedAt).TotalSeconds).ToList();
+            // Started → finished of each job: the service time plus what a node spends on a job's claim, records and image.
+            var runs = finished.Where(j => j.StartedAt is not null && j.FinishedAt is not null).Select(j => (j.FinishedAt!.Value - j.StartedAt!.Value).TotalSeconds).ToList();
             return new RunResult(ids.Count, to - from, ids.Count / (to - from).TotalMinutes, lost, duplicated, waits.DefaultIfEmpty().Average(),
-                finished.Count(j => j.Attempts > 1), finished);
+                runs.DefaultIfEmpty().Average(), finished.Count(j => j.Attempts > 1), finished);
         }
         finally
         {
@@ -89,10 +92,10 @@ internal static class MultiNode
     }
 
     /// <summary>3 nodes; user0 floods, three others submit a third as many each, all at once; GPU shares while all are backlogged.</summary>
-    private static async Task<string> FairnessAsync(LocalPostgres postgres, IReadOnlyList<string> outputs, TextWriter log)
+    private static async Task<string> FairnessAsync(LocalPostgres postgres, S3rverProcess s3, TextWriter log)
     {
         const int flood = 30, few = 10, others = 3;
-        await using var cluster = await NodeCluster.StartAsync(3, Settings(postgres.CreateDatabase(), outputs));
+        await using var cluster = await NodeCluster.StartAsync(3, Settings(postgres.CreateDatabase(), s3.ServeSettings(await s3.CreateBucketAsync())));
         var keys = new List<string>();
         for (var u = 0; u <= others; u++) keys.Add(await cluster.CreateUserAsync($"fair{u}"));
         var owner = new Dictionary<string, int>();
@@ -133,7 +136,7 @@ internal static class MultiNode
     }
 
     /// <summary>Status reads (wrk) and durable submits (hey) against one node on PostgreSQL and one embedded node on LiteDB.</summary>
-    private static async Task<string> RatesAsync(LocalPostgres postgres, IReadOnlyList<string> outputs, TextWriter log)
+    private static async Task<string> RatesAsync(LocalPostgres postgres, S3rverProcess s3, TextWriter log)
     {
         Tools.Require("wrk", "hey");
         var text = new StringBuilder();
@@ -146,7 +149,7 @@ internal static class MultiNode
         foreach (var (name, settings) in new[]
         {
             ("LiteDB", (string[])[.. FaultRuns.OpenLimits, $"Engine:StandIn:ServiceTime={ServiceTime}", "Storage:MinFreeBytes=0"]),
-            ("PostgreSQL", Settings(postgres.CreateDatabase(), outputs)),
+            ("PostgreSQL", Settings(postgres.CreateDatabase(), s3.ServeSettings(await s3.CreateBucketAsync()))),
         })
         {
             await using var cluster = await NodeCluster.StartAsync(1, settings);
@@ -162,9 +165,10 @@ internal static class MultiNode
     }
 
     /// <summary>3 nodes under load; node-1 is killed (SIGKILL) once a sixth of the jobs finished.</summary>
-    private static async Task<string> KillAsync(LocalPostgres postgres, IReadOnlyList<string> outputs, Func<NodeCluster, string, int> storedImages, TextWriter log)
+    private static async Task<string> KillAsync(LocalPostgres postgres, S3rverProcess s3, TextWriter log)
     {
-        await using var cluster = await NodeCluster.StartAsync(3, Settings(postgres.CreateDatabase(), outputs));
+        var bucket = await s3.CreateBucketAsync();
+        await using var cluster = await NodeCluster.StartAsync(3, Settings(postgres.CreateDatabase(), s3.ServeSettings(bucket)));
         async Task KillOne(int accepted)
         {
             using var admin = new BenchClient(() => cluster.Nodes[0].Url, cluster.AdminKey);
@@ -172,10 +176,10 @@ internal static class MultiNode
             await cluster.KillAsync(1);
             log.WriteLine("  killed node-1");
         }
-        var run = await RunAsync(cluster, JobsPerRun, storedImages, KillOne, log);
+        var run = await RunAsync(cluster, JobsPerRun, s3, bucket, KillOne, log);
         return $"`kill -9` of node-1 of 3 once a sixth of {JobsPerRun} jobs had finished: {run.Jobs} accepted, {run.Lost} lost, {run.Duplicated} duplicated, " +
             $"{run.Rerun} run again (attempts 2) on the surviving nodes; {run.PerMinute:F1} jobs/min overall.";
     }
 
-    private sealed record RunResult(int Jobs, TimeSpan Wall, double PerMinute, int Lost, int Duplicated, double MeanWait, int Rerun, List<JobView> Finished);
+    private sealed record RunResult(int Jobs, TimeSpan Wall, double PerMinute, int Lost, int Duplicated, double MeanWait, double MeanRun, int Rerun, List<JobView> Finished);
 }

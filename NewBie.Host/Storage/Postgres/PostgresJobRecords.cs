@@ -76,7 +76,8 @@ public sealed class PostgresJobRecords(PostgresDatabase database) : ISharedJobRe
     public IReadOnlyList<JobRecord> FinishedBefore(DateTime cutoff) =>
         Many($"SELECT record FROM newbie_jobs WHERE finished_at < $1 AND status NOT IN ('{Queued}', '{Running}') ORDER BY seq", Timestamp(cutoff));
 
-    public (SubmitOutcome Outcome, JobRecord? Job) TryInsert(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert = null)
+    public (SubmitOutcome Outcome, JobRecord? Job) TryInsert(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert = null,
+        StorageCap? storageCap = null)
     {
         using var connection = _source.OpenConnection();
         using var transaction = connection.BeginTransaction();
@@ -89,13 +90,21 @@ public sealed class PostgresJobRecords(PostgresDatabase database) : ISharedJobRe
             if (earlier is not null)
                 return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
         }
-        var (queued, active, lastSeq) = connection.Command(transaction, $"""
+        // The storage cap's kept bytes are the count every node's writes and deletes move (PostgresOutputUsage), read
+        // here in the same turn as the unfinished jobs: a job the submits before this one inserted is counted.
+        var (queued, active, activeBytes, keptBytes, lastSeq) = connection.Command(transaction, $"""
             SELECT (SELECT count(*) FROM newbie_jobs WHERE status = '{Queued}'),
-                   (SELECT count(*) FROM newbie_jobs WHERE user_id = $1 AND status IN ('{Queued}', '{Running}')),
+                   active.jobs, active.bytes,
+                   (SELECT bytes FROM newbie_output_usage WHERE user_id = $1),
                    (SELECT coalesce(max(seq), 0) FROM newbie_jobs)
-            """, Text(draft.UserId)).Rows(r => (r.GetInt64(0), r.GetInt64(1), r.GetInt64(2))).Single();
+            FROM (SELECT count(*) AS jobs, coalesce(sum(largest_bytes), 0)::bigint AS bytes
+                  FROM newbie_jobs WHERE user_id = $1 AND status IN ('{Queued}', '{Running}')) AS active
+            """, Text(draft.UserId)).Rows(r => (r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.IsDBNull(3) ? (long?)null : r.GetInt64(3), r.GetInt64(4))).Single();
         if (queued >= maxQueued) return (SubmitOutcome.QueueFull, null);
         if (maxActiveOfUser is { } cap && active >= cap) return (SubmitOutcome.UserQueueFull, null);
+        // A user whose count is not measured yet (a listing that raced a write) is counted as the submit measured them.
+        if (storageCap is { } storage && (keptBytes ?? storage.UsedBytes) + activeBytes + draft.Params.LargestBytes > storage.MaxBytes)
+            return (SubmitOutcome.StorageCapExceeded, null);
         draft.Seq = lastSeq + 1;
         beforeInsert?.Invoke(draft);
         Insert(connection, transaction, draft);

@@ -91,6 +91,16 @@ public static class PostgresSchema
             last_seen timestamptz NOT NULL
         );
         """,
+        // 3: the bytes of outputs each user keeps (PostgresOutputUsage), moved by every node's writes and deletes:
+        // null until measured from the store; version moves with every change.
+        """
+        CREATE TABLE newbie_output_usage (
+            user_id text COLLATE "C" PRIMARY KEY,
+            bytes bigint,
+            version bigint NOT NULL,
+            measured_at timestamptz
+        );
+        """,
     ];
 
     /// <summary>The schema version this build writes.</summary>

@@ -94,34 +94,52 @@ internal static partial class ServerJob
         throw new InvalidOperationException($"the server exited before listening (exit {(process.HasExited ? process.ExitCode : -1)})");
     }
 
+    /// <summary>
+    /// /readyz?wait= holds each answer until the model has loaded (or N seconds passed), so this asks again only after
+    /// loading ended or a held answer ran out; should a check without an event to wait on (storage, queue) still say
+    /// not ready, it asks again after a second.
+    /// </summary>
     private static async Task WaitReady(HttpClient http, Process process, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero) throw new TimeoutException($"the server was not ready after {timeout}");
+            // Held under the client's 30 s timeout.
+            var wait = (int)Math.Clamp(Math.Ceiling(left.TotalSeconds), 1, 20);
+            var answered = DateTime.UtcNow;
             try
             {
-                using var response = await http.GetAsync("/readyz");
+                using var response = await http.GetAsync($"/readyz?wait={wait}");
                 if (response.IsSuccessStatusCode) return;
             }
             catch (HttpRequestException) { }
             catch (TaskCanceledException) { }
             if (process.HasExited) throw new InvalidOperationException($"the server exited ({process.ExitCode}) before it was ready");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the server was not ready after {timeout}");
-            await Task.Delay(200);
+            // An answer that came back at once (not held: nothing left to wait for) is not asked again at once.
+            if (DateTime.UtcNow - answered < TimeSpan.FromSeconds(1)) await Task.Delay(1000);
         }
     }
 
+    /// <summary>The job once it finished: its event stream ends with the done event, then the record is read.</summary>
     private static async Task<JsonElement> WaitDone(HttpClient http, string id, TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
+        using var cancel = new CancellationTokenSource(timeout);
+        try
         {
-            var job = JsonDocument.Parse(await http.GetStringAsync($"/v1/jobs/{id}")).RootElement;
-            if (job.GetProperty("status").GetString() is "succeeded" or "failed" or "canceled" or "expired") return job;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"job {id} not done after {timeout}: {job}");
-            await Task.Delay(100);
+            using var response = await http.GetAsync($"/v1/jobs/{id}/events", HttpCompletionOption.ResponseHeadersRead, cancel.Token);
+            response.EnsureSuccessStatusCode();
+            using var events = new StreamReader(await response.Content.ReadAsStreamAsync(cancel.Token));
+            while (await events.ReadLineAsync(cancel.Token) is { } line && line != "event: done") { }
         }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            throw new TimeoutException($"job {id} not done after {timeout}: {await http.GetStringAsync($"/v1/jobs/{id}")}");
+        }
+        var job = JsonDocument.Parse(await http.GetStringAsync($"/v1/jobs/{id}")).RootElement;
+        if (job.GetProperty("status").GetString() is "succeeded" or "failed" or "canceled" or "expired") return job;
+        throw new InvalidOperationException($"the event stream of job {id} ended before the job did: {job}");
     }
 
     [GeneratedRegex(@"Now listening on:?\s*""?(http://127\.0\.0\.1:\d+)")]
