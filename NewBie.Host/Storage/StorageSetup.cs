@@ -33,6 +33,7 @@ public static class StorageSetup
         var services = builder.Services;
         if (StorageOptions.UsesPostgres(builder.Configuration))
         {
+            RaiseThreadPoolFloor();
             // One data source per process (its connection pool), made on first use: after the start-up validation
             // has said what is missing.
             services.AddSingleton(sp => NpgsqlDataSource.Create(sp.GetRequiredService<IConfiguration>().GetConnectionString("Postgres")!));
@@ -59,6 +60,22 @@ public static class StorageSetup
         builder.Services.AddSingleton<StorageSpace>();
         builder.Services.AddSingleton(TimeProvider.System);
         return builder;
+    }
+
+    /// <summary>The fewest pool threads a node on PostgreSQL keeps ready (<see cref="RaiseThreadPoolFloor"/>).</summary>
+    internal const int PostgresMinWorkerThreads = 64;
+
+    /// <summary>
+    /// On PostgreSQL every store call and Hangfire's storage block a thread for a network round trip, so with the default
+    /// floor (one thread per core) a burst waited on the pool's slow growth (about two threads a second): 20 submits
+    /// at once took 10 s on 2 cores, and each job of the several-node bench carried ~0.9 s of it. The embedded mode keeps
+    /// the default: its calls are short and CPU-bound under one lock, and the same floor there cost a status read about
+    /// 40 % of its rate and doubled its p99 in the serving-core bench (BENCHMARKS.md, serving core, 2026-12-03).
+    /// </summary>
+    internal static void RaiseThreadPoolFloor()
+    {
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        if (workers < PostgresMinWorkerThreads) ThreadPool.SetMinThreads(PostgresMinWorkerThreads, io);
     }
 
     /// <summary>
