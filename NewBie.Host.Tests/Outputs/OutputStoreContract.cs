@@ -68,15 +68,31 @@ public static class OutputStoreContract
     {
         var store = Store(blobs, TimeProvider.System);
         var job = Job("job3");
+        job.Attempts = 1;
         await store.WriteAsync(job, Request, "m", [Image(0, 1), Image(1, 2)], default);
         // What a killed attempt leaves beside the images (a folder's temp file, a bucket's stray object) goes too.
         await blobs.PutAsync(OutputStore.JobPrefix(job) + "0.png.0123456789abcdef.tmp", [1, 2, 3], default);
 
+        job.Attempts = 2;
         var written = await store.WriteAsync(job, Request, "m", [Image(0, 7)], default);
 
         var keys = await blobs.ListAsync(OutputStore.JobPrefix(job), default);
         Assert.Equal([OutputStore.ImageKey(job, 0)], keys.Keys);
         Assert.Equal(ScriptedEngine.Pattern(37, 11, 7), PngDecoder.Decode(await ReadAsync(await store.OpenAsync(job, written[0], default))).Rgb);
+    }
+
+    /// <summary>A job's first attempt has no earlier outputs to remove: its write asks the store for nothing but the puts.</summary>
+    public static async Task A_first_attempt_writes_without_looking_for_earlier_outputs(IOutputBlobs blobs)
+    {
+        var counting = new FailingBlobs(blobs, failAtPut: 0);
+        var store = Store(counting, TimeProvider.System);
+        var job = Job("job12");
+        job.Attempts = 1;
+
+        await store.WriteAsync(job, Request, "m", [Image(0, 1), Image(1, 2)], default);
+
+        Assert.Equal((2, 0), (counting.Puts, counting.Lookups));
+        Assert.Equal([OutputStore.ImageKey(job, 0), OutputStore.ImageKey(job, 1)], (await blobs.ListAsync(OutputStore.JobPrefix(job), default)).Keys.Order());
     }
 
     public static async Task A_failed_write_leaves_none_of_the_jobs_images_and_names_the_error_code(IOutputBlobs blobs)
@@ -164,9 +180,11 @@ public static class OutputStoreContract
     }
 
     /// <summary>The real store, whose <c>failAtPut</c>-th write fails the way a bucket that went away does.</summary>
+    // Fails its failAtPut-th put (none when 0); counts the puts and the listings and deletes.
     private sealed class FailingBlobs(IOutputBlobs inner, int failAtPut) : IOutputBlobs
     {
         public int Puts;
+        public int Lookups;
 
         public string Location => inner.Location;
         public string? LocalFolder => inner.LocalFolder;
@@ -175,8 +193,22 @@ public static class OutputStoreContract
             ++Puts == failAtPut ? throw new OutputStoreException(JobErrorCodes.OutputsUnavailable, "the bucket went away") : inner.PutAsync(key, bytes, cancellationToken);
 
         public Task<OutputBlob?> OpenAsync(string key, CancellationToken cancellationToken) => inner.OpenAsync(key, cancellationToken);
-        public Task<IReadOnlyDictionary<string, long>> ListAsync(string prefix, CancellationToken cancellationToken) => inner.ListAsync(prefix, cancellationToken);
-        public Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken) => inner.DeleteAsync(keys, cancellationToken);
-        public Task<long> DeletePrefixAsync(string prefix, CancellationToken cancellationToken) => inner.DeletePrefixAsync(prefix, cancellationToken);
+        public Task<IReadOnlyDictionary<string, long>> ListAsync(string prefix, CancellationToken cancellationToken)
+        {
+            Lookups++;
+            return inner.ListAsync(prefix, cancellationToken);
+        }
+
+        public Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken)
+        {
+            Lookups++;
+            return inner.DeleteAsync(keys, cancellationToken);
+        }
+
+        public Task<long> DeletePrefixAsync(string prefix, CancellationToken cancellationToken)
+        {
+            Lookups++;
+            return inner.DeletePrefixAsync(prefix, cancellationToken);
+        }
     }
 }

@@ -23,6 +23,7 @@ public sealed class FolderOutputStoreTests : IDisposable
     [Fact] public Task Keys_are_the_user_hash_and_job_id() => Keys_come_from_the_user_hash_and_the_job_id_never_from_user_text(_blobs);
     [Fact] public Task A_rerun_leaves_exactly_one_set() => A_rerun_replaces_the_earlier_attempts_outputs_with_exactly_one_set(_blobs);
     [Fact] public Task A_failed_write_leaves_no_images() => A_failed_write_leaves_none_of_the_jobs_images_and_names_the_error_code(_blobs);
+    [Fact] public Task A_first_attempt_only_puts() => A_first_attempt_writes_without_looking_for_earlier_outputs(_blobs);
     [Fact] public Task Thumbnail_made_once_and_kept() => Thumbnail_is_made_on_first_request_and_kept_beside_the_image(_blobs);
     [Fact] public Task Missing_outputs_open_as_null() => Missing_images_and_thumbnails_open_as_null(_blobs);
     [Fact] public Task Deletes_remove_only_their_outputs() => Deleting_a_job_or_an_image_removes_only_those_outputs(_blobs);

@@ -53,8 +53,12 @@ public interface ISharedJobRecords : IJobRecords
     (SubmitOutcome Outcome, JobRecord? Job) TryInsert(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert = null,
         StorageCap? storageCap = null);
 
-    /// <summary>Reads the record, applies <paramref name="change"/> and saves it when that returns true, with no other change of it between; null when it is gone.</summary>
-    JobRecord? Update(string id, Func<JobRecord, bool> change);
+    /// <summary>
+    /// Reads the record, applies <paramref name="change"/> and saves it when that returns true, with no other change of it
+    /// between; null when it is gone. A change that is not <paramref name="durable"/> (progress) may return before it
+    /// reaches the disk: the next durable change of any record makes it durable too, and a crash can lose only it.
+    /// </summary>
+    JobRecord? Update(string id, Func<JobRecord, bool> change, bool durable = true);
 
     int CountQueued();
 

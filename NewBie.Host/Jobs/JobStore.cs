@@ -141,8 +141,12 @@ public sealed class JobStore
         return (SubmitOutcome.Created, draft);
     }
 
-    /// <summary>Applies <paramref name="change"/> under the lock and saves when it returns true; null when the job is gone.</summary>
-    public JobRecord? Update(string id, Func<JobRecord, bool> change)
+    /// <summary>
+    /// Applies <paramref name="change"/> under the lock and saves when it returns true; null when the job is gone. A
+    /// change that is not <paramref name="durable"/> (progress) may be lost with a crash of the shared database (see
+    /// <see cref="ISharedJobRecords.Update"/>).
+    /// </summary>
+    public JobRecord? Update(string id, Func<JobRecord, bool> change, bool durable = true)
     {
         JobRecord? job;
         bool changed, finished, moved;
@@ -156,7 +160,7 @@ public sealed class JobStore
                 return changed = change(read);
             }
             changed = false;
-            if (_shared is not null) job = _shared.Update(id, Apply);
+            if (_shared is not null) job = _shared.Update(id, Apply, durable);
             else
             {
                 job = _jobs.Find(id);

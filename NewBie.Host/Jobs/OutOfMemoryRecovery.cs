@@ -76,7 +76,8 @@ public sealed class OutOfMemoryRecovery(JobStore jobs, JobQueue queue, NewBieMet
             // Denoising reports step 0 when it starts and every step after, so the time since the last report is one step.
             if (value is { Stage: GenerationStage.Denoising, Step: > 0 }) metrics.DenoiseStep(_sinceLastReport.Elapsed);
             _sinceLastReport.Restart();
-            jobs.Update(jobId, j => j.Report(value.Stage, value.Image * value.Steps + value.Step, value.Steps * value.Images));
+            // Not durable: a step lost with a crash of the database is superseded by the next one or by the job's end.
+            jobs.Update(jobId, j => j.Report(value.Stage, value.Image * value.Steps + value.Step, value.Steps * value.Images), durable: false);
         }
     }
 }

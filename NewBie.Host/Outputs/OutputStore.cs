@@ -47,7 +47,9 @@ public sealed class OutputStore(IOutputBlobs blobs, IOutputUsage usage, TimeProv
         var written = new List<JobImage>(images.Count);
         try
         {
-            await DeleteAsync(job, cancellationToken);
+            // Only a re-run can find an earlier attempt's outputs: a run's outputs are written after the write that
+            // counts its attempt (JobRecord.Start), so the first attempt skips the listing, a round trip to the store.
+            if (job.Attempts != 1) await DeleteAsync(job, cancellationToken);
             foreach (var (image, png) in encoded)
             {
                 var key = ImageKey(job, image.Index);

@@ -11,7 +11,13 @@ internal static class MultiNode
 {
     public static readonly TimeSpan ServiceTime = TimeSpan.FromSeconds(2);
 
-    private const int Users = 6, JobsPerRun = 60, Size = 256, Steps = 4;
+    private const int Users = 6, Size = 256, Steps = 4;
+
+    // NEWBIE_BENCH_NODES_JOBS: fewer jobs per run for quick iterations (the figures use the default 60).
+    private static readonly int JobsPerRun = int.TryParse(Environment.GetEnvironmentVariable("NEWBIE_BENCH_NODES_JOBS"), out var jobs) && jobs > 0 ? jobs : 60;
+
+    // NEWBIE_BENCH_NODES_SCALING_ONLY=1: only the 1/2/3-node runs, without the fairness, rates and kill parts.
+    private static bool ScalingOnly => Environment.GetEnvironmentVariable("NEWBIE_BENCH_NODES_SCALING_ONLY") == "1";
 
     /// <summary>Shared settings of every node; <paramref name="outputs"/> names the shared outputs store.</summary>
     private static string[] Settings(string connectionString, IEnumerable<string> outputs) =>
@@ -44,6 +50,7 @@ internal static class MultiNode
             log.WriteLine($"  {n} node(s): {run.PerMinute:F1} jobs/min ({run.PerMinute / one.Value:F2}×), mean run {run.MeanRun:F2} s, lost {run.Lost}, duplicated {run.Duplicated}");
         }
 
+        if (ScalingOnly) return table.ToString();
         table.AppendLine();
         table.AppendLine(await FairnessAsync(postgres, s3, log));
         table.AppendLine();

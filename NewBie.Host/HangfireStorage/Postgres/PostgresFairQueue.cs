@@ -214,80 +214,96 @@ public sealed class PostgresFairQueue : IFairQueue, IDisposable
         var state = StateOf(queue);
         using var connection = _dataSource.OpenConnection();
         using var transaction = connection.BeginTransaction();
-        Lock(connection, queue);
-        // Read after the lock, so every claim committed before it is seen (read committed: a snapshot per statement).
-        var (paused, counter) = ReadQueueRow(connection, queue);
+        // The lock and the reads in one round trip (a claim sits between two jobs of its node): the statements of a
+        // batch run in order, each reading after the lock, so every claim committed before it is seen (read
+        // committed: a snapshot per statement). The commit need not wait for the disk (synchronous_commit off): the
+        // job's first write after the claim (its record says running) commits synchronously and so flushes the claim
+        // too, and a claim lost with a crash of PostgreSQL before that is a job claimable again, as if its node died.
+        bool paused;
+        long counter;
+        Dictionary<FairQueueEntry, (long RowId, long JobId)> rows;
+        Dictionary<string, long> served;
+        using (var batch = new NpgsqlBatch(connection))
+        {
+            batch.BatchCommands.Add(LockCommand(queue));
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"));
+            batch.BatchCommands.Add(QueueRowCommand(queue));
+            foreach (var read in ClaimableCommands(queue)) batch.BatchCommands.Add(read);
+            using var reader = batch.ExecuteReader();
+            reader.NextResult();
+            reader.NextResult();
+            (paused, counter) = ReadQueueRow(reader);
+            reader.NextResult();
+            (rows, served) = ReadClaimable(reader);
+        }
         if (paused) return null;
-        var (rows, served) = ReadClaimable(connection, queue);
         if (FairOrder.PickNext(rows.Keys, served) is not { } pick) return null;
         var (rowId, jobId) = rows[pick];
-        DateTime fetchedAt;
-        // The row is checked again as it is updated: a holder that renewed its claim meanwhile keeps the job.
+        // The row is checked again as it is updated (a holder that renewed its claim meanwhile keeps the job), and the
+        // user is marked served in the same statement, only if the row was claimed.
         using (var claim = new NpgsqlCommand($"""
-            UPDATE {_schema}.jobqueue SET fetchedat = clock_timestamp()
-            WHERE id = $1 AND (fetchedat IS NULL OR fetchedat < clock_timestamp() - $2)
-            RETURNING fetchedat
+            WITH c AS (
+                UPDATE {_schema}.jobqueue SET fetchedat = clock_timestamp()
+                WHERE id = @row AND (fetchedat IS NULL OR fetchedat < clock_timestamp() - @invisibility)
+                RETURNING fetchedat),
+            q AS (UPDATE {_schema}.fair_queue SET counter = @tick WHERE queue = @queue AND EXISTS (SELECT 1 FROM c)),
+            s AS (INSERT INTO {_schema}.fair_served (queue, userid, tick) SELECT @queue, @user, @tick FROM c
+                ON CONFLICT (queue, userid) DO UPDATE SET tick = excluded.tick)
+            SELECT fetchedat, pg_notify('{Channel}', @queue || ':' || @origin) FROM c
             """, connection))
         {
-            claim.Parameters.Add(new NpgsqlParameter { Value = rowId });
-            claim.Parameters.Add(new NpgsqlParameter { Value = _options.InvisibilityTimeout });
+            claim.Parameters.AddWithValue("row", rowId);
+            claim.Parameters.AddWithValue("invisibility", _options.InvisibilityTimeout);
+            claim.Parameters.AddWithValue("queue", queue);
+            claim.Parameters.AddWithValue("tick", counter + 1);
+            claim.Parameters.AddWithValue("user", pick.UserId);
+            claim.Parameters.AddWithValue("origin", _origin);
             if (claim.ExecuteScalar() is not DateTime claimedAt) return null;
-            fetchedAt = claimedAt;
+            transaction.Commit();
+            Changed(queue, state);
+            return (rowId, jobId, claimedAt);
         }
-        using (var serve = new NpgsqlCommand($"""
-            UPDATE {_schema}.fair_queue SET counter = @tick WHERE queue = @queue;
-            INSERT INTO {_schema}.fair_served (queue, userid, tick) VALUES (@queue, @user, @tick)
-                ON CONFLICT (queue, userid) DO UPDATE SET tick = excluded.tick;
-            SELECT pg_notify('{Channel}', @queue || ':' || @origin);
-            """, connection))
-        {
-            serve.Parameters.AddWithValue("queue", queue);
-            serve.Parameters.AddWithValue("tick", counter + 1);
-            serve.Parameters.AddWithValue("user", pick.UserId);
-            serve.Parameters.AddWithValue("origin", _origin);
-            serve.ExecuteNonQuery();
-        }
-        transaction.Commit();
-        Changed(queue, state);
-        return (rowId, jobId, fetchedAt);
     }
 
-    private (bool Paused, long Counter) ReadQueueRow(NpgsqlConnection connection, string queue)
+    private NpgsqlBatchCommand QueueRowCommand(string queue)
     {
-        using var command = new NpgsqlCommand($"SELECT paused, counter FROM {_schema}.fair_queue WHERE queue = $1", connection);
+        var command = new NpgsqlBatchCommand($"SELECT paused, counter FROM {_schema}.fair_queue WHERE queue = $1");
         command.Parameters.Add(new NpgsqlParameter { Value = queue });
-        using var reader = command.ExecuteReader();
-        return reader.Read() ? (reader.GetBoolean(0), reader.GetInt64(1)) : (false, 0);
+        return command;
     }
 
-    // The claimable rows (one query, joined to their places) keyed by entry with their row and job ids, and the served ticks.
-    private (Dictionary<FairQueueEntry, (long RowId, long JobId)> Rows, Dictionary<string, long> Served) ReadClaimable(NpgsqlConnection connection, string queue)
+    private static (bool Paused, long Counter) ReadQueueRow(NpgsqlDataReader reader) =>
+        reader.Read() ? (reader.GetBoolean(0), reader.GetInt64(1)) : (false, 0);
+
+    // The claimable rows (one query, joined to their places), then the served ticks: two result sets.
+    private NpgsqlBatchCommand[] ClaimableCommands(string queue)
     {
-        var rows = new Dictionary<FairQueueEntry, (long, long)>(ReferenceEqualityComparer.Instance);
-        using (var command = new NpgsqlCommand($"""
+        var rows = new NpgsqlBatchCommand($"""
             SELECT q.id, q.jobid, f.userid, f.priority, f.seq, f.ref
             FROM {_schema}.jobqueue q JOIN {_schema}.fair_entry f ON f.queueid = q.id
             WHERE q.queue = $1 AND (q.fetchedat IS NULL OR q.fetchedat < clock_timestamp() - $2)
-            """, connection))
+            """);
+        rows.Parameters.Add(new NpgsqlParameter { Value = queue });
+        rows.Parameters.Add(new NpgsqlParameter { Value = _options.InvisibilityTimeout });
+        var served = new NpgsqlBatchCommand($"SELECT userid, tick FROM {_schema}.fair_served WHERE queue = $1");
+        served.Parameters.Add(new NpgsqlParameter { Value = queue });
+        return [rows, served];
+    }
+
+    // Reads the two result sets of ClaimableCommands: the rows keyed by entry with their row and job ids, and the served ticks.
+    private static (Dictionary<FairQueueEntry, (long RowId, long JobId)> Rows, Dictionary<string, long> Served) ReadClaimable(NpgsqlDataReader reader)
+    {
+        var rows = new Dictionary<FairQueueEntry, (long, long)>(ReferenceEqualityComparer.Instance);
+        while (reader.Read())
         {
-            command.Parameters.Add(new NpgsqlParameter { Value = queue });
-            command.Parameters.Add(new NpgsqlParameter { Value = _options.InvisibilityTimeout });
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
-            {
-                var jobId = reader.GetInt64(1);
-                var entry = new FairQueueEntry(jobId.ToString(CultureInfo.InvariantCulture), reader.GetString(2), reader.GetInt32(3), reader.GetInt64(4),
-                    reader.IsDBNull(5) ? null : reader.GetString(5));
-                rows[entry] = (reader.GetInt64(0), jobId);
-            }
+            var jobId = reader.GetInt64(1);
+            var entry = new FairQueueEntry(jobId.ToString(CultureInfo.InvariantCulture), reader.GetString(2), reader.GetInt32(3), reader.GetInt64(4),
+                reader.IsDBNull(5) ? null : reader.GetString(5));
+            rows[entry] = (reader.GetInt64(0), jobId);
         }
+        reader.NextResult();
         var served = new Dictionary<string, long>(StringComparer.Ordinal);
-        using (var command = new NpgsqlCommand($"SELECT userid, tick FROM {_schema}.fair_served WHERE queue = $1", connection))
-        {
-            command.Parameters.Add(new NpgsqlParameter { Value = queue });
-            using var reader = command.ExecuteReader();
-            while (reader.Read()) served[reader.GetString(0)] = reader.GetInt64(1);
-        }
+        while (reader.Read()) served[reader.GetString(0)] = reader.GetInt64(1);
         return (rows, served);
     }
 
@@ -309,10 +325,16 @@ public sealed class PostgresFairQueue : IFairQueue, IDisposable
 
     private void Lock(NpgsqlConnection connection, string queue)
     {
-        using var command = new NpgsqlCommand($"SELECT pg_advisory_xact_lock(hashtext($1)), set_config('{OriginSetting}', $2, true)", connection);
+        using var batch = new NpgsqlBatch(connection) { BatchCommands = { LockCommand(queue) } };
+        batch.ExecuteNonQuery();
+    }
+
+    private NpgsqlBatchCommand LockCommand(string queue)
+    {
+        var command = new NpgsqlBatchCommand($"SELECT pg_advisory_xact_lock(hashtext($1)), set_config('{OriginSetting}', $2, true)");
         command.Parameters.Add(new NpgsqlParameter { Value = $"newbie_fair:{_options.SchemaName}:{queue}" });
         command.Parameters.Add(new NpgsqlParameter { Value = _origin });
-        command.ExecuteNonQuery();
+        return command;
     }
 
     // The snapshot of this queue's latest change, loaded now (one reader does it, the others wait for it) if a change came since.
@@ -338,8 +360,19 @@ public sealed class PostgresFairQueue : IFairQueue, IDisposable
         using var connection = _dataSource.OpenConnection();
         // One consistent view of the rows, the served ticks and the counter.
         using var transaction = connection.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
-        var (paused, counter) = ReadQueueRow(connection, queue);
-        var (rows, served) = ReadClaimable(connection, queue);
+        bool paused;
+        long counter;
+        Dictionary<FairQueueEntry, (long RowId, long JobId)> rows;
+        Dictionary<string, long> served;
+        using (var batch = new NpgsqlBatch(connection))
+        {
+            batch.BatchCommands.Add(QueueRowCommand(queue));
+            foreach (var read in ClaimableCommands(queue)) batch.BatchCommands.Add(read);
+            using var reader = batch.ExecuteReader();
+            (paused, counter) = ReadQueueRow(reader);
+            reader.NextResult();
+            (rows, served) = ReadClaimable(reader);
+        }
         transaction.Commit();
         return new Loaded(new FairQueueSnapshot(version, FairOrder.Order(rows.Keys, served, counter), 0), paused);
     }
