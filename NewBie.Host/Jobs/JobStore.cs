@@ -21,6 +21,7 @@ public sealed class JobStore
 {
     private readonly IJobRecords _jobs;
     private readonly ISharedJobRecords? _shared;
+    private readonly SavedRecords? _saved;
     private readonly Lock _gate = new();
     private long _lastSeq;
     private long _queueVersion;
@@ -36,6 +37,7 @@ public sealed class JobStore
         _jobs = records;
         _shared = records as ISharedJobRecords;
         if (_shared is not null) return;
+        _saved = new SavedRecords();
         _lastSeq = _jobs.LastSeq();
         foreach (var job in WithStatus(JobStatus.Queued).Concat(WithStatus(JobStatus.Running))) Count(job, +1);
     }
@@ -63,7 +65,17 @@ public sealed class JobStore
     /// </summary>
     public long QueueMoves => Interlocked.Read(ref _queueMoves);
 
-    public JobRecord? Find(string id) => _jobs.Find(id);
+    /// <summary>The job's record as last saved; shared with other readers: read it, never change it.</summary>
+    public JobRecord? Find(string id)
+    {
+        if (_saved is null) return _jobs.Find(id);
+        if (_saved.Find(id) is { } saved) return saved;
+        var readAt = _saved.Generation;
+        var job = _jobs.Find(id);
+        // Kept under the id it was asked by only (ids compare exactly: the app database's collation is ordinal).
+        if (job is not null && job.Id == id) _saved.Keep(job, readAt);
+        return job;
+    }
 
     /// <summary>
     /// <see cref="Find"/> after any submit in progress has stored its record: a submit creates the Hangfire job before
@@ -80,7 +92,7 @@ public sealed class JobStore
     /// <see cref="Find"/>, or the job being stored now: its queue entry is made (and seen by readers of the queue) just
     /// before its record is stored (<see cref="Insert"/>).
     /// </summary>
-    public JobRecord? FindQueued(string id) => Volatile.Read(ref _inserting) is { } inserting && inserting.Id == id ? inserting : _jobs.Find(id);
+    public JobRecord? FindQueued(string id) => Volatile.Read(ref _inserting) is { } inserting && inserting.Id == id ? inserting : Find(id);
 
     /// <summary>The job whose Hangfire job is <paramref name="hangfireJobId"/> (queue rows written before they carried the record id).</summary>
     public JobRecord? FindByHangfireJob(string hangfireJobId) => _jobs.FindByHangfireJob(hangfireJobId);
@@ -164,7 +176,17 @@ public sealed class JobStore
             else
             {
                 job = _jobs.Find(id);
-                if (job is not null && Apply(job)) _jobs.Update(job);
+                if (job is not null && Apply(job))
+                {
+                    try
+                    {
+                        _jobs.Update(job);
+                    }
+                    finally
+                    {
+                        _saved!.Changed(id);
+                    }
+                }
             }
             if (job is null) return null;
             if (changed && job.Status != status)
@@ -219,6 +241,7 @@ public sealed class JobStore
         {
             if (_jobs.Find(id) is { } gone) Count(gone, -1);
             _jobs.Delete(id);
+            _saved?.Changed(id);
             Moved();
         }
         Pulse();
