@@ -79,8 +79,9 @@ internal static partial class ServingCore
         table.AppendLine("| round | run | streams | steps seen (of streams × steps) | every stream saw every step | run time | `/healthz` p50, p95 | `/healthz` req/s |");
         table.AppendLine("|---|---|---|---|---|---|---|---|");
         var results = new List<(bool WithStreams, double Seconds, bool AllSteps, LoadResult Health)>();
-        // Not counted: a server's first 20-job run took about a third longer than its later ones (10.5 and 11.2 s against
-        // 7.3–8.4 s: JIT tiers, the engine's first batch), and it always fell on round 1's run without streams.
+        // Not counted: a server's first 20-job runs are its slowest (runs of 10.5 and 11.2 s against 7.3–8.4 s later; with
+        // this warm-up, 11.4 s then 10.1 s), and the first always fell on round 1's run without streams. The alternation
+        // spreads what slowness is left over both kinds of run.
         var (warmSeconds, _, _) = await StreamRunAsync(d, withStreams: true, jobsPerUser, streamsPerUser, steps, log);
         log.WriteLine($"  warm-up with streams (not counted): {warmSeconds:F2} s");
         for (var round = 1; round <= rounds; round++)
