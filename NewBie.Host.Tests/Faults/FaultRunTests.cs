@@ -3,10 +3,16 @@ using Xunit.Abstractions;
 
 namespace NewBie.Host.Tests.Faults;
 
-[CollectionDefinition(Name, DisableParallelization = true)]
+[LongRunning]
+[CollectionDefinition(Name)]
 public sealed class FaultRunCollection
 {
-    /// <summary>Real server processes that kill, fill and flood: alone, so that the other tests' load does not stretch them.</summary>
+    /// <summary>
+    /// Real server processes that kill, fill and flood: one run at a time, beside the other test classes. They used to
+    /// run alone after every other test (DisableParallelization), a minute on one of CI's two test threads with the other
+    /// idle. Their deadlines are minutes long, so the other tests' load slows them without failing them; started first
+    /// (<see cref="LongRunningAttribute"/>), they end before the shorter classes do.
+    /// </summary>
     public const string Name = "fault runs";
 }
 

@@ -303,6 +303,7 @@ public sealed class PostgresStorageTests : IDisposable
 }
 
 /// <summary>Hangfire.PostgreSql with the fair queue plugged in, under the black-box Hangfire storage contract.</summary>
+[LongRunning]
 public sealed class PostgresStorageContractTests : JobStorageContract
 {
     private readonly PostgresNodes _nodes;

@@ -84,7 +84,8 @@ public sealed class OutOfMemoryTests
 
         Assert.Equal("queued", job.Str("status"));
         Assert.True(job.GetProperty("degraded").GetBoolean());
-        // The record counts the re-queue just before the new Hangfire job exists; give it a moment.
+        // The record counts the re-queue just before the new Hangfire job exists; give it a moment. Read every 20 ms:
+        // Hangfire announces a state change only to its global filters, which every test of the run would share.
         using var connection = app.Service<Hangfire.JobStorage>().GetConnection();
         while (connection.GetJobData(app.Service<JobStore>().Find(id)!.HangfireJobId!).State != Hangfire.States.ScheduledState.StateName)
         {

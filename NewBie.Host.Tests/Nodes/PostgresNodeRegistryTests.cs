@@ -27,7 +27,8 @@ public sealed class PostgresNodeRegistryTests : IDisposable
         Assert.Equal("job-1", fromB[0].RunningJob);
         Assert.Equal(("cuda:0 test", "encoders-on-demand", NodeStates.Ready), (fromB[0].Device, fromB[0].MemoryPlan, fromB[0].Shown));
 
-        // a keeps beating, b has gone silent.
+        // a keeps beating, b has gone silent. Lost is decided on PostgreSQL's clock (now() against b's last beat), which
+        // no event of this process announces: a beats and reads again every 50 ms until b is lost, 20 s at most.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         IReadOnlyList<NodeInfo> nodes;
         do

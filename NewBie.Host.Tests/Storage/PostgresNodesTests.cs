@@ -10,9 +10,13 @@ namespace NewBie.Host.Tests.Storage;
 /// </summary>
 public sealed class PostgresNodesTests : IDisposable
 {
-    private readonly PostgresTestDatabase _db = PostgresCluster.CreateDatabase();
+    // Created on first use, inside the test: created in the constructor, a missing PostgreSQL would fail the test
+    // instead of skipping it.
+    private readonly Lazy<PostgresTestDatabase> _database = new(PostgresCluster.CreateDatabase);
 
-    private JobStore Node() => new(new PostgresJobRecords(new PostgresDatabase(_db.NewDataSource())));
+    private PostgresTestDatabase Db => _database.Value;
+
+    private JobStore Node() => new(new PostgresJobRecords(new PostgresDatabase(Db.NewDataSource())));
 
     private static JobRecord Draft(string user, string? key = null, string hash = "h") => new()
     {
@@ -32,7 +36,7 @@ public sealed class PostgresNodesTests : IDisposable
         var largest = Draft("alice").Params.LargestBytes;
         // The shared count of alice's kept bytes (what every node's writes moved) is one job's worth; the cap leaves room
         // for three more jobs at their largest, and a half. The submits' own measure (0) must not be what counts.
-        using (var kept = _db.NewDataSource().CreateCommand("INSERT INTO newbie_output_usage (user_id, bytes, version) VALUES ('alice', $1, 0)"))
+        using (var kept = Db.NewDataSource().CreateCommand("INSERT INTO newbie_output_usage (user_id, bytes, version) VALUES ('alice', $1, 0)"))
         {
             kept.Parameters.Add(new Npgsql.NpgsqlParameter { Value = largest });
             kept.ExecuteNonQuery();
@@ -150,7 +154,7 @@ public sealed class PostgresNodesTests : IDisposable
 
     private long WaitersOnSubmitLock()
     {
-        using var locks = _db.NewDataSource().CreateCommand(
+        using var locks = Db.NewDataSource().CreateCommand(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = $2");
         locks.Parameters.Add(new Npgsql.NpgsqlParameter { Value = (long)PostgresSchema.LockClass });
         locks.Parameters.Add(new Npgsql.NpgsqlParameter { Value = (long)PostgresSchema.SubmitLock });
@@ -161,13 +165,16 @@ public sealed class PostgresNodesTests : IDisposable
     public void Nodes_starting_together_migrate_the_schema_once()
     {
         var versions = new int[4];
-        Parallel.For(0, 4, i => versions[i] = PostgresSchema.Migrate(_db.NewDataSource()));
+        Parallel.For(0, 4, i => versions[i] = PostgresSchema.Migrate(Db.NewDataSource()));
 
         Assert.Equal(3, versions.Count(v => v == PostgresSchema.Latest));
         Assert.Equal(1, versions.Count(v => v == 0));
-        using var rows = _db.NewDataSource().CreateCommand("SELECT array_agg(version ORDER BY version) FROM newbie_schema_version");
+        using var rows = Db.NewDataSource().CreateCommand("SELECT array_agg(version ORDER BY version) FROM newbie_schema_version");
         Assert.Equal(Enumerable.Range(1, PostgresSchema.Latest), (int[])rows.ExecuteScalar()!);
     }
 
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        if (_database.IsValueCreated) _database.Value.Dispose();
+    }
 }

@@ -22,11 +22,20 @@ public sealed class PostgresJobRecordsTests() : JobRecordsContract(PostgresStore
 
 internal static class PostgresStores
 {
-    /// <summary>A factory of PostgreSQL stores over one new test database (which <paramref name="database"/> owns), each call a new node.</summary>
-    public static Func<T> Of<T>(out PostgresTestDatabase database, Func<PostgresDatabase, T> create)
+    /// <summary>
+    /// A factory of PostgreSQL stores over one new test database (which <paramref name="database"/> owns), each call a
+    /// new node. The database is created on the first call, inside the test: created in the test class's constructor, a
+    /// missing PostgreSQL would fail the test instead of skipping it.
+    /// </summary>
+    public static Func<T> Of<T>(out IDisposable database, Func<PostgresDatabase, T> create)
     {
-        var db = PostgresCluster.CreateDatabase();
-        database = db;
-        return () => create(new PostgresDatabase(db.NewDataSource()));
+        var db = new Lazy<PostgresTestDatabase>(PostgresCluster.CreateDatabase);
+        database = new Disposer(() => { if (db.IsValueCreated) db.Value.Dispose(); });
+        return () => create(new PostgresDatabase(db.Value.NewDataSource()));
+    }
+
+    private sealed class Disposer(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
     }
 }

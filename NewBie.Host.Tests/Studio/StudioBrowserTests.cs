@@ -13,6 +13,7 @@ namespace NewBie.Host.Tests.Studio;
 /// real Kestrel on 127.0.0.1: what a user does there from sign-in to a zip, that the storage cap refuses, and that a
 /// second user sees nothing of the first one's.
 /// </summary>
+[LongRunning]
 public sealed class StudioBrowserTests(ITestOutputHelper output) : IDisposable
 {
     private const string Password = "correct horse battery";

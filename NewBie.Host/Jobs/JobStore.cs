@@ -31,6 +31,7 @@ public sealed class JobStore
 {
     private readonly IJobRecords _jobs;
     private readonly ISharedJobRecords? _shared;
+    private readonly SavedRecords? _saved;
     private readonly Lock _gate = new();
     private long _lastSeq;
     private long _queueVersion;
@@ -47,6 +48,7 @@ public sealed class JobStore
         _jobs = records;
         _shared = records as ISharedJobRecords;
         if (_shared is not null) return;
+        _saved = new SavedRecords();
         _lastSeq = _jobs.LastSeq();
         foreach (var job in WithStatus(JobStatus.Queued).Concat(WithStatus(JobStatus.Running))) Count(job, +1);
     }
@@ -74,7 +76,17 @@ public sealed class JobStore
     /// </summary>
     public long QueueMoves => Interlocked.Read(ref _queueMoves);
 
-    public JobRecord? Find(string id) => _jobs.Find(id);
+    /// <summary>The job's record as last saved; shared with other readers: read it, never change it.</summary>
+    public JobRecord? Find(string id)
+    {
+        if (_saved is null) return _jobs.Find(id);
+        if (_saved.Find(id) is { } saved) return saved;
+        var readAt = _saved.Generation;
+        var job = _jobs.Find(id);
+        // Kept under the id it was asked by only (ids compare exactly: the app database's collation is ordinal).
+        if (job is not null && job.Id == id) _saved.Keep(job, readAt);
+        return job;
+    }
 
     /// <summary>
     /// <see cref="Find"/> after any submit in progress has stored its record: a submit creates the Hangfire job before
@@ -96,7 +108,7 @@ public sealed class JobStore
         if (Volatile.Read(ref _inserting) is { } inserting)
             foreach (var job in inserting)
                 if (job.Id == id) return job;
-        return _jobs.Find(id);
+        return Find(id);
     }
 
     /// <summary>True where the records are shared with other processes (PostgreSQL): submits there go one by one (<see cref="Insert"/>).</summary>
@@ -261,7 +273,17 @@ public sealed class JobStore
             else
             {
                 job = _jobs.Find(id);
-                if (job is not null && Apply(job)) _jobs.Update(job);
+                if (job is not null && Apply(job))
+                {
+                    try
+                    {
+                        _jobs.Update(job);
+                    }
+                    finally
+                    {
+                        _saved!.Changed(id);
+                    }
+                }
             }
             if (job is null) return null;
             if (changed && job.Status != status)
@@ -316,6 +338,7 @@ public sealed class JobStore
         {
             if (_jobs.Find(id) is { } gone) Count(gone, -1);
             _jobs.Delete(id);
+            _saved?.Changed(id);
             Moved();
         }
         Pulse();

@@ -74,12 +74,19 @@ public sealed class NodeHeartbeat(
 {
     private IReadOnlyList<NodeInfo>? _nodes;
     private bool _failing;
+    private TaskCompletionSource _beaten = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public TimeSpan Interval => TimeSpan.FromTicks(Math.Clamp(options.Value.NodeTimeout.Ticks / 5, TimeSpan.FromMilliseconds(200).Ticks, TimeSpan.FromSeconds(30).Ticks));
 
     /// <summary>The node list as of the last beat; read now if no beat has been made yet.</summary>
     public async Task<IReadOnlyList<NodeInfo>> NodesAsync(CancellationToken cancellationToken) =>
         Volatile.Read(ref _nodes) ?? await registry.ListAsync(options.Value.NodeTimeout, cancellationToken);
+
+    /// <summary>
+    /// Completes once the next beat is written and the node list read after it: what waits for the list to change awaits
+    /// it rather than reading the list again and again (the list changes only with a beat).
+    /// </summary>
+    public Task NextBeat => Volatile.Read(ref _beaten).Task;
 
     /// <summary>The node list as of the last beat (empty before the first).</summary>
     public IReadOnlyList<NodeInfo> Nodes => Volatile.Read(ref _nodes) ?? [];
@@ -130,6 +137,7 @@ public sealed class NodeHeartbeat(
         {
             await registry.BeatAsync(beat, cancellationToken);
             Volatile.Write(ref _nodes, await registry.ListAsync(options.Value.NodeTimeout, cancellationToken));
+            Interlocked.Exchange(ref _beaten, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
             if (_failing) logger.LogInformation("Node heartbeat written again");
             _failing = false;
         }

@@ -80,18 +80,35 @@ internal sealed class BenchClient(Func<string> url, string? key, TimeSpan? timeo
         return JobView.From(await response.Content.ReadFromJsonAsync<JsonElement>());
     }
 
-    /// <summary>Polls one job until it has <paramref name="status"/> (true) or is finished or the deadline passes (false).</summary>
+    /// <summary>
+    /// Waits until one job has <paramref name="status"/> (true), or is finished or gone, or the deadline passes (false).
+    /// The job is read again at each event of its event stream (its place, stage or step changed), not polled.
+    /// </summary>
     public async Task<bool> WaitStatusAsync(string id, string status, TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
+        using var cancel = new CancellationTokenSource(timeout);
+        try
         {
-            var job = await GetJobAsync(id);
-            if (job?.Status == status) return true;
-            if (job is null || job.IsFinished) return false;
-            await Task.Delay(20);
+            using var response = await _http.GetAsync($"{Url}/v1/jobs/{id}/events", HttpCompletionOption.ResponseHeadersRead, cancel.Token);
+            if (!response.IsSuccessStatusCode) return false;
+            using var events = new StreamReader(await response.Content.ReadAsStreamAsync(cancel.Token));
+            // Read once the stream is open, so that no change falls between the read and the next event.
+            while (true)
+            {
+                var job = await GetJobAsync(id);
+                if (job?.Status == status) return true;
+                if (job is null || job.IsFinished) return false;
+                // To the end of the next event (an empty line); the stream ends only with the job.
+                string? line;
+                while ((line = await events.ReadLineAsync(cancel.Token)) is { Length: > 0 }) { }
+                if (line is null) return (await GetJobAsync(id))?.Status == status;
+            }
         }
-        return false;
+        catch (Exception e) when (e is OperationCanceledException or HttpRequestException or IOException)
+        {
+            // The deadline, or a server killed under the stream.
+            return false;
+        }
     }
 
     /// <summary>Every job of every user (the caller must be an admin), paging through GET /v1/jobs?user=*.</summary>
