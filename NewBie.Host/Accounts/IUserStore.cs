@@ -7,6 +7,12 @@ namespace NewBie.Host.Accounts;
 /// </summary>
 public interface IUserStore
 {
+    /// <summary>
+    /// Whether other processes change these records too (PostgreSQL: other nodes and the command-line verbs). Where
+    /// they do not, <see cref="AccountStore"/> is the only writer and may keep what it verified in memory.
+    /// </summary>
+    bool SharedWithOtherProcesses => false;
+
     bool AnyUsers();
 
     UserRecord? FindUser(string name);

@@ -12,6 +12,8 @@ public sealed class PostgresUserStore(PostgresDatabase database) : IUserStore
 {
     private readonly NpgsqlDataSource _source = database.Source;
 
+    public bool SharedWithOtherProcesses => true;
+
     public bool AnyUsers() => _source.Command("SELECT EXISTS (SELECT 1 FROM newbie_users)").Scalar<bool>();
 
     public UserRecord? FindUser(string name) =>
