@@ -187,11 +187,11 @@ public sealed class QueueStateTests
         string last = "";
         for (var i = 0; i < count; i++)
         {
-            var (outcome, job) = queue.Submit(new JobRecord
+            var (outcome, job) = queue.SubmitAsync(new JobRecord
             {
                 UserId = user,
                 Params = new JobParams { Prompt = "x", Width = 256, Height = 256, Steps = 2, Count = 1 },
-            });
+            }).GetAwaiter().GetResult();
             Assert.Equal(SubmitOutcome.Created, outcome);
             last = job!.Id;
         }

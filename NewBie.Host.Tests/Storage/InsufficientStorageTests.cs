@@ -142,17 +142,12 @@ public sealed class InsufficientStorageTests
     public void Disk_full_is_told_apart_from_other_write_errors(int errno, bool full) =>
         Assert.Equal(full, FolderOutputBlobs.IsDiskFull(new IOException("x", errno)));
 
-    /// <summary>The Hangfire client whose storage is full: the record was stored (app.db had room), its Hangfire job cannot be.</summary>
-    private sealed class FullDiskJobClient(Hangfire.JobStorage storage) : Hangfire.IBackgroundJobClientV2
+    /// <summary>The Hangfire job factory whose storage is full: the submit's Hangfire jobs cannot be written.</summary>
+    private sealed class FullDiskJobFactory : Hangfire.Client.IBackgroundJobFactory
     {
-        public Hangfire.JobStorage Storage => storage;
+        public Hangfire.States.IStateMachine StateMachine => throw new NotSupportedException();
 
-        public string Create(Hangfire.Common.Job job, Hangfire.States.IState state, IDictionary<string, object> parameters) =>
-            throw new IOException("No space left on device : 'hangfire-log.db'", 28);
-
-        public string Create(Hangfire.Common.Job job, Hangfire.States.IState state) => Create(job, state, new Dictionary<string, object>());
-
-        public bool ChangeState(string jobId, Hangfire.States.IState state, string expectedState) => false;
+        public Hangfire.BackgroundJob Create(Hangfire.Client.CreateContext context) => throw new IOException("No space left on device : 'hangfire-log.db'", 28);
     }
 
     [Fact]
@@ -160,7 +155,7 @@ public sealed class InsufficientStorageTests
     {
         // The free-space check off, as when the disk fills between the check and the write.
         using var app = new NewBieApplication(new() { ["Storage:MinFreeBytes"] = "0" },
-            services: s => s.AddSingleton<Hangfire.IBackgroundJobClientV2>(sp => new FullDiskJobClient(sp.GetRequiredService<Hangfire.JobStorage>())));
+            services: s => s.AddSingleton<Hangfire.Client.IBackgroundJobFactory>(new FullDiskJobFactory()));
         var client = app.ClientFor();
 
         using var response = await client.PostRawAsync("/v1/jobs", Small);

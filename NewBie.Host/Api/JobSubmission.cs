@@ -112,31 +112,31 @@ public sealed class JobSubmission(
         };
         // Only valid work reaches the shared admission windows; it is charged there once stored.
         if (rateLimits.CheckAdmission(user.Id) is { } refusal) return (null, AdmissionProblem(refusal));
-        // Counted before the insert, which may still refuse the job or replay an earlier one: then the images are given back.
-        if (!accounts.TryUseImages(user.Id, normalised!.Count, own.ImagesPerDay))
-            return (null, RateLimited.Result(TimeSpan.FromSeconds(accounts.SecondsUntilQuotaReset()),
-                $"The daily quota of {own.ImagesPerDay} images is used up; it resets at 00:00 UTC.", ProblemCodes.QuotaExceeded));
         SubmitOutcome outcome;
         JobRecord? job;
         try
         {
-            (outcome, job) = queue.Submit(draft, own.MaxQueuedJobs, storageCap);
+            // The daily quota is charged with the insert, in its turn among the checks (first), and given back there when
+            // the insert refuses the job or replays an earlier one.
+            var quota = new QuotaCharge(() => accounts.TryUseImages(user.Id, normalised!.Count, own.ImagesPerDay), () => accounts.ReturnImages(user.Id, normalised!.Count));
+            (outcome, job) = await queue.SubmitAsync(draft, own.MaxQueuedJobs, storageCap, quota);
         }
-        catch (IOException e) when (DiskFullHandler.IsDiskFull(e))
+        catch (Exception e) when (DiskFullHandler.IsDiskFull(e))
         {
-            UndoOnFullDisk(draft, normalised.Count);
+            UndoOnFullDisk(draft);
             throw;
         }
-        if (outcome != SubmitOutcome.Created) accounts.ReturnImages(user.Id, normalised.Count);
-        else rateLimits.Admitted(user.Id);
+        if (outcome == SubmitOutcome.Created) rateLimits.Admitted(user.Id);
         return outcome switch
         {
+            SubmitOutcome.QuotaExceeded => (null, RateLimited.Result(TimeSpan.FromSeconds(accounts.SecondsUntilQuotaReset()),
+                $"The daily quota of {own.ImagesPerDay} images is used up; it resets at 00:00 UTC.", ProblemCodes.QuotaExceeded)),
             SubmitOutcome.UserQueueFull => (null, RateLimited.Result(TimeSpan.FromSeconds(queueView.SecondsUntilNextSlot()),
                 $"You have {own.MaxQueuedJobs} queued or running jobs, your maximum; retry when one finishes.", ProblemCodes.UserQueueFull)),
             SubmitOutcome.Created or SubmitOutcome.Replayed => (job, null),
             // Passed the check above, and then another submit of the user's (on this node or another) was inserted first.
             SubmitOutcome.StorageCapExceeded => (null, StorageCapExceeded(
-                $"Your images and unfinished jobs, with this job at its largest ({LargestBytes(normalised)} bytes), would pass your storage cap of " +
+                $"Your images and unfinished jobs, with this job at its largest ({LargestBytes(normalised!)} bytes), would pass your storage cap of " +
                 $"{own.MaxStorageBytes} bytes. Delete images you no longer need.")),
             SubmitOutcome.IdempotencyConflict => (null, Problems.Create(StatusCodes.Status409Conflict, ProblemCodes.IdempotencyConflict,
                 $"Idempotency-Key '{key}' was used for job {job!.Id} with a different body.")),
@@ -205,16 +205,15 @@ public sealed class JobSubmission(
     }
 
     /// <summary>
-    /// A submit whose write met a full disk is answered 507 (<see cref="DiskFullHandler"/>), so none of it may stay: the
-    /// record (stored when app.db still had room and hangfire.db had none) and the images charged. Best effort: the disk
-    /// may refuse these writes too, and the 507 must still be answered.
+    /// A submit whose write met a full disk is answered 507 (<see cref="DiskFullHandler"/>), so none of it may stay: its
+    /// quota charge is undone with the failed write (<see cref="JobQueue.SubmitAsync"/>), and a record stored before the
+    /// failure is deleted here. Best effort: the disk may refuse this write too, and the 507 must still be answered.
     /// </summary>
-    private void UndoOnFullDisk(JobRecord draft, int images)
+    private void UndoOnFullDisk(JobRecord draft)
     {
         try
         {
             if (draft.Id.Length > 0 && jobs.Find(draft.Id) is not null) jobs.Delete(draft.Id);
-            accounts.ReturnImages(draft.UserId, images);
         }
         catch (IOException e) when (DiskFullHandler.IsDiskFull(e))
         {

@@ -23,6 +23,13 @@ public interface IJobRecords
 
     void Delete(string id);
 
+    /// <summary>
+    /// Runs <paramref name="work"/> as one write of this database: what it writes on this thread, through these records
+    /// or another store of the same database (a quota charge), is stored together or, if it throws, not at all. The
+    /// group commit of submits (<see cref="JobStore.InsertMany"/>). Records without transactions run it as it is.
+    /// </summary>
+    void InOneWrite(Action work) => work();
+
     /// <summary>Every job in <paramref name="status"/>, oldest submit first.</summary>
     IReadOnlyList<JobRecord> WithStatus(JobStatus status);
 

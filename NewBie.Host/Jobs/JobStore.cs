@@ -1,6 +1,16 @@
 namespace NewBie.Host.Jobs;
 
-public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull, UserQueueFull, StorageCapExceeded }
+public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull, UserQueueFull, StorageCapExceeded, QuotaExceeded }
+
+/// <summary>
+/// A submit's daily-quota charge: <paramref name="Charge"/> answers false when the quota is used up, <paramref name="Refund"/>
+/// gives the images back when the submit then creates no job. In a batch (<see cref="JobStore.InsertMany"/>) both run
+/// inside the batch's one write of the records' database, so a charge is stored with its job or not at all.
+/// </summary>
+public sealed record QuotaCharge(Func<bool> Charge, Action Refund);
+
+/// <summary>One submit of a batch: the draft and what it is checked against, in <see cref="JobStore.Insert"/>'s order (quota first).</summary>
+public sealed record SubmitRequest(JobRecord Draft, int MaxQueued, int? MaxActiveOfUser = null, StorageCap? StorageCap = null, QuotaCharge? Quota = null);
 
 /// <summary>
 /// The per-user storage cap a submit is checked against together with the queue caps: the user's kept bytes, their
@@ -26,7 +36,8 @@ public sealed class JobStore
     private long _lastSeq;
     private long _queueVersion;
     private long _queueMoves;
-    private JobRecord? _inserting;
+    // The jobs being stored now (their queue entries exist a moment before their records): see FindQueued.
+    private IReadOnlyList<JobRecord>? _inserting;
     // Counted in memory (under the lock) so that a submit's cap checks cost the same at any depth of the queue.
     private int _queued;
     private readonly Dictionary<string, (int Jobs, long Bytes)> _activeOf = new(StringComparer.Ordinal);
@@ -92,7 +103,16 @@ public sealed class JobStore
     /// <see cref="Find"/>, or the job being stored now: its queue entry is made (and seen by readers of the queue) just
     /// before its record is stored (<see cref="Insert"/>).
     /// </summary>
-    public JobRecord? FindQueued(string id) => Volatile.Read(ref _inserting) is { } inserting && inserting.Id == id ? inserting : Find(id);
+    public JobRecord? FindQueued(string id)
+    {
+        if (Volatile.Read(ref _inserting) is { } inserting)
+            foreach (var job in inserting)
+                if (job.Id == id) return job;
+        return Find(id);
+    }
+
+    /// <summary>True where the records are shared with other processes (PostgreSQL): submits there go one by one (<see cref="Insert"/>).</summary>
+    public bool IsShared => _shared is not null;
 
     /// <summary>The job whose Hangfire job is <paramref name="hangfireJobId"/> (queue rows written before they carried the record id).</summary>
     public JobRecord? FindByHangfireJob(string hangfireJobId) => _jobs.FindByHangfireJob(hangfireJobId);
@@ -110,7 +130,7 @@ public sealed class JobStore
         {
             SubmitOutcome outcome;
             JobRecord? job;
-            Volatile.Write(ref _inserting, draft);
+            Volatile.Write(ref _inserting, [draft]);
             try
             {
                 (outcome, job) = _shared is null
@@ -140,17 +160,98 @@ public sealed class JobStore
     private (SubmitOutcome Outcome, JobRecord? Job) InsertHere(JobRecord draft, int maxQueued, int? maxActiveOfUser, Action<JobRecord>? beforeInsert,
         StorageCap? storageCap)
     {
-        if (draft.IdempotencyKey is { } key && _jobs.FindByIdempotencyKey(draft.UserId, key) is { } earlier)
-            return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
-        if (_queued >= maxQueued) return (SubmitOutcome.QueueFull, null);
-        if (maxActiveOfUser is { } cap && _activeOf.GetValueOrDefault(draft.UserId).Jobs >= cap) return (SubmitOutcome.UserQueueFull, null);
-        if (storageCap is { } storage && storage.UsedBytes + _activeOf.GetValueOrDefault(draft.UserId).Bytes + draft.Params.LargestBytes > storage.MaxBytes)
-            return (SubmitOutcome.StorageCapExceeded, null);
+        var earlier = draft.IdempotencyKey is { } key ? _jobs.FindByIdempotencyKey(draft.UserId, key) : null;
+        if (Check(draft, maxQueued, maxActiveOfUser, storageCap, earlier) is { } refused) return refused;
         draft.Seq = ++_lastSeq;
         beforeInsert?.Invoke(draft);
         _jobs.Insert(draft);
         Count(draft, +1);
         return (SubmitOutcome.Created, draft);
+    }
+
+    /// <summary>
+    /// The checks of a submit against this process's counts, in order: idempotency (against <paramref name="earlier"/>,
+    /// the user's job of the same key), queue cap, the user's cap, storage cap. Null when the job may be created.
+    /// </summary>
+    private (SubmitOutcome Outcome, JobRecord? Job)? Check(JobRecord draft, int maxQueued, int? maxActiveOfUser, StorageCap? storageCap, JobRecord? earlier)
+    {
+        if (draft.IdempotencyKey is not null && earlier is not null)
+            return (earlier.RequestHash == draft.RequestHash ? SubmitOutcome.Replayed : SubmitOutcome.IdempotencyConflict, earlier);
+        if (_queued >= maxQueued) return (SubmitOutcome.QueueFull, null);
+        if (maxActiveOfUser is { } cap && _activeOf.GetValueOrDefault(draft.UserId).Jobs >= cap) return (SubmitOutcome.UserQueueFull, null);
+        if (storageCap is { } storage && storage.UsedBytes + _activeOf.GetValueOrDefault(draft.UserId).Bytes + draft.Params.LargestBytes > storage.MaxBytes)
+            return (SubmitOutcome.StorageCapExceeded, null);
+        return null;
+    }
+
+    /// <summary>
+    /// A group commit of submits (records only this process writes): each submit is checked in order exactly as
+    /// <see cref="Insert"/> would check it one after the other (quota, idempotency — earlier submits of the batch
+    /// included —, queue caps, storage cap), then <paramref name="beforeInsert"/> runs once on all accepted jobs (their
+    /// Hangfire jobs, one commit), then their records and every quota charge are stored in one write of the records'
+    /// database. Per submit, two commits shared by the batch instead of three of its own: what a burst of submits waited
+    /// for. If anything throws, nothing of the batch is stored or charged, and every submit of it fails.
+    /// </summary>
+    public IReadOnlyList<(SubmitOutcome Outcome, JobRecord? Job)> InsertMany(IReadOnlyList<SubmitRequest> submits, Action<IReadOnlyList<JobRecord>> beforeInsert)
+    {
+        if (_shared is not null) throw new InvalidOperationException("Shared job records submit one by one (Insert).");
+        var results = new (SubmitOutcome Outcome, JobRecord? Job)[submits.Count];
+        var accepted = new List<JobRecord>(submits.Count);
+        lock (_gate)
+        {
+            try
+            {
+                _jobs.InOneWrite(() =>
+                {
+                    // Keys accepted earlier in this batch: their records are not stored yet, but they replay all the same.
+                    var keys = new Dictionary<(string User, string Key), JobRecord>();
+                    for (var i = 0; i < submits.Count; i++)
+                    {
+                        var (draft, maxQueued, maxActiveOfUser, storageCap, quota) = submits[i];
+                        if (quota is not null && !quota.Charge())
+                        {
+                            results[i] = (SubmitOutcome.QuotaExceeded, null);
+                            continue;
+                        }
+                        var earlier = draft.IdempotencyKey is { } key
+                            ? keys.GetValueOrDefault((draft.UserId, key)) ?? _jobs.FindByIdempotencyKey(draft.UserId, key)
+                            : null;
+                        if (Check(draft, maxQueued, maxActiveOfUser, storageCap, earlier) is { } refused)
+                        {
+                            quota?.Refund();
+                            results[i] = refused;
+                            continue;
+                        }
+                        draft.Seq = ++_lastSeq;
+                        // Counted now, so that the next submit of the batch is checked against this one too.
+                        Count(draft, +1);
+                        accepted.Add(draft);
+                        if (draft.IdempotencyKey is { } newKey) keys[(draft.UserId, newKey)] = draft;
+                        results[i] = (SubmitOutcome.Created, draft);
+                    }
+                    if (accepted.Count == 0) return;
+                    Volatile.Write(ref _inserting, accepted);
+                    beforeInsert(accepted);
+                    foreach (var job in accepted) _jobs.Insert(job);
+                });
+            }
+            catch
+            {
+                foreach (var job in accepted) Count(job, -1);
+                // Their queue entries may exist without records: readers that placed them must derive again.
+                Moved();
+                throw;
+            }
+            finally
+            {
+                Volatile.Write(ref _inserting, null);
+            }
+            if (accepted.Count == 0) return results;
+            Interlocked.Increment(ref _queueVersion);
+            foreach (var job in accepted) Changed?.Invoke(job, true);
+        }
+        Pulse();
+        return results;
     }
 
     /// <summary>

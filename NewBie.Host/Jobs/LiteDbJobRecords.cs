@@ -14,9 +14,11 @@ public sealed class LiteDbJobRecords : IJobRecords
     private const string UserStatusSeq = "$.UserId + ' ' + $.Status + ' ' + FORMAT($.Seq, 'D19')";
 
     private readonly ILiteCollection<JobRecord> _jobs;
+    private readonly AppDatabase _database;
 
     public LiteDbJobRecords(AppDatabase database)
     {
+        _database = database;
         _jobs = database.Collection<JobRecord>("jobs");
         _jobs.EnsureIndex(nameof(UserSeq), UserSeq);
         _jobs.EnsureIndex(nameof(UserStatusSeq), UserStatusSeq);
@@ -44,6 +46,30 @@ public sealed class LiteDbJobRecords : IJobRecords
     public void Update(JobRecord job) => _jobs.Update(job);
 
     public void Delete(string id) => _jobs.Delete(id);
+
+    /// <summary>
+    /// One LiteDB transaction (thread-bound: the writes of <paramref name="work"/> on this thread join it), one commit.
+    /// Under the database's gate, which the stores' own check-and-write steps hold (a quota charge): the other order
+    /// would deadlock, a store holding the gate and waiting for a collection this transaction holds until its commit.
+    /// </summary>
+    public void InOneWrite(Action work)
+    {
+        lock (_database.Gate)
+        {
+            var db = _database.Database;
+            if (!db.BeginTrans()) throw new InvalidOperationException("A LiteDB transaction is already open on this thread.");
+            try
+            {
+                work();
+                db.Commit();
+            }
+            catch
+            {
+                db.Rollback();
+                throw;
+            }
+        }
+    }
 
     public IReadOnlyList<JobRecord> WithStatus(JobStatus status) =>
         _jobs.Find(Query.EQ(nameof(JobRecord.Status), status.ToString())).OrderBy(j => j.Seq).ToList();
