@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
@@ -42,8 +43,13 @@ public static class JobEvents
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no";
         var writer = new EventWriter(json.Value.SerializerOptions, queue);
+        // One PipeWriter.WriteAsync per wake-up writes and flushes in one go; the stream's Write then Flush was two
+        // passes through Kestrel's output pipe per event for each of 1,000 streams.
+        var body = response.BodyWriter;
         try
         {
+            // The headers go out now, whatever the first record says: a client knows at once that its stream is open.
+            await body.FlushAsync(cancellationToken);
             var records = new[] { subscription.Initial };
             var dropped = 0;
             while (!cancellationToken.IsCancellationRequested)
@@ -53,10 +59,11 @@ public static class JobEvents
                 // With no record queued (a wake-up for the queue's move) the place is read again for the latest one.
                 foreach (var job in records.Length > 0 ? records : [subscription.Latest])
                     if (writer.Describe(job)) break;
-                if (writer.Take() is { Length: > 0 } bytes)
+                if (writer.Written.Length > 0)
                 {
-                    await response.Body.WriteAsync(bytes, cancellationToken);
-                    await response.Body.FlushAsync(cancellationToken);
+                    var sent = await body.WriteAsync(writer.Written, cancellationToken);
+                    writer.Clear();
+                    if (sent.IsCompleted) break;
                 }
                 if (writer.Done) break;
                 // The signal is taken before the queue is looked at: a change queued after the look completes it.
@@ -67,11 +74,7 @@ public static class JobEvents
                 // each wake-up, so with 1,000 streams every step left 1,000 timers (and token registrations) behind.
                 await changed.WaitAsync(KeepAlive, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 cancellationToken.ThrowIfCancellationRequested();
-                if (!changed.IsCompleted)
-                {
-                    await response.Body.WriteAsync(KeepAliveFrame, cancellationToken);
-                    await response.Body.FlushAsync(cancellationToken);
-                }
+                if (!changed.IsCompleted && (await body.WriteAsync(KeepAliveFrame, cancellationToken)).IsCompleted) break;
                 (records, dropped) = subscription.TakePending();
             }
         }
@@ -85,7 +88,7 @@ public static class JobEvents
     /// <summary>One stream's memory of what it sent, turning successive records into the events between them.</summary>
     private sealed class EventWriter(JsonSerializerOptions options, QueueView queue)
     {
-        private readonly MemoryStream _buffer = new();
+        private readonly ArrayBufferWriter<byte> _buffer = new(256);
         private int? _lastPosition;
         private GenerationStage? _lastStage;
         private string? _lastWait;
@@ -130,13 +133,10 @@ public static class JobEvents
 
         public void Add<T>(string name, T data) => _buffer.Write(Frame(name, data, options));
 
-        /// <summary>What was added since the last call.</summary>
-        public ReadOnlyMemory<byte> Take()
-        {
-            var bytes = _buffer.ToArray();
-            _buffer.SetLength(0);
-            return bytes;
-        }
+        /// <summary>What was added since the last <see cref="Clear"/>; valid until then.</summary>
+        public ReadOnlyMemory<byte> Written => _buffer.WrittenMemory;
+
+        public void Clear() => _buffer.ResetWrittenCount();
     }
 
     private static byte[] Frame<T>(string name, T data, JsonSerializerOptions options) =>

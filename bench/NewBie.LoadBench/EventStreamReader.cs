@@ -1,8 +1,18 @@
 using System.Buffers;
 using System.Net.Sockets;
+using System.Numerics;
 using System.Text;
 
 namespace NewBie.LoadBench;
+
+/// <summary>
+/// What one stream saw: whether it was answered 200, how many distinct steps of 1..steps came (each counted once),
+/// whether they came in ascending order, and whether the done event ended it.
+/// </summary>
+internal readonly record struct StreamRead(bool Opened, int Steps, bool InOrder, bool Done)
+{
+    public bool SawEveryStep(int steps) => Opened && Done && InOrder && Steps == steps;
+}
 
 /// <summary>
 /// Reads one <c>GET /v1/jobs/{id}/events</c> over a raw socket: the bench opens 1,000 of them on the same 2 cores as the
@@ -19,13 +29,19 @@ internal static class EventStreamReader
     private static readonly byte[] StepField = "\"step\":"u8.ToArray();
 
     /// <summary>
-    /// Opens the stream, signals <paramref name="opened"/> once the response's headers came, reads to the done event;
-    /// true when steps 1..<paramref name="steps"/> (at most 64) and the done event were all seen.
+    /// Opens the stream, signals <paramref name="opened"/> once the response's headers came (or the connection failed),
+    /// reads to the done event or the end of the connection; counts the steps 1..<paramref name="steps"/> (at most 64).
     /// </summary>
-    public static async Task<bool> ReadAsync(string baseUrl, string key, string id, int steps, CountdownEvent opened)
+    public static async Task<StreamRead> ReadAsync(string baseUrl, string key, string id, int steps, CountdownEvent opened)
     {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(steps, 64);
         var signalled = false;
         var buffer = ArrayPool<byte>.Shared.Rent(8192);
+        var status200 = false;
+        ulong seen = 0;
+        var last = -1;
+        var inOrder = true;
+        StreamRead Result(bool done) => new(status200, BitOperations.PopCount(seen), inOrder, done);
         try
         {
             var uri = new Uri(baseUrl);
@@ -35,7 +51,6 @@ internal static class EventStreamReader
                 $"GET /v1/jobs/{id}/events HTTP/1.0\r\nHost: {uri.Authority}\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"), SocketFlags.None);
             var filled = 0;
             var headersRead = false;
-            ulong seen = 0;
             while (true)
             {
                 if (filled == buffer.Length)
@@ -47,7 +62,7 @@ internal static class EventStreamReader
                     buffer = larger;
                 }
                 var read = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None);
-                if (read == 0) return false;
+                if (read == 0) return Result(done: false);
                 filled += read;
                 var start = 0;
                 if (!headersRead)
@@ -57,15 +72,15 @@ internal static class EventStreamReader
                     headersRead = true;
                     opened.Signal();
                     signalled = true;
-                    if (!buffer.AsSpan(0, end).StartsWith("HTTP/1.1 200"u8) && !buffer.AsSpan(0, end).StartsWith("HTTP/1.0 200"u8)) return false;
+                    status200 = buffer.AsSpan(0, end).StartsWith("HTTP/1.1 200"u8) || buffer.AsSpan(0, end).StartsWith("HTTP/1.0 200"u8);
+                    if (!status200) return Result(done: false);
                     start = end + HeaderEnd.Length;
                 }
                 while (buffer.AsSpan(start, filled - start).IndexOf(FrameEnd) is var length and >= 0)
                 {
                     var frame = buffer.AsSpan(start, length);
                     start += length + FrameEnd.Length;
-                    if (frame.StartsWith(DoneEvent))
-                        return steps >= 64 ? seen == ulong.MaxValue : seen == (1UL << steps) - 1;
+                    if (frame.StartsWith(DoneEvent)) return Result(done: true);
                     if (!frame.StartsWith(StepEvent) || frame.IndexOf(StepField) is not (var at and >= 0)) continue;
                     var number = 0;
                     foreach (var b in frame[(at + StepField.Length)..])
@@ -73,7 +88,9 @@ internal static class EventStreamReader
                         if (b is < (byte)'0' or > (byte)'9') break;
                         number = number * 10 + (b - '0');
                     }
-                    if (number is >= 1 and <= 64) seen |= 1UL << (number - 1);
+                    if (number <= last) inOrder = false;
+                    last = number;
+                    if (number >= 1 && number <= steps) seen |= 1UL << (number - 1);
                 }
                 buffer.AsSpan(start, filled - start).CopyTo(buffer);
                 filled -= start;
@@ -81,7 +98,7 @@ internal static class EventStreamReader
         }
         catch (SocketException)
         {
-            return false;
+            return Result(done: false);
         }
         finally
         {
