@@ -3,6 +3,7 @@ using Hangfire.Annotations;
 using Hangfire.Server;
 using Hangfire.Storage;
 using LiteDB;
+using NewBie.Host.Storage;
 
 namespace NewBie.Host.HangfireStorage;
 
@@ -42,6 +43,9 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
     private volatile bool _disposed;
     private long _lastJobId;
     private long _commits;
+    // The write whose rollback failed too (a full disk): LiteDB then keeps its transaction open on that thread, and a
+    // later write there names this as its cause, so that a full disk is still answered as one (507).
+    private Exception? _failedWrite;
 
     /// <summary>
     /// Log pages after which a commit first copies the log into the data file and flushes it (LiteDB's default is
@@ -269,7 +273,8 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             // LiteDB transactions belong to the calling thread: everything between BeginTrans and Commit is synchronous.
-            if (!_db.BeginTrans()) throw new InvalidOperationException("A LiteDB transaction is already open on this thread.");
+            if (!_db.BeginTrans())
+                throw new InvalidOperationException("A LiteDB transaction is already open on this thread: an earlier write failed and could not be rolled back.", _failedWrite);
             _afterCommit.Clear();
             T result;
             try
@@ -278,10 +283,10 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
                 _db.Commit();
                 Interlocked.Increment(ref _commits);
             }
-            catch
+            catch (Exception failed)
             {
                 _afterCommit.Clear();
-                _db.Rollback();
+                _failedWrite = LiteDbTransactions.RollBack(_db, failed) ?? _failedWrite;
                 throw;
             }
             foreach (var action in _afterCommit) action();

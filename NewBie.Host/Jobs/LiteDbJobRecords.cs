@@ -10,6 +10,8 @@ public sealed class LiteDbJobRecords : IJobRecords
     // no page reads or sorts more than it returns, however many jobs the user or the server has. The separator is a
     // space, below every character a user name may hold (AccountStore.IsValidName), so one user's range never holds
     // another's keys; the submit sequence is zero-padded so that the keys sort as the numbers do.
+    // The write whose rollback failed too (see LiteDbTransactions.RollBack): named as the cause of later writes refused on its thread.
+    private Exception? _failedWrite;
     private const string UserSeq = "$.UserId + ' ' + FORMAT($.Seq, 'D19')";
     private const string UserStatusSeq = "$.UserId + ' ' + $.Status + ' ' + FORMAT($.Seq, 'D19')";
 
@@ -57,15 +59,16 @@ public sealed class LiteDbJobRecords : IJobRecords
         lock (_database.Gate)
         {
             var db = _database.Database;
-            if (!db.BeginTrans()) throw new InvalidOperationException("A LiteDB transaction is already open on this thread.");
+            if (!db.BeginTrans())
+                throw new InvalidOperationException("A LiteDB transaction is already open on this thread: an earlier write failed and could not be rolled back.", _failedWrite);
             try
             {
                 work();
                 db.Commit();
             }
-            catch
+            catch (Exception failed)
             {
-                db.Rollback();
+                _failedWrite = LiteDbTransactions.RollBack(db, failed) ?? _failedWrite;
                 throw;
             }
         }
