@@ -43,8 +43,8 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
     private volatile bool _disposed;
     private long _lastJobId;
     private long _commits;
-    // The write whose rollback failed too (a full disk): LiteDB then keeps its transaction open on that thread, and a
-    // later write there names this as its cause, so that a full disk is still answered as one (507).
+    // The write whose rollback failed too (a full disk): named as the cause of every later write, refused, so that a
+    // full disk is still answered as one (507).
     private Exception? _failedWrite;
 
     /// <summary>
@@ -273,8 +273,11 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             // LiteDB transactions belong to the calling thread: everything between BeginTrans and Commit is synchronous.
-            if (!_db.BeginTrans())
-                throw new InvalidOperationException("A LiteDB transaction is already open on this thread: an earlier write failed and could not be rolled back.", _failedWrite);
+            // After a write whose rollback failed, LiteDB keeps that transaction open with its collection locks: a write
+            // here would wait a minute for them, under this gate, so every later write is refused at once, naming the cause.
+            if (_failedWrite is { } earlier)
+                throw new InvalidOperationException("hangfire.db refuses writes since a write failed and could not be rolled back; restart the server.", earlier);
+            if (!_db.BeginTrans()) throw new InvalidOperationException("A LiteDB transaction is already open on this thread.");
             _afterCommit.Clear();
             T result;
             try

@@ -10,7 +10,7 @@ public sealed class LiteDbJobRecords : IJobRecords
     // no page reads or sorts more than it returns, however many jobs the user or the server has. The separator is a
     // space, below every character a user name may hold (AccountStore.IsValidName), so one user's range never holds
     // another's keys; the submit sequence is zero-padded so that the keys sort as the numbers do.
-    // The write whose rollback failed too (see LiteDbTransactions.RollBack): named as the cause of later writes refused on its thread.
+    // The write whose rollback failed too (see LiteDbTransactions.RollBack): named as the cause of the later writes refused.
     private Exception? _failedWrite;
     private const string UserSeq = "$.UserId + ' ' + FORMAT($.Seq, 'D19')";
     private const string UserStatusSeq = "$.UserId + ' ' + $.Status + ' ' + FORMAT($.Seq, 'D19')";
@@ -59,8 +59,10 @@ public sealed class LiteDbJobRecords : IJobRecords
         lock (_database.Gate)
         {
             var db = _database.Database;
-            if (!db.BeginTrans())
-                throw new InvalidOperationException("A LiteDB transaction is already open on this thread: an earlier write failed and could not be rolled back.", _failedWrite);
+            // As in LiteDbStorage.Write: the failed transaction still holds its collection locks, so no waiting for them.
+            if (_failedWrite is { } earlier)
+                throw new InvalidOperationException("app.db refuses batched writes since one failed and could not be rolled back; restart the server.", earlier);
+            if (!db.BeginTrans()) throw new InvalidOperationException("A LiteDB transaction is already open on this thread.");
             try
             {
                 work();

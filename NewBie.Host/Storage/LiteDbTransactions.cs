@@ -9,7 +9,8 @@ public static class LiteDbTransactions
     /// Rolls back after <paramref name="failed"/>; returns null, or <paramref name="failed"/> when the rollback threw
     /// too. A commit that met a full disk leaves LiteDB unable to discard its pages ("discarded page must be writable"):
     /// that error must not replace the write's own (a full disk is answered 507, not 500), and the transaction then stays
-    /// open on the thread, so the caller keeps the returned cause for the writes that thread is refused later.
+    /// open with its collection locks, so the caller refuses its later writes at once with the returned cause instead of
+    /// letting them wait a minute for those locks.
     /// </summary>
     public static Exception? RollBack(LiteDatabase db, Exception failed)
     {
