@@ -13,7 +13,8 @@ public sealed class LongRunningAttribute : Attribute;
 /// <summary>
 /// Starts the collections of classes marked <see cref="LongRunningAttribute"/> first, the rest after them in xunit's
 /// own order. xunit runs as many collections at once as there are cores (two on CI); a class of a minute that happened
-/// to start last kept one of them busy alone for that minute at the end of the run.
+/// to start last kept one of them busy alone for that minute at the end of the run. The order is kept by
+/// <see cref="InOrderTestFramework"/> (xunit's own runner lets the collections take the slots in any order).
 /// </summary>
 public sealed class LongestFirstOrderer : ITestCollectionOrderer
 {
