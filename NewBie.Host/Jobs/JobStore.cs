@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace NewBie.Host.Jobs;
 
 public enum SubmitOutcome { Created, Replayed, IdempotencyConflict, QueueFull, UserQueueFull, StorageCapExceeded, QuotaExceeded }
@@ -38,9 +40,11 @@ public sealed class JobStore
     private long _queueMoves;
     // The jobs being stored now (their queue entries exist a moment before their records): see FindQueued.
     private IReadOnlyList<JobRecord>? _inserting;
-    // Counted in memory (under the lock) so that a submit's cap checks cost the same at any depth of the queue.
+    // Counted in memory so that a submit's cap checks cost the same at any depth of the queue: changed under the lock,
+    // read without it (a submit's early storage-cap check must not wait for a group commit's disk writes; the checks
+    // that decide run under the lock).
     private int _queued;
-    private readonly Dictionary<string, (int Jobs, long Bytes)> _activeOf = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (int Jobs, long Bytes)> _activeOf = new(StringComparer.Ordinal);
     private TaskCompletionSource _changed = NewSignal();
 
     public JobStore(IJobRecords records)
@@ -305,11 +309,7 @@ public sealed class JobStore
         return job;
     }
 
-    public int CountQueued()
-    {
-        if (_shared is not null) return _shared.CountQueued();
-        lock (_gate) return _queued;
-    }
+    public int CountQueued() => _shared is not null ? _shared.CountQueued() : Volatile.Read(ref _queued);
 
     /// <summary>A user's queued and running jobs: what the per-user cap counts.</summary>
     public int CountActive(string userId) => Active(userId).Jobs;
@@ -317,11 +317,7 @@ public sealed class JobStore
     /// <summary>The most bytes the images of a user's queued and running jobs can take (<see cref="JobParams.LargestBytes"/>).</summary>
     public long ActiveImageBytes(string userId) => Active(userId).Bytes;
 
-    private (int Jobs, long Bytes) Active(string userId)
-    {
-        if (_shared is not null) return _shared.Active(userId);
-        lock (_gate) return _activeOf.GetValueOrDefault(userId);
-    }
+    private (int Jobs, long Bytes) Active(string userId) => _shared is not null ? _shared.Active(userId) : _activeOf.GetValueOrDefault(userId);
 
     /// <summary>A user's queued and running jobs, oldest submit first.</summary>
     public IReadOnlyList<JobRecord> ActiveOf(string userId) =>
@@ -358,12 +354,12 @@ public sealed class JobStore
     private void Count(JobRecord job, int delta)
     {
         if (job.IsFinished || _shared is not null) return;
-        if (job.Status == JobStatus.Queued) _queued += delta;
+        if (job.Status == JobStatus.Queued) Volatile.Write(ref _queued, _queued + delta);
         var (jobs, bytes) = _activeOf.GetValueOrDefault(job.UserId);
         jobs += delta;
         bytes += delta * job.Params.LargestBytes;
         if (jobs > 0) _activeOf[job.UserId] = (jobs, bytes);
-        else _activeOf.Remove(job.UserId);
+        else _activeOf.TryRemove(job.UserId, out _);
     }
 
     private void Pulse() => Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
