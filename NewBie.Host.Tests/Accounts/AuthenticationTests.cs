@@ -10,22 +10,31 @@ using NewBie.Host.Storage;
 
 namespace NewBie.Host.Tests.Accounts;
 
-public sealed class AuthenticationTests : IDisposable
+/// <summary>
+/// Keys and their users, each test with users of its own (none relies on the absence of users): one server for the
+/// class. What a server with no users does, and that only real loopback gets it, is in <see cref="LoopbackAuthenticationTests"/>.
+/// </summary>
+public sealed class AuthenticationTests(AuthenticationTests.App fixture) : IClassFixture<AuthenticationTests.App>
 {
-    private static readonly object Small = new { prompt = "x", width = 256, height = 256, steps = 1 };
-    private readonly NewBieApplication _app = new();
+    public sealed class App : IDisposable
+    {
+        public NewBieApplication Server { get; } = new();
 
-    public void Dispose() => _app.Dispose();
+        public void Dispose() => Server.Dispose();
+    }
+
+    internal static readonly object Small = new { prompt = "x", width = 256, height = 256, steps = 1 };
+    private readonly NewBieApplication _app = fixture.Server;
 
     [Fact]
     public async Task Key_lifecycle_create_use_revoke_then_401()
     {
-        var key = _app.KeyFor("alice");
+        var key = _app.KeyFor("lifecycle");
         var client = _app.ClientWithBearer(key);
         using var before = await client.GetAsync("/v1/jobs");
         var id = ApiKeys.IdOf(key)!;
 
-        Assert.True(_app.Service<AccountStore>().RevokeKey("alice", id));
+        Assert.True(_app.Service<AccountStore>().RevokeKey("lifecycle", id));
         using var after = await client.GetAsync("/v1/jobs");
 
         Assert.Equal(HttpStatusCode.OK, before.StatusCode);
@@ -37,10 +46,10 @@ public sealed class AuthenticationTests : IDisposable
     [Fact]
     public async Task Keys_are_nb_prefixed_with_256_random_bits_and_record_their_last_use()
     {
-        var key = _app.KeyFor("alice");
-        var other = _app.KeyFor("alice");
+        var key = _app.KeyFor("prefixed");
+        var other = _app.KeyFor("prefixed");
         var accounts = _app.Service<AccountStore>();
-        Assert.Null(accounts.Keys("alice")[0].LastUsedAt);
+        Assert.Null(accounts.Keys("prefixed")[0].LastUsedAt);
 
         using var response = await _app.ClientWithBearer(key).GetAsync("/v1/jobs");
 
@@ -48,8 +57,8 @@ public sealed class AuthenticationTests : IDisposable
         Assert.NotEqual(key, other);
         var secret = Secret(key);
         Assert.True(secret.Length * 6 >= 256, $"secret {secret} is under 256 bits");
-        Assert.Equal(_app.Time.GetUtcNow().UtcDateTime, accounts.Keys("alice").Single(k => k.Id == ApiKeys.IdOf(key)).LastUsedAt);
-        Assert.Null(accounts.Keys("alice").Single(k => k.Id == ApiKeys.IdOf(other)).LastUsedAt);
+        Assert.Equal(_app.Time.GetUtcNow().UtcDateTime, accounts.Keys("prefixed").Single(k => k.Id == ApiKeys.IdOf(key)).LastUsedAt);
+        Assert.Null(accounts.Keys("prefixed").Single(k => k.Id == ApiKeys.IdOf(other)).LastUsedAt);
     }
 
     [Theory]
@@ -58,7 +67,7 @@ public sealed class AuthenticationTests : IDisposable
     [InlineData("")]
     public async Task Tampered_or_malformed_key_is_401_even_from_loopback(string key)
     {
-        var real = _app.KeyFor("alice");
+        var real = _app.KeyFor("tampered");
         var forged = key == "tampered" ? $"{real[..^4]}AAAA" : key;
         var client = _app.CreateClient();
         client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", $"Bearer {forged}");
@@ -98,11 +107,59 @@ public sealed class AuthenticationTests : IDisposable
     }
 
     [Fact]
+    public async Task Non_loopback_request_with_a_key_is_served_as_its_user()
+    {
+        var key = _app.KeyFor("lan");
+
+        var context = await FromLan(_app, "/v1/jobs", key);
+
+        Assert.Equal(StatusCodes.Status200OK, context.Response.StatusCode);
+    }
+
+    [Fact]
+    public async Task X_user_header_no_longer_chooses_the_user()
+    {
+        var alice = _app.ClientWithKey("xuser-alice");
+        var id = (await alice.SubmitAsync(Small)).Str("id");
+        var bob = _app.ClientWithKey("xuser-bob");
+        bob.DefaultRequestHeaders.Add("X-User", "xuser-alice");
+
+        using var response = await bob.GetAsync($"/v1/jobs/{id}");
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    /// <summary>The part after nb_ID_ (the secret may itself hold '_').</summary>
+    private static string Secret(string key) => key["nb_0123456789ab_".Length..];
+
+    /// <summary>A request that the server sees as coming from 192.168.1.50, with an optional key.</summary>
+    internal static async Task<HttpContext> FromLan(NewBieApplication app, string path, string? key = null, params (string Name, string Value)[] headers)
+    {
+        _ = app.Services;
+        return await app.Server.SendAsync(c =>
+        {
+            c.Connection.RemoteIpAddress = IPAddress.Parse("192.168.1.50");
+            c.Request.Method = "GET";
+            c.Request.Path = path;
+            if (key is not null) c.Request.Headers.Authorization = $"Bearer {key}";
+            foreach (var (name, value) in headers) c.Request.Headers[name] = value;
+        });
+    }
+}
+
+/// <summary>What a server with no users grants to loopback, and that nothing else gets it: a fresh server per test.</summary>
+public sealed class LoopbackAuthenticationTests : IDisposable
+{
+    private readonly NewBieApplication _app = new();
+
+    public void Dispose() => _app.Dispose();
+
+    [Fact]
     public async Task Loopback_with_no_users_acts_as_the_local_admin()
     {
         var client = _app.CreateClient();
 
-        var id = (await client.SubmitAsync(Small)).Str("id");
+        var id = (await client.SubmitAsync(AuthenticationTests.Small)).Str("id");
         using var admin = await client.GetAsync("/v1/admin/users");
 
         Assert.Equal("local", _app.Service<NewBie.Host.Jobs.JobStore>().Find(id)!.UserId);
@@ -122,7 +179,7 @@ public sealed class AuthenticationTests : IDisposable
     [Fact]
     public async Task Non_loopback_request_without_a_key_is_401_problem_with_bearer_challenge()
     {
-        var context = await FromLan("/v1/jobs");
+        var context = await AuthenticationTests.FromLan(_app, "/v1/jobs");
 
         Assert.Equal(StatusCodes.Status401Unauthorized, context.Response.StatusCode);
         Assert.Equal("Bearer", context.Response.Headers.WWWAuthenticate.ToString());
@@ -132,19 +189,9 @@ public sealed class AuthenticationTests : IDisposable
     }
 
     [Fact]
-    public async Task Non_loopback_request_with_a_key_is_served_as_its_user()
-    {
-        var key = _app.KeyFor("alice");
-
-        var context = await FromLan("/v1/jobs", key);
-
-        Assert.Equal(StatusCodes.Status200OK, context.Response.StatusCode);
-    }
-
-    [Fact]
     public async Task Forwarded_for_header_does_not_make_a_lan_request_loopback()
     {
-        var context = await FromLan("/v1/jobs", headers: ("X-Forwarded-For", "127.0.0.1"));
+        var context = await AuthenticationTests.FromLan(_app, "/v1/jobs", headers: ("X-Forwarded-For", "127.0.0.1"));
 
         Assert.Equal(StatusCodes.Status401Unauthorized, context.Response.StatusCode);
     }
@@ -162,35 +209,5 @@ public sealed class AuthenticationTests : IDisposable
         using var response = await client.GetAsync("/v1/jobs");
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
-    }
-
-    [Fact]
-    public async Task X_user_header_no_longer_chooses_the_user()
-    {
-        var alice = _app.ClientWithKey("alice");
-        var id = (await alice.SubmitAsync(Small)).Str("id");
-        var bob = _app.ClientWithKey("bob");
-        bob.DefaultRequestHeaders.Add("X-User", "alice");
-
-        using var response = await bob.GetAsync($"/v1/jobs/{id}");
-
-        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
-    }
-
-    /// <summary>The part after nb_ID_ (the secret may itself hold '_').</summary>
-    private static string Secret(string key) => key["nb_0123456789ab_".Length..];
-
-    /// <summary>A request that the server sees as coming from 192.168.1.50, with an optional key.</summary>
-    private async Task<HttpContext> FromLan(string path, string? key = null, params (string Name, string Value)[] headers)
-    {
-        _ = _app.Services;
-        return await _app.Server.SendAsync(c =>
-        {
-            c.Connection.RemoteIpAddress = IPAddress.Parse("192.168.1.50");
-            c.Request.Method = "GET";
-            c.Request.Path = path;
-            if (key is not null) c.Request.Headers.Authorization = $"Bearer {key}";
-            foreach (var (name, value) in headers) c.Request.Headers[name] = value;
-        });
     }
 }

@@ -4,11 +4,20 @@ using System.Text.Json;
 
 namespace NewBie.Host.Tests.Integrations;
 
-public sealed class OpenAiApiTests : IDisposable
+/// <summary>
+/// Each test changes only its own user's jobs and waits for them to end (refused requests change nothing): one server
+/// for the class, a user per test. The one that holds the engine has a server of its own (<see cref="OpenAiCancelTests"/>).
+/// </summary>
+public sealed class OpenAiApiTests(OpenAiApiTests.App fixture) : IClassFixture<OpenAiApiTests.App>
 {
-    private readonly NewBieApplication _app = new();
+    public sealed class App : IDisposable
+    {
+        public NewBieApplication Server { get; } = new();
 
-    public void Dispose() => _app.Dispose();
+        public void Dispose() => Server.Dispose();
+    }
+
+    private readonly NewBieApplication _app = fixture.Server;
 
     private async Task<long> SeedOfOnlyJobAsync(HttpClient client)
     {
@@ -19,7 +28,7 @@ public sealed class OpenAiApiTests : IDisposable
     [Fact]
     public async Task Generations_answers_when_done_with_each_image_as_b64_png()
     {
-        var client = _app.ClientFor();
+        var client = _app.ClientFor("b64");
 
         using var response = await client.PostAsJsonAsync("/v1/images/generations", new { prompt = "1girl, smile", n = 2, size = "256x320", response_format = "b64_json", model = "newbie" });
 
@@ -41,7 +50,7 @@ public sealed class OpenAiApiTests : IDisposable
     [Fact]
     public async Task Newbie_extensions_steps_seed_and_negative_prompt_reach_the_job()
     {
-        var client = _app.ClientFor();
+        var client = _app.ClientFor("extensions");
 
         using var response = await client.PostAsJsonAsync("/v1/images/generations", new { prompt = "1girl", size = "256x256", steps = 3, seed = 42, negative_prompt = "blurry" });
 
@@ -53,7 +62,7 @@ public sealed class OpenAiApiTests : IDisposable
     [Fact]
     public async Task Newbie_sampler_extensions_and_presets_reach_the_job()
     {
-        var client = _app.ClientFor();
+        var client = _app.ClientFor("presets");
 
         using var response = await client.PostAsJsonAsync("/v1/images/generations",
             new { prompt = "1girl", size = "256x256", preset = "demo", steps = 2, shift = 3.0, renorm = 1.5 });
@@ -67,7 +76,7 @@ public sealed class OpenAiApiTests : IDisposable
     [Fact]
     public async Task Url_format_without_a_public_base_url_gives_relative_urls_whatever_the_host_header()
     {
-        var client = _app.ClientFor();
+        var client = _app.ClientFor("relative-urls");
         client.DefaultRequestHeaders.Host = "evil.example";
 
         using var response = await client.PostAsJsonAsync("/v1/images/generations", new { prompt = "1girl", size = "256x256", response_format = "url" });
@@ -113,6 +122,14 @@ public sealed class OpenAiApiTests : IDisposable
         Assert.Equal(param, error.Str("param"));
         Assert.False(string.IsNullOrEmpty(error.Str("message")));
     }
+}
+
+/// <summary>Holds the engine: a server of its own.</summary>
+public sealed class OpenAiCancelTests : IDisposable
+{
+    private readonly NewBieApplication _app = new();
+
+    public void Dispose() => _app.Dispose();
 
     [Fact]
     public async Task Client_that_disconnects_before_the_result_cancels_its_job()

@@ -152,25 +152,8 @@ public sealed class HealthTests
         Assert.Equal("loading", (await response.Content.ReadFromJsonAsync<JsonElement>()).Str("engine"));
     }
 
-    [Theory]
-    [InlineData("abc")]
-    [InlineData("-1")]
-    [InlineData("1.5")]
-    [InlineData("61")]
-    [InlineData("")]
-    public async Task Readyz_wait_outside_0_to_60_seconds_is_an_invalid_parameter(string wait)
-    {
-        using var app = new NewBieApplication(engineFactory: new HeldLoad());
-
-        using var response = await app.AdminClient().GetAsync($"/readyz?wait={wait}");
-
-        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        var problem = await response.ProblemAsync();
-        Assert.Equal(("invalid_parameter", "wait"), (problem.Str("code"), problem.Str("field")));
-    }
-
     /// <summary>An engine whose loading lasts until <see cref="Finish"/> (or the server stops).</summary>
-    private sealed class HeldLoad : IEngineFactory
+    internal sealed class HeldLoad : IEngineFactory
     {
         private readonly ManualResetEventSlim _finished = new();
 
@@ -181,5 +164,31 @@ public sealed class HealthTests
             _finished.Wait(cancellationToken);
             return new ScriptedEngine();
         }
+    }
+}
+
+/// <summary>Refused waits change nothing: one server (its model still loading) for the class.</summary>
+public sealed class ReadyzWaitParameterTests(ReadyzWaitParameterTests.App fixture) : IClassFixture<ReadyzWaitParameterTests.App>
+{
+    public sealed class App : IDisposable
+    {
+        public NewBieApplication Server { get; } = new(engineFactory: new HealthTests.HeldLoad());
+
+        public void Dispose() => Server.Dispose();
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("-1")]
+    [InlineData("1.5")]
+    [InlineData("61")]
+    [InlineData("")]
+    public async Task Readyz_wait_outside_0_to_60_seconds_is_an_invalid_parameter(string wait)
+    {
+        using var response = await fixture.Server.AdminClient().GetAsync($"/readyz?wait={wait}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = await response.ProblemAsync();
+        Assert.Equal(("invalid_parameter", "wait"), (problem.Str("code"), problem.Str("field")));
     }
 }
