@@ -6,8 +6,9 @@ using NewBie.Host.Tests.Storage;
 namespace NewBie.Host.Tests.Accounts;
 
 /// <summary>
-/// A key verified once is checked again without reading the user store (a status read's two reads), and every change
-/// that can end a key's use reaches the next request: revoke, the user's removal, a role change.
+/// A key verified once is checked again without reading the user store (a status read's two reads), a user read once is
+/// not read again (a submit's limits), and every change that can end a key's use or change a user reaches the next
+/// request: revoke, the user's removal, a role or limit change.
 /// </summary>
 public sealed class VerifiedKeyTests : IDisposable
 {
@@ -32,7 +33,39 @@ public sealed class VerifiedKeyTests : IDisposable
 
         for (var i = 0; i < 50; i++) Assert.Equal("alice", _accounts.Authenticate(key)?.User.Name);
 
-        Assert.Equal((1, 1), (_users.KeyReads, _users.UserReads));
+        // The key once; its owner not at all (read when the key was created, and known since).
+        Assert.Equal((1, 0), (_users.KeyReads, _users.UserReads));
+    }
+
+    [Fact]
+    public void A_user_is_read_once_and_read_again_after_each_change()
+    {
+        _accounts.AddUser("alice", Roles.User, password: null);
+        _users.UserReads = 0;
+
+        for (var i = 0; i < 50; i++) Assert.Equal("alice", _accounts.FindUser("alice")?.Name);
+        Assert.Equal(1, _users.UserReads);
+
+        _accounts.UpdateUser("alice", u => u.MaxQueuedJobs = 3);
+        Assert.Equal(3, _accounts.FindUser("alice")?.MaxQueuedJobs);
+        Assert.True(_accounts.RemoveUser("alice"));
+        Assert.Null(_accounts.FindUser("alice"));
+        Assert.Null(_accounts.FindUser("alice"));
+        Assert.Equal(4, _users.UserReads);
+    }
+
+    [Fact]
+    public void A_read_of_a_user_that_began_before_a_change_does_not_keep_the_old_record()
+    {
+        _accounts.AddUser("alice", Roles.User, password: null);
+        _users.AfterUserRead = () =>
+        {
+            _users.AfterUserRead = null;
+            _accounts.UpdateUser("alice", u => u.MaxQueuedJobs = 3);
+        };
+
+        Assert.Null(_accounts.FindUser("alice")?.MaxQueuedJobs);
+        Assert.Equal(3, _accounts.FindUser("alice")?.MaxQueuedJobs);
     }
 
     [Fact]
@@ -99,9 +132,15 @@ public sealed class VerifiedKeyTests : IDisposable
         accounts.AddUser("alice", Roles.User, password: null);
         var (key, _) = accounts.CreateKey("alice", null);
 
-        for (var i = 0; i < 5; i++) Assert.NotNull(accounts.Authenticate(key));
+        shared.UserReads = 0;
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.NotNull(accounts.Authenticate(key));
+            Assert.NotNull(accounts.FindUser("alice"));
+        }
 
         Assert.Equal(5, shared.KeyReads);
+        Assert.Equal(10, shared.UserReads);
     }
 
     private AccountStore Accounts(IUserStore users) =>
@@ -113,6 +152,8 @@ public sealed class VerifiedKeyTests : IDisposable
 
         public Action? AfterKeyRead { get; set; }
 
+        public Action? AfterUserRead { get; set; }
+
         public bool SharedWithOtherProcesses => shared;
 
         public bool AnyUsers() => inner.AnyUsers();
@@ -120,7 +161,9 @@ public sealed class VerifiedKeyTests : IDisposable
         public UserRecord? FindUser(string name)
         {
             Interlocked.Increment(ref UserReads);
-            return inner.FindUser(name);
+            var user = inner.FindUser(name);
+            AfterUserRead?.Invoke();
+            return user;
         }
 
         public IReadOnlyList<UserRecord> Users() => inner.Users();

@@ -23,7 +23,7 @@ public sealed partial class AccountStore
     private readonly TimeProvider _time;
     private readonly PasswordHasher<UserRecord> _hasher = new();
     private readonly Lazy<string> _dummyHash;
-    private readonly VerifiedKeys? _verified;
+    private readonly KnownAccounts? _known;
 
     public AccountStore(IUserStore users, IUsageStore usage, IOptions<AccountsOptions> options, TimeProvider time)
     {
@@ -33,7 +33,7 @@ public sealed partial class AccountStore
         _time = time;
         _dummyHash = new(() => _hasher.HashPassword(new UserRecord(), "not anyone's password"));
         // Another process's revoke could not clear this process's memory: a shared store is read on every request.
-        _verified = users.SharedWithOtherProcesses ? null : new VerifiedKeys();
+        _known = users.SharedWithOtherProcesses ? null : new KnownAccounts();
     }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
@@ -43,7 +43,15 @@ public sealed partial class AccountStore
 
     public bool AnyUsers() => _users.AnyUsers();
 
-    public UserRecord? FindUser(string name) => _users.FindUser(name);
+    /// <summary>The user, read from the store once and then from memory until the next write of users or keys (see <see cref="KnownAccounts"/>).</summary>
+    public UserRecord? FindUser(string name)
+    {
+        if (_known?.FindUser(name) is { } known) return known;
+        var generation = _known?.Generation ?? 0;
+        var user = _users.FindUser(name);
+        if (user is not null) _known?.AddUser(user, generation);
+        return user;
+    }
 
     public IReadOnlyList<UserRecord> Users() => _users.Users();
 
@@ -66,7 +74,7 @@ public sealed partial class AccountStore
         }
         finally
         {
-            _verified?.Clear();
+            _known?.Clear();
         }
     }
 
@@ -85,7 +93,7 @@ public sealed partial class AccountStore
     public bool EndSessions(string name)
     {
         var ended = _users.UpdateUser(name, u => u.SecurityStamp = NewStamp()) is not null;
-        _verified?.Clear();
+        _known?.Clear();
         return ended;
     }
 
@@ -106,7 +114,7 @@ public sealed partial class AccountStore
     public bool RemoveUser(string name)
     {
         var removed = _users.RemoveUser(name);
-        _verified?.Clear();
+        _known?.Clear();
         return removed;
     }
 
@@ -139,7 +147,7 @@ public sealed partial class AccountStore
     public bool RevokeKey(string userName, string id)
     {
         var revoked = _users.RevokeKey(userName, id, Now);
-        _verified?.Clear();
+        _known?.Clear();
         return revoked;
     }
 
@@ -149,7 +157,7 @@ public sealed partial class AccountStore
         if (ApiKeys.IdOf(key) is not { } id) return null;
         UserRecord? user;
         ApiKeyRecord? record;
-        if (_verified?.Find(id) is { } known)
+        if (_known?.FindKey(id) is { } known)
         {
             // The stored hash is compared every time, timing-safe, as when read: only the reads are saved.
             if (!ApiKeys.Matches(key, known.Key.Hash)) return null;
@@ -157,11 +165,11 @@ public sealed partial class AccountStore
         }
         else
         {
-            var generation = _verified?.Generation ?? 0;
+            var generation = _known?.Generation ?? 0;
             if (_users.FindKey(id) is not { RevokedAt: null } stored) return null;
             if (!ApiKeys.Matches(key, stored.Hash) || FindUser(stored.UserName) is not { } owner) return null;
             (user, record) = (owner, stored);
-            _verified?.Add(id, owner, stored, generation);
+            _known?.AddKey(id, owner, stored, generation);
         }
         var now = Now;
         if (record.LastUsedAt is not { } last || now - last >= LastUsedResolution)
@@ -203,36 +211,51 @@ public sealed partial class AccountStore
     }
 
     /// <summary>
-    /// Keys verified once, with their owners as read then, by key id: a request with a known key costs a SHA-256 and a
-    /// timing-safe comparison instead of two database reads (measured: those reads were a third of a status read's
-    /// server time). Only valid keys enter, so unknown ids cannot fill it. Every write of users or keys through
+    /// Keys verified once, with their owners as read then, by key id, and users read once, by name: a request with a known
+    /// key costs a SHA-256 and a timing-safe comparison instead of two database reads (measured: those reads were a third
+    /// of a status read's server time), and a submit's limits or a cookie's stamp no read at all. Only valid keys and
+    /// existing users enter, so unknown ids or names cannot fill it. Every write of users or keys through
     /// <see cref="AccountStore"/> (its only writer where this is used) empties it, after the write: a revoked key, a
     /// removed or changed user is read again on the next request. A read that began before such a write keeps its
-    /// answer to itself (<see cref="Generation"/>), so no stale entry outlives the write.
+    /// answer to itself (<see cref="Generation"/>), so no stale entry outlives the write. The records kept are shared by
+    /// every reader and never changed in place (writes go through the store's own copy).
     /// </summary>
-    private sealed class VerifiedKeys
+    private sealed class KnownAccounts
     {
-        // Enough for every key of a large deployment; past it, starting over costs one read per key.
+        // Enough for every key and user of a large deployment; past it, starting over costs one read per key or user.
         private const int Capacity = 10_000;
 
         // Read without the lock (every request); replaced, not cleared, under it, so an add checked against the
-        // generation lands in the dictionary of that generation or in none.
+        // generation lands in the dictionaries of that generation or in none.
         private readonly Lock _gate = new();
-        private ConcurrentDictionary<string, (UserRecord User, ApiKeyRecord Key)> _keys = new(StringComparer.Ordinal);
+        private Entries _entries = new();
         private long _generation;
+
+        private sealed class Entries
+        {
+            public readonly ConcurrentDictionary<string, (UserRecord User, ApiKeyRecord Key)> Keys = new(StringComparer.Ordinal);
+            public readonly ConcurrentDictionary<string, UserRecord> Users = new(StringComparer.Ordinal);
+        }
 
         public long Generation => Interlocked.Read(ref _generation);
 
-        public (UserRecord User, ApiKeyRecord Key)? Find(string id) => Volatile.Read(ref _keys).TryGetValue(id, out var found) ? found : null;
+        public (UserRecord User, ApiKeyRecord Key)? FindKey(string id) => Volatile.Read(ref _entries).Keys.TryGetValue(id, out var found) ? found : null;
+
+        public UserRecord? FindUser(string name) => Volatile.Read(ref _entries).Users.GetValueOrDefault(name);
 
         /// <summary>Keeps what a read found, unless a write came after <paramref name="readAt"/> (the read may predate it).</summary>
-        public void Add(string id, UserRecord user, ApiKeyRecord key, long readAt)
+        public void AddKey(string id, UserRecord user, ApiKeyRecord key, long readAt) => Add(readAt, e => e.Keys[id] = (user, key));
+
+        /// <inheritdoc cref="AddKey"/>
+        public void AddUser(UserRecord user, long readAt) => Add(readAt, e => e.Users[user.Name] = user);
+
+        private void Add(long readAt, Action<Entries> add)
         {
             lock (_gate)
             {
                 if (readAt != _generation) return;
-                if (_keys.Count >= Capacity) Volatile.Write(ref _keys, new(StringComparer.Ordinal));
-                _keys[id] = (user, key);
+                if (_entries.Keys.Count + _entries.Users.Count >= Capacity) Volatile.Write(ref _entries, new Entries());
+                add(_entries);
             }
         }
 
@@ -241,7 +264,7 @@ public sealed partial class AccountStore
             lock (_gate)
             {
                 Interlocked.Increment(ref _generation);
-                Volatile.Write(ref _keys, new(StringComparer.Ordinal));
+                Volatile.Write(ref _entries, new Entries());
             }
         }
     }
