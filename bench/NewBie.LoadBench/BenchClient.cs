@@ -166,6 +166,13 @@ internal sealed class BenchClient(Func<string> url, string? key, TimeSpan? timeo
         while (await events.ReadLineAsync(cancel) is { } line && line != "event: done") { }
     }
 
+    /// <summary>DELETE /v1/jobs/{id}: cancels a queued or running job; the answer's status.</summary>
+    public async Task<int> CancelAsync(string id)
+    {
+        using var response = await _http.DeleteAsync($"{Url}/v1/jobs/{id}");
+        return (int)response.StatusCode;
+    }
+
     public async Task<int> PostAsync(string path)
     {
         using var response = await _http.PostAsync(Url + path, new StringContent("", Encoding.UTF8));
