@@ -142,6 +142,42 @@ public sealed class GroupCommitTests : IDisposable
         Assert.Equal(n, results.Select(r => r.Job!.Seq).Distinct().Count());
     }
 
+    [Fact]
+    public async Task The_counts_a_submit_checks_first_are_read_while_a_group_commit_is_being_written()
+    {
+        var store = new JobStore(new LiteDbJobRecords(_batchDb.Database));
+        var usage = new LiteDbUsageStore(_batchDb.Database);
+        store.InsertMany([Submit(usage, "alice")], _ => { });
+        using var writing = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        // The second batch holds the store's lock in its commit until released, as one writing to disk does.
+        var commit = Task.Run(() => store.InsertMany([Submit(usage, "bob")], _ =>
+        {
+            writing.Set();
+            release.Wait();
+        }));
+        writing.Wait();
+
+        // Read on another thread: a read that waited for the lock would wait for the release, which comes only after.
+        var read = Task.Run(() => (store.CountQueued(), store.CountActive("alice"), store.ActiveImageBytes("alice")));
+        (int Queued, int Active, long Bytes) counts;
+        try
+        {
+            counts = await read.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            release.Set();
+            await commit;
+        }
+        var (queued, active, bytes) = counts;
+
+        Assert.True(queued >= 1, $"{queued} queued");
+        Assert.Equal(1, active);
+        Assert.Equal(new JobParams { Prompt = "p", Width = 256, Height = 256, Steps = 2, Count = 1 }.LargestBytes, bytes);
+        Assert.Equal((2, 1), (store.CountQueued(), store.CountActive("bob")));
+    }
+
     private static SubmitRequest Submit(IUsageStore usage, string user, int images = 1, string? key = null, string? body = null, int? maxActive = null,
         int? storageRoom = null)
     {
