@@ -103,6 +103,42 @@ public abstract class JobStorageContract : IDisposable
     }
 
     [SkippableFact]
+    public void Every_change_to_one_job_in_one_commit_takes_effect_in_order()
+    {
+        Requires(JobStorageFeatures.Transaction.CreateJob);
+        using var connection = Connect();
+        var existing = CreateJob(connection);
+        string created;
+        using (var tx = (JobStorageTransaction)connection.CreateWriteTransaction())
+        {
+            created = tx.CreateJob(Job.FromExpression(() => SampleJobs.Noop()), new Dictionary<string, string> { ["A"] = "1" }, DateTime.UtcNow, TimeSpan.FromHours(1));
+            foreach (var id in new[] { existing, created })
+            {
+                tx.SetJobParameter(id, "B", "2");
+                tx.SetJobState(id, new EnqueuedState("default"));
+                tx.SetJobParameter(id, "B", "3");
+                tx.ExpireJob(id, TimeSpan.FromHours(2));
+                tx.AddToQueue("default", id);
+                tx.SetJobState(id, Processing("server-1"));
+                tx.PersistJob(id);
+            }
+            tx.Commit();
+        }
+
+        foreach (var id in new[] { existing, created })
+        {
+            Assert.Equal("3", connection.GetJobParameter(id, "B"));
+            Assert.Equal(ProcessingState.StateName, connection.GetJobData(id)!.State);
+            Assert.Equal("server-1", connection.GetStateData(id)!.Data["ServerId"]);
+            var details = Storage.GetMonitoringApi().JobDetails(id)!;
+            Assert.Null(details.ExpireAt);
+            Assert.Equal(new[] { ProcessingState.StateName, EnqueuedState.StateName }, details.History.Select(h => h.StateName));
+        }
+        Assert.Equal("1", connection.GetJobParameter(created, "A"));
+        Assert.Equal(2, Storage.GetMonitoringApi().EnqueuedCount("default"));
+    }
+
+    [SkippableFact]
     public void SetJobState_changes_the_current_state_and_AddJobState_only_the_history()
     {
         using var connection = Connect();

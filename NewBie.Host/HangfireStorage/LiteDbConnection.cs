@@ -23,7 +23,7 @@ internal sealed class LiteDbConnection(LiteDbStorage storage) : JobStorageConnec
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(parameters);
         var id = storage.NextJobId();
-        storage.Write(() => storage.InsertJob(NewJob(id, job, parameters, createdAt, expireIn)));
+        storage.Write(() => storage.InsertJobs([NewJob(id, job, parameters, createdAt, expireIn)]));
         return LiteDbStorage.JobKey(id);
     }
 
@@ -46,7 +46,12 @@ internal sealed class LiteDbConnection(LiteDbStorage storage) : JobStorageConnec
     {
         ArgumentNullException.ThrowIfNull(id);
         ArgumentNullException.ThrowIfNull(name);
-        storage.Write(() => SetParameter(storage, id, name, value));
+        storage.Write(() =>
+        {
+            var job = FindJob(storage, id) ?? throw new InvalidOperationException($"Background job '{id}' does not exist.");
+            SetParameter(job, name, value);
+            storage.Jobs.Update(job);
+        });
     }
 
     public override string? GetJobParameter(string id, string name)
@@ -278,13 +283,12 @@ internal sealed class LiteDbConnection(LiteDbStorage storage) : JobStorageConnec
     internal static JobDocument? FindJob(LiteDbStorage storage, string jobId) =>
         LiteDbStorage.TryParseJobId(jobId, out var id) ? storage.Jobs.FindById(id) : null;
 
-    internal static void SetParameter(LiteDbStorage storage, string jobId, string name, string? value)
+    /// <summary>Sets one of the job's parameters on the document; the caller writes it.</summary>
+    internal static void SetParameter(JobDocument job, string name, string? value)
     {
-        var job = FindJob(storage, jobId) ?? throw new InvalidOperationException($"Background job '{jobId}' does not exist.");
         var parameters = ReadDictionary(job.Parameters);
         parameters[name] = value;
         job.Parameters = JsonSerializer.Serialize(parameters);
-        storage.Jobs.Update(job);
     }
 
     internal static Dictionary<string, string?> ReadDictionary(string? json) =>

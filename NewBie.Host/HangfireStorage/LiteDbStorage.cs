@@ -301,19 +301,20 @@ public sealed class LiteDbStorage : Hangfire.JobStorage, IFairQueue, IDisposable
     internal void Write(Action work) => Write(() => { work(); return 0; });
 
     /// <summary>
-    /// A fresh job id, from memory: the id is stored with the job, in the job's own transaction (<see cref="InsertJob"/>),
+    /// A fresh job id, from memory: the id is stored with the job, in the job's own transaction (<see cref="InsertJobs"/>),
     /// so creating a job costs one commit. An id whose job never commits is skipped; one that did is never reused, even
     /// after the newest job expired and the file was reopened (the stored sequence only grows).
     /// </summary>
     internal long NextJobId() => Interlocked.Increment(ref _lastJobId);
 
-    /// <summary>Inserts a job and records its id in the stored sequence; runs inside a write.</summary>
-    internal void InsertJob(JobDocument job)
+    /// <summary>Inserts jobs and records the newest id in the stored sequence (once for them all); runs inside a write.</summary>
+    internal void InsertJobs(IReadOnlyCollection<JobDocument> jobs)
     {
-        Jobs.Insert(job);
+        Jobs.Insert(jobs);
+        var newest = jobs.Max(j => j.Id);
         var sequence = Sequences.FindById("job") ?? new SequenceDocument { Id = "job" };
-        if (sequence.Value >= job.Id) return;
-        sequence.Value = job.Id;
+        if (sequence.Value >= newest) return;
+        sequence.Value = newest;
         Sequences.Upsert(sequence);
     }
 

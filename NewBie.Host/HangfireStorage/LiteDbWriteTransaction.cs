@@ -16,6 +16,13 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
     private readonly List<LiteFetchedJob> _acknowledged = [];
     private readonly HashSet<string> _wakes = new(StringComparer.Ordinal);
 
+    // The jobs this commit's operations create or touch, each read at most once and written once at the end of the commit:
+    // a new job's creation, first state, queue row and persist otherwise read it four times and wrote it three (through
+    // LiteDB's query engine each time), and the group commit of a submit burst runs them for hundreds of jobs in a row.
+    private readonly Dictionary<long, JobDocument> _jobs = [];
+    private readonly Dictionary<long, JobDocument> _created = [];
+    private readonly HashSet<long> _changed = [];
+
     // Jobs
 
     public override string CreateJob(Job job, IDictionary<string, string> parameters, DateTime createdAt, TimeSpan expireIn)
@@ -25,7 +32,11 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
         // Hangfire needs the id before Commit; an id whose job is never committed is simply skipped.
         var id = storage.NextJobId();
         var document = LiteDbConnection.NewJob(id, job, parameters, createdAt, expireIn);
-        _operations.Add(() => storage.InsertJob(document));
+        _operations.Add(() =>
+        {
+            _jobs[document.Id] = document;
+            _created[document.Id] = document;
+        });
         return LiteDbStorage.JobKey(id);
     }
 
@@ -33,7 +44,12 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
     {
         ArgumentNullException.ThrowIfNull(jobId);
         ArgumentNullException.ThrowIfNull(name);
-        _operations.Add(() => LiteDbConnection.SetParameter(storage, jobId, name, value));
+        _operations.Add(() =>
+        {
+            var job = FindJob(jobId) ?? throw new InvalidOperationException($"Background job '{jobId}' does not exist.");
+            LiteDbConnection.SetParameter(job, name, value);
+            _changed.Add(job.Id);
+        });
     }
 
     public override void ExpireJob(string jobId, TimeSpan expireIn)
@@ -91,7 +107,7 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
             // A job that expired meanwhile still gets its row, as in the SQL storages: the worker then finds no job
             // data and drops the row, instead of this whole commit (say, the scheduler's) failing.
             var row = new QueueDocument { Queue = queue, JobId = id, UserId = "", Priority = 1, Seq = id, EnqueuedAt = DateTime.UtcNow };
-            if (storage.IsFair(queue) && storage.Jobs.FindById(id) is { } job) CopyFairParameters(LiteDbConnection.ReadDictionary(job.Parameters), row);
+            if (storage.IsFair(queue) && FindJob(id) is { } job) CopyFairParameters(LiteDbConnection.ReadDictionary(job.Parameters), row);
             storage.Queue.Insert(row);
             if (storage.FairIndex(queue) is { } index) storage.AfterCommit(() => index.Add(row.Id, LiteDbStorage.ToEntry(row)));
         });
@@ -221,11 +237,16 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
         {
             storage.Write(() =>
             {
+                ForgetJobs();
                 foreach (var operation in _operations) operation();
+                if (_created.Count > 0) storage.InsertJobs(_created.Values);
+                foreach (var id in _changed)
+                    if (!_created.ContainsKey(id)) storage.Jobs.Update(_jobs[id]);
             });
         }
         finally
         {
+            ForgetJobs();
             ReleaseLocks();
         }
         _operations.Clear();
@@ -235,7 +256,18 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
             if (!storage.IsQueuePaused(queue)) storage.Signal.Raise(queue);
     }
 
-    public override void Dispose() => ReleaseLocks();
+    public override void Dispose()
+    {
+        ForgetJobs();
+        ReleaseLocks();
+    }
+
+    private void ForgetJobs()
+    {
+        _jobs.Clear();
+        _created.Clear();
+        _changed.Clear();
+    }
 
     private void ReleaseLocks()
     {
@@ -284,19 +316,29 @@ internal sealed class LiteDbWriteTransaction(LiteDbStorage storage, LiteDbConnec
         });
     }
 
+    /// <summary>The job as this commit has it so far (created or changed by its earlier operations), read once from storage.</summary>
+    private JobDocument? FindJob(string jobId) => LiteDbStorage.TryParseJobId(jobId, out var id) ? FindJob(id) : null;
+
+    private JobDocument? FindJob(long id)
+    {
+        if (_jobs.TryGetValue(id, out var job)) return job;
+        job = storage.Jobs.FindById(id);
+        if (job is not null) _jobs[id] = job;
+        return job;
+    }
+
     private void UpdateJob(string jobId, Action<JobDocument> change)
     {
         // Hangfire may touch a job that expired meanwhile; like the other storages, that is not an error.
-        var job = LiteDbConnection.FindJob(storage, jobId);
-        if (job == null) return;
+        if (FindJob(jobId) is not { } job) return;
         change(job);
-        storage.Jobs.Update(job);
+        _changed.Add(job.Id);
     }
 
     /// <summary>Adds a state to the job's history; null (and nothing written) when the job no longer exists.</summary>
     private StateDocument? AppendState(string jobId, IState state)
     {
-        if (LiteDbConnection.FindJob(storage, jobId) is not { } job) return null;
+        if (FindJob(jobId) is not { } job) return null;
         var id = job.Id;
         var history = new StateDocument
         {
