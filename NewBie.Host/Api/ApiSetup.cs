@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Options;
 
 namespace NewBie.Host.Api;
 
@@ -18,7 +20,10 @@ public static class ApiSetup
         builder.Services.AddExceptionHandler<DiskFullHandler>();
         builder.Services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.Section)
             .Validate(o => ServerOptions.IsValidBase(o.PublicBaseUrl), "Server:PublicBaseUrl must be an absolute http or https URL without credentials, query or fragment.")
+            .Validate(o => o.ListenBacklog > 0, "Server:ListenBacklog must be positive.")
             .ValidateOnStart();
+        builder.Services.AddOptions<SocketTransportOptions>()
+            .Configure<IOptions<ServerOptions>>((sockets, server) => sockets.Backlog = server.Value.ListenBacklog);
         builder.Services.AddSingleton<JobRequestValidator>();
         builder.Services.AddSingleton<JobSubmission>();
         builder.Services.AddHostedService<IdleMemoryTrim>();

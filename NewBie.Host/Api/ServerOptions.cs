@@ -25,6 +25,14 @@ public sealed class ServerOptions
     /// </summary>
     public int IdleMemoryTrimSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// How many new connections may wait to be accepted (the listening socket's backlog; Linux caps it at
+    /// net.core.somaxconn, 4096 on current kernels). Past it the system drops a client's connection request, which the
+    /// client repeats only a second later: with Kestrel's default of 512, a thousand clients connecting at once to a server
+    /// that had just started overflowed it. Default 4096. Restart needed.
+    /// </summary>
+    public int ListenBacklog { get; set; } = 4096;
+
     /// <summary><paramref name="path"/> (starting with '/') under <see cref="PublicBaseUrl"/>, or as it is when none is set.</summary>
     public string Url(string path) => PublicBaseUrl is { Length: > 0 } root ? root.TrimEnd('/') + path : path;
 
