@@ -116,7 +116,11 @@ internal static class Scenarios
             await Task.Delay(TimeSpan.FromSeconds(1.5));
         }
         var clock = Stopwatch.StartNew();
+        // Seconds on CLOCK_MONOTONIC (Stopwatch's clock on Linux), as `perf record -k CLOCK_MONOTONIC` stamps its samples:
+        // a profile of the whole run can be cut to the burst (perf report --time START,END --pid PID; BENCHMARKS.md, issue 15).
+        log.WriteLine($"    burst on server pid {d.Server.Process.Id}: monotonic {(double)Stopwatch.GetTimestamp() / Stopwatch.Frequency:F6} s");
         var answers = await BurstAsync(users, n, "burst", log);
+        log.WriteLine($"    burst answered: monotonic {(double)Stopwatch.GetTimestamp() / Stopwatch.Frequency:F6} s");
         var ids = answers.Where(a => a.Status == 202).Select(a => a.Id!).ToList();
         var jobs = await d.Admin.WaitFinishedAsync(ids, TimeSpan.FromMinutes(40));
         var wall = clock.Elapsed;
