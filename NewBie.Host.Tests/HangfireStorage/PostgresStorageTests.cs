@@ -54,8 +54,11 @@ public sealed class PostgresFairQueueContractTests : FairQueueContract
     }
 }
 
-/// <summary>What the PostgreSQL storage promises across nodes: one fair order, no double claim, shared pause and priorities, crash recovery by sliding invisibility.</summary>
-[Collection(HangfireServerCollection.Name)]
+/// <summary>
+/// What the PostgreSQL storage promises across nodes: one fair order, no double claim, shared pause and priorities, crash
+/// recovery by sliding invisibility. No Hangfire server runs here, so these run beside other classes; the claim renewed by
+/// a running server's heartbeat is <see cref="PostgresHeartbeatTests"/>.
+/// </summary>
 public sealed class PostgresStorageTests : IDisposable
 {
     private readonly PostgresNodes _nodes = new();
@@ -257,29 +260,12 @@ public sealed class PostgresStorageTests : IDisposable
         Assert.Empty(b.FairQueue.GetFetchedJobIds("gpu"));
     }
 
-    [SkippableFact]
-    public void Job_whose_holder_keeps_heartbeating_is_not_claimed_by_another_node_past_the_timeout()
+    private DateTime FetchedAt(string jobId) => FetchedAt(_nodes, jobId);
+
+    /// <summary>When the job's queue row was last claimed or its claim renewed.</summary>
+    internal static DateTime FetchedAt(PostgresNodes nodes, string jobId)
     {
-        var timeout = TimeSpan.FromSeconds(2);
-        var (a, b) = (_nodes.Node(timeout), _nodes.Node(timeout));
-        var id = FairQueueContract.Enqueue(a.Storage, "gpu", FairQueueContract.Fair("A"));
-        // A Hangfire server on A (on another queue) runs A's storage heartbeat, which renews A's claims.
-        using var heartbeat = new BackgroundJobServer(new BackgroundJobServerOptions { Queues = ["idle"], WorkerCount = 1, ServerName = "a-heartbeat" }, a.Storage);
-        using var holder = a.Storage.GetConnection();
-        using var held = holder.FetchNextJob(["gpu"], new CancellationTokenSource(5000).Token);
-        var fetchedAt = FetchedAt(id);
-
-        using var connection = b.Storage.GetConnection();
-        Assert.ThrowsAny<OperationCanceledException>(() => connection.FetchNextJob(["gpu"], new CancellationTokenSource(3 * timeout).Token));
-
-        Assert.True(FetchedAt(id) > fetchedAt, "A's claim was never renewed");
-        Assert.Equal(new[] { id }, b.FairQueue.GetFetchedJobIds("gpu"));
-        held.RemoveFromQueue();
-    }
-
-    private DateTime FetchedAt(string jobId)
-    {
-        using var source = NpgsqlDataSource.Create(_nodes.Database.ConnectionString);
+        using var source = NpgsqlDataSource.Create(nodes.Database.ConnectionString);
         using var command = source.CreateCommand("SELECT fetchedat FROM hangfire.jobqueue WHERE jobid = $1");
         command.Parameters.Add(new NpgsqlParameter { Value = long.Parse(jobId, CultureInfo.InvariantCulture) });
         return (DateTime)command.ExecuteScalar()!;
@@ -328,5 +314,37 @@ public sealed class PostgresStorageContractTests : JobStorageContract
     {
         base.Dispose();
         _nodes.Dispose();
+    }
+}
+
+/// <summary>
+/// A claim renewed by the heartbeat of a Hangfire server on the holding node. A Hangfire server shares Hangfire's static
+/// configuration, so this runs alone (<see cref="HangfireServerCollection"/>).
+/// </summary>
+[Collection(HangfireServerCollection.Name)]
+public sealed class PostgresHeartbeatTests : IDisposable
+{
+    private readonly PostgresNodes _nodes = new();
+
+    public void Dispose() => _nodes.Dispose();
+
+    [SkippableFact]
+    public void Job_whose_holder_keeps_heartbeating_is_not_claimed_by_another_node_past_the_timeout()
+    {
+        var timeout = TimeSpan.FromSeconds(2);
+        var (a, b) = (_nodes.Node(timeout), _nodes.Node(timeout));
+        var id = FairQueueContract.Enqueue(a.Storage, "gpu", FairQueueContract.Fair("A"));
+        // A Hangfire server on A (on another queue) runs A's storage heartbeat, which renews A's claims.
+        using var heartbeat = new BackgroundJobServer(new BackgroundJobServerOptions { Queues = ["idle"], WorkerCount = 1, ServerName = "a-heartbeat" }, a.Storage);
+        using var holder = a.Storage.GetConnection();
+        using var held = holder.FetchNextJob(["gpu"], new CancellationTokenSource(5000).Token);
+        var fetchedAt = PostgresStorageTests.FetchedAt(_nodes, id);
+
+        using var connection = b.Storage.GetConnection();
+        Assert.ThrowsAny<OperationCanceledException>(() => connection.FetchNextJob(["gpu"], new CancellationTokenSource(3 * timeout).Token));
+
+        Assert.True(PostgresStorageTests.FetchedAt(_nodes, id) > fetchedAt, "A's claim was never renewed");
+        Assert.Equal(new[] { id }, b.FairQueue.GetFetchedJobIds("gpu"));
+        held.RemoveFromQueue();
     }
 }
